@@ -1,0 +1,104 @@
+# sparkernel: a Jupyter kernel in C for PySpark on a Spark standalone cluster.
+#   make            build build/bin/sparkernel and the kernelspec under build/share/jupyter
+#   make test       unit + integration tests (what CI runs)
+#   make asan       the same kernel with AddressSanitizer and UBSan, under build-asan/
+#   make run        the main job (see README.md)
+#   make bench      benchmarks against ipykernel; writes tests/bench/results.md
+#   make install PREFIX=/usr/local
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+PKGS     := libzmq jansson libcrypto libcurl
+VENV     ?= $(CURDIR)/.venv
+PYTHON   ?= $(VENV)/bin/python
+BUILD    ?= build
+SANITIZE ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
+            $(PKG_CFLAGS) $(SANITIZE)
+LDFLAGS  += -Wl,--as-needed $(SANITIZE)
+LDLIBS   += $(PKG_LIBS) -lpthread
+
+KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
+              kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
+              kernel/dispatch.c kernel/execution.c kernel/loop.c
+DRIVER_SRC := driver/frame.c driver/executor.c
+LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ   := $(BUILD)/obj/kernel/main.o
+BIN        := $(BUILD)/bin/sparkernel
+SPEC_DIR   := $(BUILD)/share/jupyter/kernels/sparkernel
+PYDIR      := $(CURDIR)/driver/python
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(BUILD)/tests/unit_tests
+
+.PHONY: all kernelspec test unit integration asan run lab bench fuzz install clean format \
+        format-check venv cluster-start cluster-stop
+
+all: $(BIN) kernelspec
+
+$(BUILD)/obj/%.o: %.c $(wildcard kernel/*.h driver/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSPARKERNEL_PYDIR='"$(PYDIR)"' -c $< -o $@
+
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The kernelspec points at this build: JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter finds it.
+kernelspec: $(BIN)
+	@mkdir -p $(SPEC_DIR)
+	$(PYTHON) kernelspec/render.py --bin $(CURDIR)/$(BIN) --python $(PYTHON) \
+	    --pythonpath $(PYDIR) --out $(SPEC_DIR)
+
+$(UNIT_BIN): $(UNIT_SRC) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $(UNIT_SRC) $(LIB_OBJ) \
+	    $(LDFLAGS) $(LDLIBS) -lcriterion
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+integration: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
+
+# The whole suite: README.md and .ci/run use this target.
+test: unit integration
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	SPARKERNEL_SANITIZED=1 JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
+	    $(PYTHON) -m pytest -q tests/integration
+
+bench: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
+	    --out tests/bench/results.md
+
+run: all
+	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter ./tests/support/run_main_job.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sparkernel/python/sparkernel_executor \
+	    $(DESTDIR)$(PREFIX)/share/jupyter/kernels/sparkernel
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sparkernel
+	install -m 644 driver/python/sparkernel_executor/*.py \
+	    $(DESTDIR)$(PREFIX)/share/sparkernel/python/sparkernel_executor/
+	$(PYTHON) kernelspec/render.py --bin $(PREFIX)/bin/sparkernel \
+	    --python $${SPARKERNEL_INSTALL_PYTHON:-$(PYTHON)} \
+	    --pythonpath $(PREFIX)/share/sparkernel/python \
+	    --out $(DESTDIR)$(PREFIX)/share/jupyter/kernels/sparkernel
+
+format:
+	clang-format -i $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,351 @@
+/* executor: fork/exec, pipes, output capture and the end of the child's life. */
+#include "executor.h"
+
+#include "../kernel/log.h"
+#include "../kernel/utf8.h"
+#include "frame.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK 65536
+
+struct executor {
+    struct executor_config cfg;
+    enum executor_state state;
+    pid_t pid;
+    int cmd_fd;                /* we write commands */
+    int event_fd;              /* we read events */
+    int out_fd[2];             /* stdout, stderr */
+    unsigned char carry[2][4]; /* an unfinished UTF-8 character per stream */
+    size_t carry_len[2];
+    struct frame_reader *events;
+};
+
+struct executor *executor_new(const struct executor_config *cfg)
+{
+    struct executor *ex = calloc(1, sizeof *ex);
+    if (ex == NULL)
+        return NULL;
+    ex->cfg = *cfg;
+    ex->pid = -1;
+    ex->cmd_fd = ex->event_fd = ex->out_fd[0] = ex->out_fd[1] = -1;
+    return ex;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+void executor_cleanup(struct executor *ex)
+{
+    if (ex->pid > 0) {
+        kill(-ex->pid, SIGKILL); /* whatever the child left behind (a JVM) */
+        ex->pid = -1;
+    }
+    close_fd(&ex->cmd_fd);
+    close_fd(&ex->event_fd);
+    close_fd(&ex->out_fd[0]);
+    close_fd(&ex->out_fd[1]);
+    ex->carry_len[0] = ex->carry_len[1] = 0;
+    frame_reader_destroy(&ex->events);
+    ex->state = EXECUTOR_STOPPED;
+}
+
+void executor_destroy(struct executor **self)
+{
+    if (self == NULL || *self == NULL)
+        return;
+    executor_stop(*self, 2000);
+    free(*self);
+    *self = NULL;
+}
+
+/* Moves fd to a number above the ones the child will use, close-on-exec cleared later. */
+static int lift(int fd)
+{
+    int high = fcntl(fd, F_DUPFD, 10);
+    close(fd);
+    return high;
+}
+
+int executor_start(struct executor *ex)
+{
+    if (ex->state != EXECUTOR_STOPPED)
+        return EXECUTOR_OK;
+    int cmd[2], ev[2], out[2], err[2];
+    if (pipe2(cmd, O_CLOEXEC) != 0)
+        return EXECUTOR_ESPAWN;
+    if (pipe2(ev, O_CLOEXEC) != 0) {
+        close(cmd[0]), close(cmd[1]);
+        return EXECUTOR_ESPAWN;
+    }
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]);
+        return EXECUTOR_ESPAWN;
+    }
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]), close(out[0]), close(out[1]);
+        return EXECUTOR_ESPAWN;
+    }
+    char pythonpath[8192];
+    const char *old = getenv("PYTHONPATH");
+    snprintf(pythonpath, sizeof pythonpath, "%s%s%s", ex->cfg.pythonpath, old && *old ? ":" : "",
+             old && *old ? old : "");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]);
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        return EXECUTOR_ESPAWN;
+    }
+    if (pid == 0) {
+        /* Child: own session (a terminal's or client's SIGINT to the kernel's group never
+         * reaches it or its JVM), default signal dispositions, unblocked mask. */
+        setsid();
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        int c = lift(cmd[0]), e = lift(ev[1]), o = lift(out[1]), r = lift(err[1]);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (c < 0 || e < 0 || o < 0 || r < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
+            dup2(o, 1) < 0 || dup2(r, 2) < 0 || dup2(c, 3) < 0 || dup2(e, 4) < 0)
+            _exit(127);
+        setenv("PYTHONPATH", pythonpath, 1);
+        setenv("SPARKERNEL_CMD_FD", "3", 1);
+        setenv("SPARKERNEL_EVENT_FD", "4", 1);
+        setenv("PYTHONIOENCODING", "utf-8", 1);
+        if (getenv("MPLBACKEND") == NULL)
+            setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline", 1);
+        execlp(ex->cfg.python, ex->cfg.python, "-m", "sparkernel_executor", (char *)NULL);
+        dprintf(2, "sparkernel: cannot run the Python executor with %s: %s\n", ex->cfg.python,
+                strerror(errno));
+        _exit(127);
+    }
+    close(cmd[0]), close(ev[1]), close(out[1]), close(err[1]);
+    ex->pid = pid;
+    ex->cmd_fd = cmd[1];
+    ex->event_fd = ev[0];
+    ex->out_fd[0] = out[0];
+    ex->out_fd[1] = err[0];
+    fcntl(ex->event_fd, F_SETFL, O_NONBLOCK);
+    fcntl(ex->out_fd[0], F_SETFL, O_NONBLOCK);
+    fcntl(ex->out_fd[1], F_SETFL, O_NONBLOCK);
+    ex->events = frame_reader_new(ex->cfg.max_frame);
+    ex->state = EXECUTOR_STARTING;
+    log_info("executor started (pid %d, %s)", (int)pid, ex->cfg.python);
+    return EXECUTOR_OK;
+}
+
+enum executor_state executor_state(const struct executor *ex)
+{
+    return ex->state;
+}
+
+void executor_set_ready(struct executor *ex)
+{
+    if (ex->state == EXECUTOR_STARTING)
+        ex->state = EXECUTOR_READY;
+}
+
+pid_t executor_pid(const struct executor *ex)
+{
+    return ex->pid;
+}
+
+int executor_event_fd(const struct executor *ex)
+{
+    return ex->event_fd;
+}
+
+int executor_stream_fd(const struct executor *ex, enum executor_stream which)
+{
+    return ex->out_fd[which];
+}
+
+int executor_send(struct executor *ex, json_t *obj)
+{
+    if (ex->cmd_fd < 0)
+        return EXECUTOR_ENOTRUNNING;
+    char *buf;
+    size_t len;
+    if (frame_encode(obj, &buf, &len) != FRAME_OK)
+        return EXECUTOR_EPROTOCOL;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(ex->cmd_fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            free(buf);
+            return EXECUTOR_EPIPE;
+        }
+        off += (size_t)w;
+    }
+    free(buf);
+    return EXECUTOR_OK;
+}
+
+int executor_interrupt(struct executor *ex)
+{
+    if (ex->pid <= 0)
+        return EXECUTOR_ENOTRUNNING;
+    return kill(ex->pid, SIGINT) == 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+}
+
+int executor_read_events(struct executor *ex)
+{
+    if (ex->event_fd < 0)
+        return 1;
+    char buf[READ_CHUNK];
+    for (int rounds = 0; rounds < 64; rounds++) {
+        ssize_t n = read(ex->event_fd, buf, sizeof buf);
+        if (n > 0) {
+            if (frame_reader_feed(ex->events, buf, (size_t)n) != FRAME_OK)
+                return EXECUTOR_EPROTOCOL;
+            continue;
+        }
+        if (n == 0) {
+            close_fd(&ex->event_fd);
+            return 1;
+        }
+        if (errno == EINTR)
+            continue;
+        return 0; /* EAGAIN: all read */
+    }
+    return 0;
+}
+
+json_t *executor_next_event(struct executor *ex)
+{
+    if (ex->events == NULL)
+        return NULL;
+    for (;;) {
+        json_t *ev;
+        int rc = frame_reader_next(ex->events, &ev);
+        if (rc == FRAME_OK)
+            return ev;
+        if (rc == FRAME_AGAIN)
+            return NULL;
+        if (rc == FRAME_ETOOBIG) {
+            log_error("executor event stream broken (%s); closing it", frame_strerror(rc));
+            close_fd(&ex->event_fd);
+            frame_reader_destroy(&ex->events);
+            return NULL;
+        }
+        log_warn("executor event dropped: %s", frame_strerror(rc));
+    }
+}
+
+char *executor_read_stream(struct executor *ex, enum executor_stream which, size_t *len, int *eof)
+{
+    *len = 0;
+    *eof = 0;
+    int fd = ex->out_fd[which];
+    if (fd < 0) {
+        *eof = 1;
+        return NULL;
+    }
+    unsigned char *raw = malloc(READ_CHUNK + 4);
+    if (raw == NULL)
+        return NULL;
+    size_t have = ex->carry_len[which];
+    memcpy(raw, ex->carry[which], have);
+    ssize_t n;
+    do
+        n = read(fd, raw + have, READ_CHUNK);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        *eof = 1;
+        close_fd(&ex->out_fd[which]);
+    }
+    if (n > 0)
+        have += (size_t)n;
+    /* At end of stream an unfinished character is flushed (as U+FFFD). */
+    size_t keep = *eof ? have : utf8_complete_prefix(raw, have);
+    ex->carry_len[which] = have - keep;
+    memcpy(ex->carry[which], raw + keep, have - keep);
+    if (keep == 0) {
+        free(raw);
+        return NULL;
+    }
+    char *text = malloc(3 * keep + 1);
+    if (text != NULL)
+        *len = utf8_sanitize(raw, keep, text);
+    free(raw);
+    return text;
+}
+
+int executor_reap(struct executor *ex, int *status)
+{
+    if (ex->pid <= 0)
+        return 0;
+    pid_t r = waitpid(ex->pid, status, WNOHANG);
+    return r == ex->pid;
+}
+
+static int wait_exit(struct executor *ex, int ms, int *status)
+{
+    for (int waited = 0; waited <= ms; waited += 10) {
+        if (waitpid(ex->pid, status, WNOHANG) == ex->pid)
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+void executor_wait(struct executor *ex, int ms, int *status)
+{
+    if (ex->pid <= 0 || wait_exit(ex, ms, status))
+        return;
+    kill(-ex->pid, SIGKILL);
+    waitpid(ex->pid, status, 0);
+}
+
+void executor_stop(struct executor *ex, int grace_ms)
+{
+    if (ex->pid > 0) {
+        int status;
+        close_fd(&ex->cmd_fd); /* EOF on its command pipe: the executor exits cleanly */
+        if (!wait_exit(ex, grace_ms, &status)) {
+            kill(ex->pid, SIGTERM);
+            if (!wait_exit(ex, 1000, &status)) {
+                kill(-ex->pid, SIGKILL);
+                waitpid(ex->pid, &status, 0);
+            }
+        }
+        log_info("executor stopped (pid %d)", (int)ex->pid);
+    }
+    executor_cleanup(ex);
+}
+
+void executor_describe_status(int status, char *buf, size_t len)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbrev = sigabbrev_np(sig);
+        snprintf(buf, len, "was killed by signal %d (SIG%s)", sig, abbrev ? abbrev : "?");
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    } else {
+        snprintf(buf, len, "stopped (status 0x%x)", status);
+    }
+}

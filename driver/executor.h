@@ -1,0 +1,75 @@
+/* executor: the supervised Python executor (an IPython shell, later holding the
+ * SparkSession). A child process in its own session, talking frames over two pipes
+ * (commands on its fd 3, events on its fd 4) with its fd 1 and 2 captured. */
+#ifndef SPARKERNEL_EXECUTOR_H
+#define SPARKERNEL_EXECUTOR_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum executor_state { EXECUTOR_STOPPED = 0, EXECUTOR_STARTING, EXECUTOR_READY };
+
+enum executor_error {
+    EXECUTOR_OK = 0,
+    EXECUTOR_ESPAWN = -1, /* pipe/fork failed */
+    EXECUTOR_ENOTRUNNING = -2,
+    EXECUTOR_EPIPE = -3,     /* the executor closed its command pipe */
+    EXECUTOR_EPROTOCOL = -4, /* an event stream that cannot be read any more */
+};
+
+enum executor_stream { EXECUTOR_STDOUT = 0, EXECUTOR_STDERR = 1 };
+
+struct executor_config {
+    const char *python;     /* interpreter to run */
+    const char *pythonpath; /* directory holding the sparkernel_executor package */
+    size_t max_frame;
+};
+
+struct executor;
+
+/* Borrows cfg strings for the executor's lifetime. Returns a new object; destroy()s. */
+struct executor *executor_new(const struct executor_config *cfg);
+/* Stops the child (see executor_stop) and frees. Accepts NULL. */
+void executor_destroy(struct executor **self);
+
+/* Forks and execs the child; returns at once (state STARTING until its "ready" event). */
+int executor_start(struct executor *self);
+enum executor_state executor_state(const struct executor *self);
+void executor_set_ready(struct executor *self);
+pid_t executor_pid(const struct executor *self);
+/* The fds to poll: events, stdout, stderr; -1 where closed. */
+int executor_event_fd(const struct executor *self);
+int executor_stream_fd(const struct executor *self, enum executor_stream which);
+
+/* Sends one command frame (obj borrowed). */
+int executor_send(struct executor *self, json_t *obj);
+/* Sends SIGINT to the executor process only (never its children: the JVM). */
+int executor_interrupt(struct executor *self);
+
+/* Reads what is waiting on the event pipe. Returns 1 at end of stream, 0 otherwise, or
+ * EXECUTOR_EPROTOCOL. Then call executor_next_event until it returns NULL. */
+int executor_read_events(struct executor *self);
+/* Returns the next complete event (new reference) or NULL. */
+json_t *executor_next_event(struct executor *self);
+
+/* Reads what is waiting on stdout or stderr (non-blocking) and returns it as valid UTF-8
+ * in a malloc'd buffer (caller frees) with *len, or NULL when nothing was read (*eof set
+ * when the stream has ended). */
+char *executor_read_stream(struct executor *self, enum executor_stream which, size_t *len,
+                           int *eof);
+
+/* Reaps the child if it has exited (non-blocking). Returns 1 and fills *status when it has. */
+int executor_reap(struct executor *self, int *status);
+/* Waits up to ms for the child to exit, then SIGKILLs its process group and waits. Fills
+ * *status. */
+void executor_wait(struct executor *self, int ms, int *status);
+/* Closes the command pipe, waits up to grace_ms for a clean exit, then SIGTERM, then
+ * SIGKILL to the child's whole process group. Leaves the state STOPPED. */
+void executor_stop(struct executor *self, int grace_ms);
+/* After a death: kills what is left of its process group and closes every fd. */
+void executor_cleanup(struct executor *self);
+/* Describes a wait status for a cell: "was killed by signal 9 (SIGKILL)". */
+void executor_describe_status(int status, char *buf, size_t len);
+
+#endif

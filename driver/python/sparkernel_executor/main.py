@@ -1,0 +1,161 @@
+"""The executor's main loop: read a command, run it in the shell, send the reply."""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import sys
+from typing import Any
+
+from . import __version__
+from .frames import Channel
+from .streams import Flusher, FrameStream, flush_all
+
+_executing = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    # Only a running cell is interrupted; between cells the signal is ignored.
+    if _executing:
+        raise KeyboardInterrupt
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)  # runs atexit handlers (a SparkSession stops cleanly)
+
+
+def language_info() -> dict:
+    return {
+        "name": "python",
+        "version": platform.python_version(),
+        "mimetype": "text/x-python",
+        "file_extension": ".py",
+        "pygments_lexer": "ipython3",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "nbconvert_exporter": "python",
+    }
+
+
+class Executor:
+    def __init__(self, channel: Channel) -> None:
+        from .shell import make_shell
+
+        self.channel = channel
+        self.shell, self.stdin = make_shell(channel)
+
+    def reply(self, content: dict) -> None:
+        flush_all(sys.stdout, sys.stderr)
+        self.channel.send({"type": "reply", "content": content})
+
+    def execute(self, msg: dict) -> dict:
+        global _executing
+        shell = self.shell
+        shell.last_error = None
+        self.stdin.allowed = bool(msg.get("allow_stdin", False))
+        shell.execution_count = int(msg.get("execution_count", 1))
+        result = None
+        try:
+            _executing = True
+            result = shell.run_cell(msg.get("code", ""), store_history=bool(
+                msg.get("store_history", True)), silent=bool(msg.get("silent", False)))
+        except KeyboardInterrupt:
+            shell.showtraceback()  # landed between the cell and us: still this cell's
+        finally:
+            _executing = False
+        if result is not None and result.success:
+            content: dict = {"status": "ok",
+                             "user_expressions": shell.user_expressions(
+                                 msg.get("user_expressions") or {})}
+        else:
+            err = shell.last_error or {"ename": "Error", "evalue": "the cell failed",
+                                       "traceback": []}
+            content = {"status": "error", **err, "user_expressions": {}}
+        content["payload"] = shell.payload_manager.read_payload()
+        shell.payload_manager.clear_payload()
+        return content
+
+    def complete(self, msg: dict) -> dict:
+        from IPython.core.completer import provisionalcompleter, rectify_completions
+
+        code = msg.get("code", "")
+        pos = msg.get("cursor_pos")
+        pos = len(code) if pos is None else int(pos)
+        with provisionalcompleter():
+            comps = list(rectify_completions(code, self.shell.Completer.completions(code, pos)))
+        if comps:
+            start, end = comps[0].start, comps[0].end
+        else:
+            start = end = pos
+        types = [{"start": c.start, "end": c.end, "text": c.text, "type": c.type,
+                  "signature": c.signature} for c in comps]
+        return {"status": "ok", "matches": [c.text for c in comps], "cursor_start": start,
+                "cursor_end": end, "metadata": {"_jupyter_types_experimental": types}}
+
+    def inspect(self, msg: dict) -> dict:
+        from IPython.utils.tokenutil import token_at_cursor
+
+        code = msg.get("code", "")
+        pos = msg.get("cursor_pos")
+        pos = len(code) if pos is None else int(pos)
+        name = token_at_cursor(code, pos)
+        try:
+            data = self.shell.object_inspect_mime(name,
+                                                  detail_level=int(msg.get("detail_level", 0)))
+            found = True
+        except KeyError:
+            data, found = {}, False
+        return {"status": "ok", "found": found, "data": data, "metadata": {}}
+
+    def is_complete(self, msg: dict) -> dict:
+        status, indent = self.shell.input_transformer_manager.check_complete(
+            msg.get("code", ""))
+        out = {"status": status}
+        if status == "incomplete":
+            out["indent"] = " " * (indent or 0)
+        return out
+
+    def handle(self, msg: dict) -> None:
+        kind = msg.get("type")
+        handler = {"execute": self.execute, "complete": self.complete,
+                   "inspect": self.inspect, "is_complete": self.is_complete}.get(kind)
+        if handler is None:
+            return  # a stale input_reply after an interrupt, or unknown: nothing to answer
+        try:
+            content = handler(msg)
+        except KeyboardInterrupt:
+            content = {"status": "error", "ename": "KeyboardInterrupt", "evalue": "",
+                       "traceback": []}
+        except Exception as exc:  # a bug in a hook must not kill the executor
+            content = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc),
+                       "traceback": []}
+        self.reply(content)
+
+
+def main() -> None:
+    cmd_fd = int(os.environ.pop("SPARKERNEL_CMD_FD", "3"))
+    event_fd = int(os.environ.pop("SPARKERNEL_EVENT_FD", "4"))
+    os.set_inheritable(cmd_fd, False)
+    os.set_inheritable(event_fd, False)
+    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    channel = Channel(cmd_fd, event_fd)
+    sys.stdout = FrameStream(channel, "stdout", 1)
+    sys.stderr = FrameStream(channel, "stderr", 2)
+    flusher = Flusher(sys.stdout, sys.stderr)
+    flusher.start()
+    executor = Executor(channel)
+    channel.send({"type": "ready", "language_info": language_info(), "pid": os.getpid(),
+                  "executor_version": __version__})
+    while True:
+        try:
+            msg = channel.recv()
+        except KeyboardInterrupt:
+            continue
+        if msg is None:
+            break  # the kernel closed the pipe: shut down cleanly
+        flusher.busy.set()
+        try:
+            executor.handle(msg)
+        finally:
+            flusher.busy.clear()
+    flush_all(sys.stdout, sys.stderr)

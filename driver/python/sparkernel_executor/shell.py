@@ -1,0 +1,133 @@
+"""The IPython shell and its hooks: display publisher, display hook, traceback, pager,
+input(), so that everything a cell shows becomes a frame for the kernel."""
+from __future__ import annotations
+
+import builtins
+import getpass
+import sys
+from typing import Any
+
+from IPython.core.displayhook import DisplayHook
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import StdinNotImplementedError
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from .frames import Channel
+
+# Set once by make_shell before the shell (and so its hooks) is created.
+_channel: Channel | None = None
+
+
+def _flush_streams() -> None:
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:  # a user may have replaced sys.stdout with anything
+            pass
+
+
+def _send(obj: dict) -> None:
+    _flush_streams()
+    assert _channel is not None
+    _channel.send(obj)
+
+
+class FrameDisplayPublisher(DisplayPublisher):
+    def publish(  # type: ignore[override]
+        self,
+        data: dict,
+        metadata: dict | None = None,
+        source: Any = None,
+        *,
+        transient: dict | None = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        _send({"type": "display", "data": data, "metadata": metadata or {},
+               "transient": transient or {}, "update": bool(update)})
+
+    def clear_output(self, wait: bool = False) -> None:
+        _send({"type": "clear_output", "wait": bool(wait)})
+
+
+class FrameDisplayHook(DisplayHook):
+    def start_displayhook(self) -> None:
+        self._bundle: tuple[dict, dict] | None = None
+
+    def write_output_prompt(self) -> None:
+        pass
+
+    def write_format_data(self, format_dict: dict, md_dict: dict | None = None) -> None:
+        self._bundle = (format_dict, md_dict or {})
+
+    def finish_displayhook(self) -> None:
+        if self._bundle is not None:
+            data, md = self._bundle
+            _send({"type": "result", "data": data, "metadata": md})
+        self._bundle = None
+
+
+class ExecutorShell(InteractiveShell):
+    displayhook_class = FrameDisplayHook
+    display_pub_class = FrameDisplayPublisher
+
+    last_error: dict | None = None
+
+    def _showtraceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
+        err = {"ename": getattr(etype, "__name__", str(etype)), "evalue": str(evalue),
+               "traceback": list(stb)}
+        self.last_error = err
+        _send({"type": "error", **err})
+
+    def ask_exit(self) -> None:
+        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        self.payload_manager.write_payload(
+            {"source": "set_next_input", "text": text, "replace": replace})
+
+    def enable_gui(self, gui: str | None = None) -> None:
+        pass  # no event loop integration: there is no GUI on an edgenode
+
+
+class Stdin:
+    """input() and getpass() through the kernel's stdin channel."""
+
+    allowed = False
+
+    def ask(self, prompt: str, password: bool) -> str:
+        if not self.allowed:
+            raise StdinNotImplementedError(
+                "input() was called, but this frontend does not support input requests "
+                "(allow_stdin is false). Pass the value as a variable or papermill parameter.")
+        _send({"type": "input_request", "prompt": str(prompt), "password": password})
+        assert _channel is not None
+        while True:
+            msg = _channel.recv()
+            if msg is None:
+                raise EOFError("the kernel closed the executor's input")
+            if msg.get("type") == "input_reply":
+                return str(msg.get("value", ""))
+
+    def input(self, prompt: str = "") -> str:
+        return self.ask(prompt, False)
+
+    def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+        return self.ask(prompt, True)
+
+
+def make_shell(channel: Channel) -> tuple[ExecutorShell, Stdin]:
+    global _channel
+    _channel = channel
+    cfg = Config()
+    cfg.HistoryManager.hist_file = ":memory:"  # the kernel keeps the session's history
+    shell = ExecutorShell.instance(config=cfg)
+    from IPython.core import page, payloadpage
+
+    # obj? and %page become a "page" payload of the execute reply, as frontends expect.
+    shell.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
+    stdin = Stdin()
+    builtins.input = stdin.input
+    getpass.getpass = stdin.getpass
+    return shell, stdin

@@ -1,0 +1,233 @@
+/* auth: HMAC-SHA256 through OpenSSL's EVP_MAC, CRYPTO_memcmp for the comparison, and a
+ * two-generation hash set of recent digests for the replay guard (bounded memory: when the
+ * young generation fills, the old one is dropped and the young one becomes old). */
+#include "auth.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIGEST_KEY 16 /* bytes of each digest kept in the replay set */
+
+struct digest_set {
+    unsigned char *slots; /* capacity * DIGEST_KEY bytes; all-zero slot = empty */
+    size_t capacity;      /* power of two, twice the generation size */
+    size_t count;
+};
+
+struct auth {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *proto; /* initialised with the key; duplicated per message */
+    int enabled;
+    size_t generation; /* entries per generation */
+    struct digest_set young, old;
+};
+
+const char *auth_strerror(int code)
+{
+    switch (code) {
+    case AUTH_OK:
+        return "ok";
+    case AUTH_EBADSIG:
+        return "signature does not match the key";
+    case AUTH_EREPLAY:
+        return "signature was seen before (replayed message)";
+    case AUTH_EFORMAT:
+        return "signature is not 64 hex digits";
+    case AUTH_ENOMEM:
+        return "out of memory";
+    }
+    return "unknown auth error";
+}
+
+static EVP_MAC_CTX *mac_ctx_new(EVP_MAC *mac, const void *key, size_t key_len)
+{
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    if (ctx == NULL)
+        return NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    /* A zero-length key is legal for HMAC but EVP wants a non-NULL pointer. */
+    static const unsigned char none[1];
+    if (!EVP_MAC_init(ctx, key_len ? key : none, key_len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static int mac_run(EVP_MAC_CTX *proto, const struct auth_part *parts, size_t n,
+                   unsigned char out[32])
+{
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(proto);
+    if (ctx == NULL)
+        return AUTH_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        EVP_MAC_update(ctx, parts[i].data, parts[i].len);
+    size_t outl = 0;
+    int ok = EVP_MAC_final(ctx, out, &outl, 32);
+    EVP_MAC_CTX_free(ctx);
+    return ok && outl == 32 ? AUTH_OK : AUTH_ENOMEM;
+}
+
+int auth_hmac_sha256(const void *key, size_t key_len, const struct auth_part *parts, size_t n,
+                     unsigned char out[32])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL)
+        return AUTH_ENOMEM;
+    EVP_MAC_CTX *ctx = mac_ctx_new(mac, key, key_len);
+    int rc = ctx ? mac_run(ctx, parts, n, out) : AUTH_ENOMEM;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return rc;
+}
+
+static int set_init(struct digest_set *s, size_t capacity)
+{
+    s->slots = calloc(capacity, DIGEST_KEY);
+    s->capacity = capacity;
+    s->count = 0;
+    return s->slots ? 0 : -1;
+}
+
+static size_t set_hash(const unsigned char *d)
+{
+    uint64_t h;
+    memcpy(&h, d, sizeof h); /* the digest is already uniformly distributed */
+    return (size_t)h;
+}
+
+/* Returns 1 if present. With insert, adds it when absent. */
+static int set_probe(struct digest_set *s, const unsigned char *d, int insert)
+{
+    static const unsigned char zero[DIGEST_KEY];
+    size_t mask = s->capacity - 1;
+    for (size_t i = set_hash(d) & mask;; i = (i + 1) & mask) {
+        unsigned char *slot = s->slots + i * DIGEST_KEY;
+        if (memcmp(slot, zero, DIGEST_KEY) == 0) {
+            if (insert) {
+                memcpy(slot, d, DIGEST_KEY);
+                s->count++;
+            }
+            return 0;
+        }
+        if (memcmp(slot, d, DIGEST_KEY) == 0)
+            return 1;
+    }
+}
+
+struct auth *auth_new(const void *key, size_t key_len, size_t replay_window)
+{
+    struct auth *self = calloc(1, sizeof *self);
+    if (self == NULL)
+        return NULL;
+    self->enabled = key_len > 0;
+    size_t cap = 16;
+    while (cap < replay_window * 2)
+        cap <<= 1;
+    self->generation = cap / 2;
+    self->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (self->mac == NULL || (self->proto = mac_ctx_new(self->mac, key, key_len)) == NULL ||
+        set_init(&self->young, cap) || set_init(&self->old, cap)) {
+        auth_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void auth_destroy(struct auth **self)
+{
+    if (self == NULL || *self == NULL)
+        return;
+    struct auth *a = *self;
+    EVP_MAC_CTX_free(a->proto);
+    EVP_MAC_free(a->mac);
+    free(a->young.slots);
+    free(a->old.slots);
+    free(a);
+    *self = NULL;
+}
+
+int auth_enabled(const struct auth *self)
+{
+    return self->enabled;
+}
+
+static void to_hex(const unsigned char *d, size_t n, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
+
+static int from_hex(const char *hex, size_t len, unsigned char *out)
+{
+    if (len != AUTH_HEX_LEN)
+        return -1;
+    for (size_t i = 0; i < len; i += 2) {
+        int v = 0;
+        for (size_t j = 0; j < 2; j++) {
+            char c = hex[i + j];
+            int x = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (x < 0)
+                return -1;
+            v = v * 16 + x;
+        }
+        out[i / 2] = (unsigned char)v;
+    }
+    return 0;
+}
+
+int auth_sign(const struct auth *self, const struct auth_part *parts, size_t n,
+              char hex[AUTH_HEX_LEN + 1])
+{
+    if (!self->enabled) {
+        hex[0] = '\0';
+        return AUTH_OK;
+    }
+    unsigned char d[32];
+    int rc = mac_run(self->proto, parts, n, d);
+    if (rc == AUTH_OK)
+        to_hex(d, sizeof d, hex);
+    return rc;
+}
+
+int auth_verify(struct auth *self, const struct auth_part *parts, size_t n, const char *sig,
+                size_t sig_len)
+{
+    if (!self->enabled)
+        return AUTH_OK;
+    unsigned char given[32], want[32];
+    if (from_hex(sig, sig_len, given) != 0)
+        return AUTH_EFORMAT;
+    int rc = mac_run(self->proto, parts, n, want);
+    if (rc != AUTH_OK)
+        return rc;
+    if (CRYPTO_memcmp(given, want, sizeof want) != 0)
+        return AUTH_EBADSIG;
+    if (set_probe(&self->young, want, 0) || set_probe(&self->old, want, 0))
+        return AUTH_EREPLAY;
+    if (self->young.count >= self->generation) {
+        struct digest_set t = self->old;
+        self->old = self->young;
+        self->young = t;
+        memset(self->young.slots, 0, self->young.capacity * DIGEST_KEY);
+        self->young.count = 0;
+    }
+    /* An all-zero digest prefix would read as an empty slot; it has probability 2^-128. */
+    set_probe(&self->young, want, 1);
+    return AUTH_OK;
+}

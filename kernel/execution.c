@@ -1,0 +1,454 @@
+/* execution: shell requests that need the Python executor wait here in arrival order; one
+ * runs at a time. This file turns executor events into iopub messages and replies, and
+ * owns the executor's life: started in the background at kernel start, restarted after a
+ * death, its last cell told what happened. */
+#include "kernel.h"
+#include "log.h"
+#include "message.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *fallback_language_info(struct kernel *k)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}, s:s}", "name", "python", "version",
+                     k->python_version ? k->python_version : "3", "mimetype", "text/x-python",
+                     "file_extension", ".py", "pygments_lexer", "ipython3", "codemirror_mode",
+                     "name", "ipython", "version", 3, "nbconvert_exporter", "python");
+}
+
+json_t *execution_language_info(struct kernel *k)
+{
+    return k->language_info ? json_incref(k->language_info) : fallback_language_info(k);
+}
+
+/* Appends msg (taken) to the list head/tail. */
+static void queue_push(struct pending **head, struct pending **tail, struct wire_msg *msg)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        log_error("out of memory queueing %s; dropped", msg->msg_type);
+        wire_msg_destroy(&msg);
+        return;
+    }
+    p->msg = msg;
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+void execution_enqueue(struct kernel *k, struct wire_msg *msg)
+{
+    queue_push(&k->queue_head, &k->queue_tail, msg);
+    execution_pump(k);
+}
+
+static struct wire_msg *dequeue(struct kernel *k)
+{
+    struct pending *p = k->queue_head;
+    if (p == NULL)
+        return NULL;
+    k->queue_head = p->next;
+    if (k->queue_head == NULL)
+        k->queue_tail = NULL;
+    struct wire_msg *m = p->msg;
+    free(p);
+    return m;
+}
+
+static int bool_field(json_t *content, const char *key, int fallback)
+{
+    json_t *v = json_object_get(content, key);
+    return json_is_boolean(v) ? json_is_true(v) : fallback;
+}
+
+static json_t *reply_metadata(struct kernel *k, const char *status)
+{
+    return json_pack("{s:s, s:b, s:s, s:s}", "started", k->current_started, "dependencies_met", 1,
+                     "engine", k->session, "status", status);
+}
+
+static void take_waiting_shell(struct kernel *k);
+
+/* Ends the current request: reply (content stolen), idle, next. */
+static void finish_current(struct kernel *k, json_t *content)
+{
+    struct wire_msg *req = k->current;
+    char reply_type[64];
+    dispatch_reply_type(req->msg_type, reply_type, sizeof reply_type);
+    const char *status = json_string_value(json_object_get(content, "status"));
+    int is_execute = strcmp(req->msg_type, "execute_request") == 0;
+    int failed = status == NULL || strcmp(status, "ok") != 0;
+    int abort = is_execute && failed && k->current_stop_on_error;
+    /* What the client sent before this reply existed is what stop_on_error aborts: take it
+     * in now, before the reply, so a cell sent in answer to the error is never aborted. */
+    if (abort)
+        take_waiting_shell(k);
+    if (is_execute)
+        json_object_set_new(content, "execution_count", json_integer(k->current_count));
+    dispatch_reply(k, k->sock[CHANNEL_SHELL], req, reply_type, content,
+                   is_execute ? reply_metadata(k, status ? status : "error") : NULL);
+    iopub_status(k, "idle", req->header);
+    k->current = NULL;
+    k->awaiting_input = 0;
+    wire_msg_destroy(&req);
+    if (abort)
+        execution_abort_queue(k);
+    execution_pump(k);
+}
+
+/* Answers a request without the executor: an error in the cell and the reply. */
+static void fail_request(struct kernel *k, struct wire_msg *req, const char *ename,
+                         const char *evalue)
+{
+    k->current = req;
+    int is_execute = strcmp(req->msg_type, "execute_request") == 0;
+    if (is_execute) {
+        json_t *tb = json_pack("[s]", evalue);
+        iopub_publish(k, "error", req->header, message_error_content(ename, evalue, tb));
+        json_decref(tb);
+    }
+    json_t *content = json_pack("{s:s, s:s, s:s, s:[s]}", "status", "error", "ename", ename,
+                                "evalue", evalue, "traceback", evalue);
+    if (is_execute) {
+        json_object_set_new(content, "user_expressions", json_object());
+        json_object_set_new(content, "payload", json_array());
+    }
+    finish_current(k, content);
+}
+
+static void take_waiting_shell(struct kernel *k)
+{
+    struct wire_msg *m;
+    int rc;
+    for (int i = 0; i < 10000 && (rc = kernel_recv(k, CHANNEL_SHELL, &m)) != 1; i++) {
+        if (rc != 0)
+            continue; /* dropped and counted */
+        if (dispatch_needs_executor(m->msg_type))
+            queue_push(&k->queue_head, &k->queue_tail, m);
+        else
+            dispatch_message(k, CHANNEL_SHELL, m);
+    }
+}
+
+void execution_abort_queue(struct kernel *k)
+{
+    struct pending *keep_head = NULL, *keep_tail = NULL;
+    struct wire_msg *m;
+    while ((m = dequeue(k)) != NULL) {
+        if (strcmp(m->msg_type, "execute_request") != 0) {
+            queue_push(&keep_head, &keep_tail, m);
+            continue;
+        }
+        log_info("aborting queued execute_request %.8s after an error", m->msg_id);
+        iopub_status(k, "busy", m->header);
+        dispatch_reply(
+            k, k->sock[CHANNEL_SHELL], m, "execute_reply",
+            json_pack("{s:s, s:i}", "status", "aborted", "execution_count", k->execution_count),
+            json_pack("{s:s}", "status", "aborted"));
+        iopub_status(k, "idle", m->header);
+        wire_msg_destroy(&m);
+    }
+    k->queue_head = keep_head;
+    k->queue_tail = keep_tail;
+}
+
+static void start_executor(struct kernel *k)
+{
+    k->stderr_tail[0] = '\0';
+    if (executor_start(k->exec) != EXECUTOR_OK) {
+        snprintf(k->start_failure, sizeof k->start_failure,
+                 "the kernel could not create the executor process (out of processes or file "
+                 "descriptors?)");
+        log_error("%s", k->start_failure);
+    }
+}
+
+static void send_execute(struct kernel *k, struct wire_msg *req)
+{
+    json_t *c = req->content;
+    json_t *code_v = json_object_get(c, "code");
+    if (!json_is_string(code_v)) {
+        fail_request(k, req, "BadRequest", "execute_request without a code string");
+        return;
+    }
+    const char *code = json_string_value(code_v);
+    int silent = bool_field(c, "silent", 0);
+    int store = silent ? 0 : bool_field(c, "store_history", 1);
+    k->current_silent = silent;
+    k->current_stop_on_error = bool_field(c, "stop_on_error", 1);
+    k->current_allow_stdin = bool_field(c, "allow_stdin", 1);
+    if (store) {
+        k->execution_count++;
+        history_add(k->history, k->execution_count, code);
+    }
+    k->current_count = store ? k->execution_count : k->execution_count ? k->execution_count : 1;
+    if (!silent)
+        iopub_publish(k, "execute_input", req->header,
+                      json_pack("{s:O, s:i}", "code", code_v, "execution_count", k->current_count));
+    json_t *ue = json_object_get(c, "user_expressions");
+    json_t *cmd = json_pack(
+        "{s:s, s:O, s:b, s:b, s:b, s:i, s:o}", "type", "execute", "code", code_v, "silent", silent,
+        "store_history", store, "allow_stdin", k->current_allow_stdin, "execution_count",
+        k->current_count, "user_expressions", json_is_object(ue) ? json_incref(ue) : json_object());
+    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
+        log_warn("executor did not take the execute command; waiting for its exit");
+    json_decref(cmd);
+}
+
+/* Forwards complete, inspect and is_complete with their content. */
+static void send_query(struct kernel *k, struct wire_msg *req)
+{
+    json_t *cmd = json_deep_copy(req->content);
+    char kind[48];
+    snprintf(kind, sizeof kind, "%.*s", (int)(strlen(req->msg_type) - strlen("_request")),
+             req->msg_type);
+    json_object_set_new(cmd, "type", json_string(kind));
+    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
+        log_warn("executor did not take the %s command; waiting for its exit", kind);
+    json_decref(cmd);
+}
+
+void execution_pump(struct kernel *k)
+{
+    while (k->current == NULL && k->queue_head != NULL) {
+        enum executor_state st = executor_state(k->exec);
+        if (st == EXECUTOR_STOPPED) {
+            if (k->start_failure[0] != '\0') {
+                /* The last start failed: answer what waited, then try again for the next. */
+                char reason[2300];
+                snprintf(reason, sizeof reason,
+                         "The Python executor could not start: %s. Check the python path in "
+                         "the sparkernel kernelspec (kernel.json, --python) and that IPython "
+                         "is installed there; the next cell tries again.",
+                         k->start_failure);
+                k->start_failure[0] = '\0';
+                struct wire_msg *req = dequeue(k);
+                k->last_parent = (json_decref(k->last_parent), json_incref(req->header));
+                iopub_status(k, "busy", req->header);
+                fail_request(k, req, "ExecutorStartError", reason);
+                continue;
+            }
+            start_executor(k);
+            return;
+        }
+        if (st != EXECUTOR_READY)
+            return; /* requests wait for the ready event */
+        struct wire_msg *req = dequeue(k);
+        k->current = req;
+        message_now_iso(k->current_started, sizeof k->current_started);
+        json_decref(k->last_parent);
+        k->last_parent = json_incref(req->header);
+        iopub_status(k, "busy", req->header);
+        if (strcmp(req->msg_type, "execute_request") == 0)
+            send_execute(k, req);
+        else
+            send_query(k, req);
+    }
+}
+
+static void publish_stream(struct kernel *k, const char *name, const char *text, size_t len)
+{
+    json_t *content = message_stream(name, text, len);
+    if (content != NULL)
+        iopub_publish(k, "stream", k->last_parent, content);
+}
+
+void execution_on_stream(struct kernel *k, enum executor_stream which)
+{
+    size_t len;
+    int eof;
+    char *text = executor_read_stream(k->exec, which, &len, &eof);
+    if (text == NULL)
+        return;
+    if (len > 0) {
+        if (executor_state(k->exec) == EXECUTOR_STARTING && k->current == NULL) {
+            /* Before the first cell, output is start-up noise or a start failure: log it
+             * and keep the tail for the error a waiting cell would get. */
+            log_info("executor %s: %.*s", which == EXECUTOR_STDOUT ? "stdout" : "stderr",
+                     (int)(len > 400 ? 400 : len), text);
+            size_t keep = sizeof k->stderr_tail - 1;
+            const char *src = len > keep ? text + len - keep : text;
+            snprintf(k->stderr_tail, sizeof k->stderr_tail, "%s", src);
+        } else {
+            publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
+        }
+    }
+    free(text);
+}
+
+static void drain_streams(struct kernel *k)
+{
+    for (int which = 0; which < 2; which++)
+        for (int i = 0; i < 16 && executor_stream_fd(k->exec, which) >= 0; i++) {
+            size_t len;
+            int eof;
+            char *text = executor_read_stream(k->exec, which, &len, &eof);
+            if (text == NULL)
+                break;
+            if (len > 0)
+                publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
+            free(text);
+        }
+}
+
+static json_t *parent_for_output(struct kernel *k)
+{
+    return k->current ? k->current->header : k->last_parent;
+}
+
+static void on_event(struct kernel *k, json_t *ev)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (type == NULL) {
+        log_warn("executor event without a type dropped");
+        return;
+    }
+    json_t *parent = parent_for_output(k);
+    if (strcmp(type, "ready") == 0) {
+        json_t *li = json_object_get(ev, "language_info");
+        if (json_is_object(li)) {
+            json_decref(k->language_info);
+            k->language_info = json_incref(li);
+        }
+        executor_set_ready(k->exec);
+        log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
+        execution_pump(k);
+    } else if (strcmp(type, "stream") == 0) {
+        const char *name = json_string_value(json_object_get(ev, "name"));
+        json_t *text = json_object_get(ev, "text");
+        if (name && json_is_string(text) &&
+            (strcmp(name, "stdout") == 0 || strcmp(name, "stderr") == 0))
+            publish_stream(k, name, json_string_value(text), json_string_length(text));
+    } else if (strcmp(type, "display") == 0) {
+        int update = json_is_true(json_object_get(ev, "update"));
+        json_t *content = json_pack("{s:O, s:O, s:O}", "data", json_object_get(ev, "data"),
+                                    "metadata", json_object_get(ev, "metadata"), "transient",
+                                    json_object_get(ev, "transient"));
+        if (content)
+            iopub_publish(k, update ? "update_display_data" : "display_data", parent, content);
+    } else if (strcmp(type, "result") == 0) {
+        if (k->current == NULL || k->current_silent)
+            return;
+        json_t *data = json_object_get(ev, "data");
+        const char *plain = json_string_value(json_object_get(data, "text/plain"));
+        if (plain)
+            history_set_output(k->history, k->current_count, plain);
+        json_t *content = json_pack("{s:i, s:O, s:O}", "execution_count", k->current_count, "data",
+                                    data, "metadata", json_object_get(ev, "metadata"));
+        if (content)
+            iopub_publish(k, "execute_result", parent, content);
+    } else if (strcmp(type, "error") == 0) {
+        json_t *content =
+            json_pack("{s:O, s:O, s:O}", "ename", json_object_get(ev, "ename"), "evalue",
+                      json_object_get(ev, "evalue"), "traceback", json_object_get(ev, "traceback"));
+        if (content)
+            iopub_publish(k, "error", parent, content);
+    } else if (strcmp(type, "clear_output") == 0) {
+        iopub_publish(k, "clear_output", parent,
+                      json_pack("{s:b}", "wait", json_is_true(json_object_get(ev, "wait"))));
+    } else if (strcmp(type, "input_request") == 0) {
+        if (k->current == NULL || !k->current_allow_stdin) {
+            json_t *empty = json_pack("{s:s, s:s}", "type", "input_reply", "value", "");
+            executor_send(k->exec, empty);
+            json_decref(empty);
+            return;
+        }
+        k->awaiting_input = 1;
+        json_t *content = json_pack("{s:O, s:b}", "prompt", json_object_get(ev, "prompt"),
+                                    "password", json_is_true(json_object_get(ev, "password")));
+        json_t *header = message_header_new("input_request", k->session);
+        wire_send(k->sock[CHANNEL_STDIN], k->auth, k->current->ids, k->current->n_ids, header,
+                  k->current->header, NULL, content);
+        json_decref(header);
+        json_decref(content);
+    } else if (strcmp(type, "reply") == 0) {
+        json_t *content = json_object_get(ev, "content");
+        if (k->current == NULL || !json_is_object(content)) {
+            log_warn("executor reply with no request waiting; dropped");
+            return;
+        }
+        finish_current(k, json_incref(content));
+    } else if (strcmp(type, "log") == 0) {
+        log_info("executor: %s", json_string_value(json_object_get(ev, "message")));
+    } else {
+        log_warn("unknown executor event %.32s dropped", type);
+    }
+}
+
+static int handle_events(struct kernel *k)
+{
+    int rc = executor_read_events(k->exec);
+    json_t *ev;
+    while ((ev = executor_next_event(k->exec)) != NULL) {
+        drain_streams(k); /* output written before the event goes out before it */
+        on_event(k, ev);
+        json_decref(ev);
+    }
+    return rc;
+}
+
+void execution_on_events(struct kernel *k)
+{
+    if (handle_events(k) != 0)
+        execution_on_child(k); /* end of the event stream: the executor is going away */
+}
+
+void execution_on_child(struct kernel *k)
+{
+    int status = 0;
+    if (executor_state(k->exec) == EXECUTOR_STOPPED)
+        return;
+    int reaped = executor_reap(k->exec, &status);
+    if (!reaped && executor_event_fd(k->exec) >= 0)
+        return; /* another child (none expected), or a signal racing the exit */
+    /* Its last events (a traceback, a reply) come before the news of its death. */
+    for (int i = 0; reaped && i < 64 && executor_event_fd(k->exec) >= 0; i++)
+        if (handle_events(k) != 0)
+            break;
+    if (!reaped)
+        executor_wait(k->exec, 1000, &status); /* closed its events: it is going away */
+    /* Whatever it wrote last belongs to the cell it dies in. */
+    drain_streams(k);
+    char how[128];
+    executor_describe_status(status, how, sizeof how);
+    int was_ready = executor_state(k->exec) == EXECUTOR_READY;
+    executor_cleanup(k->exec);
+    if (!was_ready) {
+        snprintf(k->start_failure, sizeof k->start_failure, "the executor %s%s%s", how,
+                 k->stderr_tail[0] ? ": " : "", k->stderr_tail);
+        log_error("%s", k->start_failure);
+    } else {
+        log_error("the Python executor %s", how);
+    }
+    if (k->current != NULL) {
+        char evalue[512];
+        snprintf(evalue, sizeof evalue,
+                 "The Python executor %s while this request ran. Its variables and imports are "
+                 "lost (and any Spark session it held is stopped); the kernel is still up and the "
+                 "next cell starts a fresh executor. If this repeats, the cell may need more "
+                 "memory than the machine has (look for the OOM killer in the system log).",
+                 how);
+        struct wire_msg *req = k->current;
+        k->current = NULL;
+        fail_request(k, req, "ExecutorDied", evalue);
+    }
+    if (was_ready)
+        start_executor(k); /* a fresh one, warming in the background */
+    else
+        execution_pump(k);
+}
+
+void execution_shutdown(struct kernel *k)
+{
+    if (k->current != NULL)
+        executor_interrupt(k->exec);
+    executor_stop(k->exec, 3000);
+    struct wire_msg *m;
+    while ((m = dequeue(k)) != NULL)
+        wire_msg_destroy(&m);
+    wire_msg_destroy(&k->current);
+}

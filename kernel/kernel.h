@@ -1,0 +1,94 @@
+/* kernel: the one struct kernel passed down explicitly, and the seams between the loop,
+ * dispatch (one handler per msg_type), iopub and the execution queue that drives the
+ * supervised executor. */
+#ifndef SPARKERNEL_KERNEL_H
+#define SPARKERNEL_KERNEL_H
+
+#include "../driver/executor.h"
+#include "auth.h"
+#include "connection.h"
+#include "heartbeat.h"
+#include "history.h"
+#include "wire.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SPARKERNEL_VERSION "0.1.0"
+
+enum channel { CHANNEL_SHELL = 0, CHANNEL_CONTROL, CHANNEL_STDIN, CHANNEL_IOPUB };
+
+struct pending {
+    struct wire_msg *msg; /* owned */
+    struct pending *next;
+};
+
+struct kernel {
+    void *ctx;
+    void *sock[4]; /* shell, control, stdin (ROUTER), iopub (XPUB) */
+    struct heartbeat *hb;
+    struct auth *auth;
+    struct connection conn;
+    char session[40];
+    size_t max_json;
+
+    struct history *history;
+    int execution_count;
+
+    struct executor *exec;
+    struct executor_config exec_cfg;
+    const char *python_version; /* from the kernelspec, until the executor reports */
+    json_t *language_info;      /* from the executor's ready event; owned */
+    char start_failure[2048];   /* why the last start failed, for the cells that waited */
+    char stderr_tail[2048];     /* what a starting executor wrote to stderr */
+    int sigfd;
+
+    struct pending *queue_head, *queue_tail; /* shell requests waiting for the executor */
+    struct wire_msg *current;                /* the request the executor is working on */
+    int current_count, current_silent, current_stop_on_error, current_allow_stdin;
+    char current_started[48];
+    int awaiting_input;
+    json_t *last_parent; /* header of the last request, for output between cells; owned */
+
+    int running;
+    pid_t parent_pid; /* the launching client (JPY_PARENT_PID); 0 when not watched */
+    unsigned long dropped[WIRE_NERRORS]; /* bad messages by wire_error */
+    unsigned long dropped_total;
+};
+
+/* loop.c */
+int kernel_open(struct kernel *k, const char *connection_file, char *detail, size_t len);
+int kernel_run(struct kernel *k);
+void kernel_close(struct kernel *k);
+
+/* iopub.c: publish content (stolen) with parent (borrowed, may be NULL). */
+void iopub_publish(struct kernel *k, const char *msg_type, json_t *parent, json_t *content);
+void iopub_status(struct kernel *k, const char *state, json_t *parent);
+/* Reads subscription events and greets each subscriber with iopub_welcome. */
+void iopub_handle_subscriptions(struct kernel *k);
+
+/* Receives one message from a channel. Returns 0 with *out set, 1 when nothing waits, or
+ * -1 when a bad message was dropped (logged and counted). */
+int kernel_recv(struct kernel *k, enum channel ch, struct wire_msg **out);
+
+/* dispatch.c */
+int dispatch_needs_executor(const char *msg_type);
+void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg);
+/* Replies on the request's channel socket; content and metadata stolen. */
+void dispatch_reply(struct kernel *k, void *sock, const struct wire_msg *req,
+                    const char *reply_type, json_t *content, json_t *metadata);
+void dispatch_interrupt(struct kernel *k);
+const char *dispatch_reply_type(const char *request_type, char *buf, size_t len);
+
+/* execution.c: the queue of shell requests that need the executor. */
+void execution_enqueue(struct kernel *k, struct wire_msg *msg);
+void execution_pump(struct kernel *k);
+void execution_on_events(struct kernel *k);
+void execution_on_stream(struct kernel *k, enum executor_stream which);
+void execution_on_child(struct kernel *k);
+void execution_abort_queue(struct kernel *k);
+void execution_shutdown(struct kernel *k);
+json_t *execution_language_info(struct kernel *k);
+
+#endif

@@ -8,7 +8,7 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-PKGS     := libzmq jansson libcrypto libcurl
+PKGS     := libzmq jansson libsodium libcrypto libcurl
 VENV     ?= $(CURDIR)/.venv
 PYTHON   ?= $(VENV)/bin/python
 BUILD    ?= build
@@ -16,10 +16,11 @@ SANITIZE ?=
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
-            $(PKG_CFLAGS) $(SANITIZE)
-LDFLAGS  += -Wl,--as-needed $(SANITIZE)
+OPT      ?= -O2 -g
+# The project's flags always apply; CFLAGS/LDFLAGS from the command line add to them.
+override CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+                    -Wno-unused-parameter -Wno-format-truncation $(PKG_CFLAGS) $(SANITIZE) $(CFLAGS)
+override LDFLAGS := -Wl,--as-needed $(SANITIZE) $(LDFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread
 
 KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
@@ -69,11 +70,14 @@ integration: all
 # The whole suite: README.md and .ci/run use this target.
 test: unit integration
 
+ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
+
+# Builds the sanitized kernel (build-asan/) and runs the unit and integration suites on it.
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" all unit
+	$(ASAN_MAKE) all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	SPARKERNEL_SANITIZED=1 JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
+	SPARKERNEL_SANITIZED=1 SPARKERNEL_BUILD_DIR=build-asan JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
 	    $(PYTHON) -m pytest -q tests/integration
 
 bench: all

@@ -1,12 +1,11 @@
-/* auth: HMAC-SHA256 through OpenSSL's EVP_MAC, CRYPTO_memcmp for the comparison, and a
- * two-generation hash set of recent digests for the replay guard (bounded memory: when the
- * young generation fills, the old one is dropped and the young one becomes old). */
+/* auth: HMAC-SHA256 and the constant-time comparison from libsodium (already mapped into the
+ * process by libzmq; OpenSSL's provider start-up would cost 3.4 MB of resident memory, see
+ * DESIGN.md), and a two-generation hash set of recent digests for the replay guard (bounded
+ * memory: when the young generation fills, the old one is dropped and the young one becomes
+ * old). */
 #include "auth.h"
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,7 @@ struct digest_set {
 };
 
 struct auth {
-    EVP_MAC *mac;
-    EVP_MAC_CTX *proto; /* initialised with the key; duplicated per message */
+    crypto_auth_hmacsha256_state proto; /* keyed once; copied per message */
     int enabled;
     size_t generation; /* entries per generation */
     struct digest_set young, old;
@@ -44,49 +42,23 @@ const char *auth_strerror(int code)
     return "unknown auth error";
 }
 
-static EVP_MAC_CTX *mac_ctx_new(EVP_MAC *mac, const void *key, size_t key_len)
+static int mac_run(const crypto_auth_hmacsha256_state *proto, const struct auth_part *parts,
+                   size_t n, unsigned char out[32])
 {
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
-    if (ctx == NULL)
-        return NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
-    /* A zero-length key is legal for HMAC but EVP wants a non-NULL pointer. */
-    static const unsigned char none[1];
-    if (!EVP_MAC_init(ctx, key_len ? key : none, key_len, params)) {
-        EVP_MAC_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-static int mac_run(EVP_MAC_CTX *proto, const struct auth_part *parts, size_t n,
-                   unsigned char out[32])
-{
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(proto);
-    if (ctx == NULL)
-        return AUTH_ENOMEM;
+    crypto_auth_hmacsha256_state st = *proto;
     for (size_t i = 0; i < n; i++)
-        EVP_MAC_update(ctx, parts[i].data, parts[i].len);
-    size_t outl = 0;
-    int ok = EVP_MAC_final(ctx, out, &outl, 32);
-    EVP_MAC_CTX_free(ctx);
-    return ok && outl == 32 ? AUTH_OK : AUTH_ENOMEM;
+        crypto_auth_hmacsha256_update(&st, parts[i].data, parts[i].len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
+    return AUTH_OK;
 }
 
 int auth_hmac_sha256(const void *key, size_t key_len, const struct auth_part *parts, size_t n,
                      unsigned char out[32])
 {
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (mac == NULL)
-        return AUTH_ENOMEM;
-    EVP_MAC_CTX *ctx = mac_ctx_new(mac, key, key_len);
-    int rc = ctx ? mac_run(ctx, parts, n, out) : AUTH_ENOMEM;
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
-    return rc;
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, key_len);
+    return mac_run(&st, parts, n, out);
 }
 
 static int set_init(struct digest_set *s, size_t capacity)
@@ -129,16 +101,17 @@ struct auth *auth_new(const void *key, size_t key_len, size_t replay_window)
     if (self == NULL)
         return NULL;
     self->enabled = key_len > 0;
+    /* A generation holds exactly replay_window digests; the table is kept at most half
+     * full so that probes stay short. */
+    self->generation = replay_window ? replay_window : 1;
     size_t cap = 16;
-    while (cap < replay_window * 2)
+    while (cap < self->generation * 2)
         cap <<= 1;
-    self->generation = cap / 2;
-    self->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (self->mac == NULL || (self->proto = mac_ctx_new(self->mac, key, key_len)) == NULL ||
-        set_init(&self->young, cap) || set_init(&self->old, cap)) {
+    if (sodium_init() < 0 || set_init(&self->young, cap) || set_init(&self->old, cap)) {
         auth_destroy(&self);
         return NULL;
     }
+    crypto_auth_hmacsha256_init(&self->proto, key, key_len);
     return self;
 }
 
@@ -147,8 +120,7 @@ void auth_destroy(struct auth **self)
     if (self == NULL || *self == NULL)
         return;
     struct auth *a = *self;
-    EVP_MAC_CTX_free(a->proto);
-    EVP_MAC_free(a->mac);
+    sodium_memzero(&a->proto, sizeof a->proto);
     free(a->young.slots);
     free(a->old.slots);
     free(a);
@@ -199,7 +171,7 @@ int auth_sign(const struct auth *self, const struct auth_part *parts, size_t n,
         return AUTH_OK;
     }
     unsigned char d[32];
-    int rc = mac_run(self->proto, parts, n, d);
+    int rc = mac_run(&self->proto, parts, n, d);
     if (rc == AUTH_OK)
         to_hex(d, sizeof d, hex);
     return rc;
@@ -213,10 +185,10 @@ int auth_verify(struct auth *self, const struct auth_part *parts, size_t n, cons
     unsigned char given[32], want[32];
     if (from_hex(sig, sig_len, given) != 0)
         return AUTH_EFORMAT;
-    int rc = mac_run(self->proto, parts, n, want);
+    int rc = mac_run(&self->proto, parts, n, want);
     if (rc != AUTH_OK)
         return rc;
-    if (CRYPTO_memcmp(given, want, sizeof want) != 0)
+    if (sodium_memcmp(given, want, sizeof want) != 0)
         return AUTH_EBADSIG;
     if (set_probe(&self->young, want, 0) || set_probe(&self->old, want, 0))
         return AUTH_EREPLAY;

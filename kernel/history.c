@@ -111,8 +111,10 @@ json_t *history_query(const struct history *h, json_t *req)
             json_array_append_new(out, entry_json(at(h, i), output));
     } else if (strcmp(type, "range") == 0) {
         int session = get_int(req, "session", 0);
-        if (session != HISTORY_SESSION && session > 0)
-            return out; /* earlier sessions are not kept */
+        /* 0 is the current session, negative counts back from it; only the current one
+         * is kept. */
+        if (session != HISTORY_SESSION && session != 0)
+            return out;
         int start = get_int(req, "start", 0);
         json_t *stop_v = json_object_get(req, "stop");
         int stop = json_is_integer(stop_v) ? (int)json_integer_value(stop_v) : -1;

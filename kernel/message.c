@@ -1,7 +1,7 @@
 /* message: headers and content builders. */
 #include "message.h"
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -9,9 +9,10 @@
 void message_uuid(char out[MESSAGE_UUID_LEN + 1])
 {
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
-        /* The CSPRNG cannot fail on Linux once seeded; keep ids unique regardless. */
-        static unsigned long long counter;
+    /* The kernel's CSPRNG directly (what /proc/sys/kernel/random/uuid uses): OpenSSL's
+     * RAND_bytes would start a userspace DRBG that costs 2 MB of resident memory. */
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        static unsigned long long counter; /* only before the pool is seeded at boot */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         unsigned long long v[2] = {(unsigned long long)ts.tv_nsec ^ ++counter,

@@ -8,7 +8,7 @@
 #define MESSAGE_PROTOCOL_VERSION "5.5"
 #define MESSAGE_UUID_LEN         36
 
-/* Writes a random (version 4) UUID from OpenSSL's CSPRNG, 36 chars and a NUL. */
+/* Writes a random (version 4) UUID from the kernel's CSPRNG (getrandom), 36 chars and a NUL. */
 void message_uuid(char out[MESSAGE_UUID_LEN + 1]);
 /* Writes the current UTC time as ISO-8601 with microseconds and a Z, e.g.
  * 2026-11-25T12:00:00.123456Z. */

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import __version__
 from .frames import Channel
-from .streams import Flusher, FrameStream, flush_all
+from .streams import Flusher, flush_all, frame_stream
 
 _executing = False
 
@@ -139,8 +139,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
     channel = Channel(cmd_fd, event_fd)
-    sys.stdout = FrameStream(channel, "stdout", 1)
-    sys.stderr = FrameStream(channel, "stderr", 2)
+    sys.stdout = frame_stream(channel, "stdout", 1)
+    sys.stderr = frame_stream(channel, "stderr", 2)
     flusher = Flusher(sys.stdout, sys.stderr)
     flusher.start()
     executor = Executor(channel)

@@ -1,36 +1,32 @@
 """sys.stdout and sys.stderr for the shell: text goes to the kernel as "stream" frames on
-the same pipe as display data and results, so a print and a display stay in order. A
-background thread flushes what a running cell has written every 50 ms. Bytes written to
-fd 1 and 2 directly (C extensions, subprocesses, the JVM) reach the kernel through the
-pipes it captured."""
+the same pipe as display data and results, so a print and a display stay in order. The
+streams are ordinary io.TextIOWrapper / io.BufferedWriter stacks (C speed, the buffered
+writer's lock serialises flushes from different threads) over a raw writer that turns
+each flushed chunk into a frame. A background thread flushes every 50 ms while a cell
+runs. Bytes written to fd 1 and 2 directly (C extensions, subprocesses, the JVM) reach the
+kernel through the pipes it captured."""
 from __future__ import annotations
 
+import codecs
 import io
+import os
+import signal
 import threading
 import time
 
 from .frames import Channel
 
-FLUSH_SIZE = 1 << 16
+BUFFER_SIZE = 1 << 16
 
 
-class FrameStream(io.TextIOBase):
+class FrameRaw(io.RawIOBase):
     def __init__(self, channel: Channel, name: str, fd: int) -> None:
         super().__init__()
         self._channel = channel
-        self._name = name
+        self._stream = name
         self._fd = fd
-        self._parts: list[str] = []
-        self._size = 0
-        self._lock = threading.RLock()
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return f"<{self._name}>"
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
+        self.name = f"<{name}>"
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def writable(self) -> bool:
         return True
@@ -41,35 +37,30 @@ class FrameStream(io.TextIOBase):
     def fileno(self) -> int:
         return self._fd
 
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
-            self._parts.append(text)
-            self._size += len(text)
-            if self._size >= FLUSH_SIZE:
-                self._flush_locked()
-        return len(text)
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        text = self._decoder.decode(bytes(data))  # a split character waits for the rest
+        if text:
+            try:
+                self._channel.send({"type": "stream", "name": self._stream, "text": text})
+            except KeyboardInterrupt:
+                # The frame went out whole (SIGINT is held while writing). Raising here
+                # would make the buffered writer keep the data and send it twice: deliver
+                # the interrupt to the cell a moment later instead.
+                os.kill(os.getpid(), signal.SIGINT)
+        return len(data)
 
-    def _flush_locked(self) -> None:
-        if not self._parts:
-            return
-        text = "".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._channel.send({"type": "stream", "name": self._name, "text": text})
 
-    def flush(self) -> None:
-        # The lock is held while sending so two flushes cannot overtake each other.
-        with self._lock:
-            self._flush_locked()
+def frame_stream(channel: Channel, name: str, fd: int) -> io.TextIOWrapper:
+    raw = FrameRaw(channel, name, fd)
+    return io.TextIOWrapper(io.BufferedWriter(raw, BUFFER_SIZE), encoding="utf-8",
+                            errors="replace", line_buffering=False, write_through=False)
 
 
 class Flusher(threading.Thread):
     """Flushes the streams every 50 ms while a cell runs, every 200 ms otherwise (output
     from background threads between cells)."""
 
-    def __init__(self, *streams: FrameStream) -> None:
+    def __init__(self, *streams: io.TextIOWrapper) -> None:
         super().__init__(name="sparkernel-flusher", daemon=True)
         self.streams = streams
         self.busy = threading.Event()
@@ -80,10 +71,12 @@ class Flusher(threading.Thread):
             for s in self.streams:
                 try:
                     s.flush()
-                except OSError:
+                except (OSError, ValueError):
                     return
+                except RuntimeError:
+                    pass  # a flush already in progress on another thread
 
 
-def flush_all(*streams: FrameStream) -> None:
+def flush_all(*streams: io.TextIOBase) -> None:
     for s in streams:
         s.flush()

@@ -7,6 +7,7 @@
 #   make install PREFIX=/usr/local
 
 PREFIX   ?= /usr/local
+SHELL    := /bin/bash
 CC       ?= cc
 PKGS     := libzmq jansson libsodium libcrypto libcurl
 VENV     ?= $(CURDIR)/.venv
@@ -37,7 +38,7 @@ PYDIR      := $(CURDIR)/driver/python
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 
-.PHONY: all kernelspec test unit integration asan run lab bench fuzz install clean format \
+.PHONY: all kernelspec test unit integration asan charts run lab bench fuzz install clean format \
         format-check venv cluster-start cluster-stop
 
 all: $(BIN) kernelspec
@@ -61,14 +62,21 @@ $(UNIT_BIN): $(UNIT_SRC) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $(UNIT_SRC) $(LIB_OBJ) \
 	    $(LDFLAGS) $(LDLIBS) -lcriterion
 
+# Criterion workers report leaks and UB on stderr without failing the test: the log is
+# checked too, so a sanitizer report fails the target.
 unit: $(UNIT_BIN)
-	$(UNIT_BIN) --jobs 2
+	@set -o pipefail; $(UNIT_BIN) --jobs 2 2>&1 | tee $(BUILD)/tests/unit.log
+	@! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/tests/unit.log
 
 integration: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
 
+# The Helm chart: lint, render with several value sets, validate offline (tests/charts).
+charts:
+	PYTHON=$(PYTHON) bash tests/charts/run.sh
+
 # The whole suite: README.md and .ci/run use this target.
-test: unit integration
+test: unit integration asan charts
 
 ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"

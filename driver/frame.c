@@ -53,6 +53,8 @@ size_t frame_reader_pending(const struct frame_reader *r)
 
 int frame_reader_feed(struct frame_reader *r, const void *data, size_t n)
 {
+    if (n == 0)
+        return FRAME_OK;
     if (r->off > 0 && r->off == r->len)
         r->off = r->len = 0;
     if (r->len + n > r->cap) {

@@ -16,7 +16,8 @@ void message_now_iso(char *out, size_t len);
 /* Returns a new header object; caller json_decref()s. */
 json_t *message_header_new(const char *msg_type, const char *session);
 
-/* Content builders: each returns a new reference. */
+/* Content builders: each returns a new reference; arguments are borrowed (the traceback
+ * array too: message_error_content takes its own reference). */
 json_t *message_status(const char *state);
 json_t *message_stream(const char *name, const char *text, size_t len);
 json_t *message_error_content(const char *ename, const char *evalue, json_t *traceback);

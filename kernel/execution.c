@@ -446,7 +446,9 @@ void execution_shutdown(struct kernel *k)
 {
     if (k->current != NULL)
         executor_interrupt(k->exec);
-    executor_stop(k->exec, 3000);
+    /* A starting executor does not read its command pipe until its imports are done:
+     * no grace period for it, SIGTERM at once. */
+    executor_stop(k->exec, executor_state(k->exec) == EXECUTOR_READY ? 3000 : 0);
     struct wire_msg *m;
     while ((m = dequeue(k)) != NULL)
         wire_msg_destroy(&m);

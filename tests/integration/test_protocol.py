@@ -276,3 +276,14 @@ def test_executor_that_cannot_start(tmp_path):
         assert k.kc.get_shell_msg(timeout=5)["content"]["status"] == "ok"
     finally:
         k.shutdown()
+
+
+def test_terminal_frontend_loads_on_demand(kernel):
+    """The executor defers IPython's terminal front end; asking for it still works."""
+    _, out = kernel.execute("import sys; print('prompt_toolkit' in sys.modules)")
+    assert stdout_text(out).strip() == "False"
+    reply, out = kernel.execute(
+        "from IPython.terminal.embed import InteractiveShellEmbed\nimport IPython\n"
+        "print(InteractiveShellEmbed.__name__, callable(IPython.embed))")
+    assert reply["content"]["status"] == "ok"
+    assert stdout_text(out).strip() == "InteractiveShellEmbed True"

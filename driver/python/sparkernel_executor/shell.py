@@ -3,9 +3,10 @@ input(), so that everything a cell shows becomes a frame for the kernel."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import getpass
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
@@ -79,6 +80,13 @@ class ExecutorShell(InteractiveShell):
                "traceback": list(stb)}
         self.last_error = err
         _send({"type": "error", **err})
+
+    @contextlib.contextmanager
+    def _tee(self, channel: str) -> Iterator[None]:
+        # IPython 9 wraps every sys.stdout.write to keep stream output in its history; the
+        # kernel keeps the history here, and the wrapper made a 100k-line print 7x slower
+        # and kept every line in memory for the whole session.
+        yield
 
     def ask_exit(self) -> None:
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})

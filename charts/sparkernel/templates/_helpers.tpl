@@ -1,0 +1,228 @@
+{{/*
+Shared helpers: names, labels, the values that must agree across pods (secret names,
+URLs, ports, memory sizes), and the env and volumes every Spark pod gets. A value that
+two resources must agree on is computed here once and included by both.
+*/}}
+
+{{- define "sparkernel.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<release>-<chart>", or the release name alone when it already holds the chart name. */}}
+{{- define "sparkernel.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sparkernel.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels. Call with (dict "root" $ "component" "worker"). */}}
+{{- define "sparkernel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sparkernel.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Standard labels. Call with (dict "root" $ "component" "worker"); component may be "". */}}
+{{- define "sparkernel.labels" -}}
+helm.sh/chart: {{ include "sparkernel.chart" .root }}
+{{ include "sparkernel.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: sparkernel
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{- define "sparkernel.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "sparkernel.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sparkernel.authSecretName" -}}
+{{- default (printf "%s-spark-auth" (include "sparkernel.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "sparkernel.jupyterSecretName" -}}
+{{- default (printf "%s-jupyter" (include "sparkernel.fullname" .)) .Values.edgenode.jupyter.existingSecret -}}
+{{- end -}}
+
+{{- define "sparkernel.claimName" -}}
+{{- default (printf "%s-data" (include "sparkernel.fullname" .)) .Values.persistence.existingClaim -}}
+{{- end -}}
+
+{{- define "sparkernel.confName" -}}
+{{- printf "%s-spark-conf" (include "sparkernel.fullname" .) -}}
+{{- end -}}
+
+{{- define "sparkernel.driverServiceName" -}}
+{{- printf "%s-driver" (include "sparkernel.fullname" .) -}}
+{{- end -}}
+
+{{- define "sparkernel.masterURL" -}}
+{{- printf "spark://%s:%d" .Values.master.service.name (int .Values.master.service.port) -}}
+{{- end -}}
+
+{{- define "sparkernel.masterUIURL" -}}
+{{- printf "http://%s:%d" .Values.master.service.name (int .Values.master.service.webUIPort) -}}
+{{- end -}}
+
+{{/* "repository:tag" of images.<name>. Call with (dict "root" $ "image" "spark"). */}}
+{{- define "sparkernel.image" -}}
+{{- $img := index .root.Values.images .image -}}
+{{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+
+{{/*
+A memory size from values ("2g", "512m", "2Gi", "1tb"...) in MiB, as a bare integer.
+Units are binary whatever their spelling, as in Spark. The schema already refused any
+other form; the fail below is for a value that got past it (e.g. a --set-string).
+*/}}
+{{- define "sparkernel.mebibytes" -}}
+{{- $v := toString . -}}
+{{- $n := regexFind "^[1-9][0-9]*" $v -}}
+{{- $unit := lower (trimPrefix $n $v) -}}
+{{- if not $n -}}
+{{- fail (printf "memory size %q must be a whole number with a unit, e.g. 2g, 512m or 2Gi" $v) -}}
+{{- else if has $unit (list "m" "mb" "mi") -}}
+{{- int64 $n -}}
+{{- else if has $unit (list "g" "gb" "gi") -}}
+{{- mul (int64 $n) 1024 -}}
+{{- else if has $unit (list "t" "tb" "ti") -}}
+{{- mul (int64 $n) 1048576 -}}
+{{- else -}}
+{{- fail (printf "memory size %q must be a whole number with a unit, e.g. 2g, 512m or 2Gi" $v) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Cross-field checks the schema cannot express. Included once, from the ConfigMap, which
+every render has; each failure is a sentence that names the values to change.
+*/}}
+{{- define "sparkernel.validate" -}}
+{{- $w := .Values.workers -}}
+{{- if ge (int64 (include "sparkernel.mebibytes" $w.daemonMemory)) (int64 (include "sparkernel.mebibytes" $w.memoryOverhead)) -}}
+{{- fail (printf "workers.daemonMemory (%s) must be smaller than workers.memoryOverhead (%s): the worker daemon's heap is part of the overhead" $w.daemonMemory $w.memoryOverhead) -}}
+{{- end -}}
+{{- if and .Values.auth.encryption (not .Values.auth.enabled) -}}
+{{- fail "auth.encryption needs auth.enabled: Spark's RPC encryption uses the authentication secret" -}}
+{{- end -}}
+{{- $e := .Values.edgenode -}}
+{{- $ports := list (int $e.driverPort) (int $e.blockManagerPort) (int $e.uiPort) (int $e.service.port) -}}
+{{- if ne (len (uniq $ports)) (len $ports) -}}
+{{- fail (printf "edgenode.driverPort (%d), edgenode.blockManagerPort (%d), edgenode.uiPort (%d) and edgenode.service.port (%d) must all differ" (int $e.driverPort) (int $e.blockManagerPort) (int $e.uiPort) (int $e.service.port)) -}}
+{{- end -}}
+{{- if eq (int .Values.master.service.port) (int .Values.master.service.webUIPort) -}}
+{{- fail (printf "master.service.port and master.service.webUIPort must differ (both are %d)" (int .Values.master.service.port)) -}}
+{{- end -}}
+{{- $paths := list .Values.persistence.mountPath .Values.spark.localDir $w.workDir .Values.spark.confDir -}}
+{{- range $i, $a := $paths -}}
+{{- range $j, $b := $paths -}}
+{{- if and (lt $i $j) (or (eq $a $b) (hasPrefix (printf "%s/" (trimSuffix "/" $a)) $b) (hasPrefix (printf "%s/" (trimSuffix "/" $b)) $a)) -}}
+{{- fail (printf "persistence.mountPath, spark.localDir, workers.workDir and spark.confDir must not overlap (%s and %s do): the local dirs are node-local emptyDir volumes and must never land on the shared volume" $a $b) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level fields shared by every pod of the chart. */}}
+{{- define "sparkernel.podCommon" -}}
+serviceAccountName: {{ include "sparkernel.serviceAccountName" . }}
+automountServiceAccountToken: false
+# Service links would inject SPARK_MASTER_PORT=tcp://... (from the spark-master
+# Service), which the master's launcher parses as a port number, and SPARKERNEL_*
+# variables that the kernel reads: the chart passes every address explicitly instead.
+enableServiceLinks: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{/* Env every Spark process gets: its address, the conf dir, the shared data dir and the auth secret. */}}
+{{- define "sparkernel.sparkEnv" -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: SPARK_CONF_DIR
+  value: {{ .Values.spark.confDir | quote }}
+- name: SPARKERNEL_DATA_DIR
+  value: {{ .Values.persistence.mountPath | quote }}
+{{- if .Values.auth.enabled }}
+# Spark reads the RPC authentication secret from this variable before its conf.
+- name: _SPARK_AUTH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sparkernel.authSecretName" . }}
+      key: auth-secret
+{{- end }}
+{{- end -}}
+
+{{/* Env of a driver (the edgenode's kernel and the helm test pod), on top of sparkernel.sparkEnv. */}}
+{{- define "sparkernel.driverEnv" -}}
+- name: SPARK_MASTER_URL
+  value: {{ include "sparkernel.masterURL" . | quote }}
+- name: SPARKERNEL_MASTER_UI_URL
+  value: {{ include "sparkernel.masterUIURL" . | quote }}
+- name: SPARKERNEL_DRIVER_PORT
+  value: {{ .Values.edgenode.driverPort | quote }}
+- name: SPARKERNEL_BLOCKMANAGER_PORT
+  value: {{ .Values.edgenode.blockManagerPort | quote }}
+- name: SPARKERNEL_UI_PORT
+  value: {{ .Values.edgenode.uiPort | quote }}
+- name: HOME
+  value: /home/spark
+{{- end -}}
+
+{{/* Volumes of every pod: the conf, /tmp, and the shared data claim. */}}
+{{- define "sparkernel.commonVolumes" -}}
+- name: spark-conf
+  configMap:
+    name: {{ include "sparkernel.confName" . }}
+- name: tmp
+  emptyDir: {}
+- name: data
+  persistentVolumeClaim:
+    claimName: {{ include "sparkernel.claimName" . }}
+{{- end -}}
+
+{{- define "sparkernel.commonMounts" -}}
+- name: spark-conf
+  mountPath: {{ .Values.spark.confDir }}
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: data
+  mountPath: {{ .Values.persistence.mountPath }}
+{{- end -}}
+
+{{/* The local-dir emptyDir (spark.local.dir), for pods that run executors or a driver. */}}
+{{- define "sparkernel.localDirVolume" -}}
+- name: spark-local
+  emptyDir:
+    {{- with .Values.spark.localDirSizeLimit }}
+    sizeLimit: {{ . }}
+    {{- else }} {}
+    {{- end }}
+{{- end -}}
+
+{{/* Rolls the pods when spark-defaults.conf changes on an upgrade. */}}
+{{- define "sparkernel.confChecksum" -}}
+checksum/spark-conf: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end -}}

@@ -9,7 +9,9 @@
 PREFIX   ?= /usr/local
 SHELL    := /bin/bash
 CC       ?= cc
-PKGS     := libzmq jansson libsodium libcrypto libcurl
+PKGS     := libzmq jansson libsodium
+# libcurl: headers at build time, the library loaded on first use (driver/curl_lazy.c).
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
 VENV     ?= $(CURDIR)/.venv
 PYTHON   ?= $(VENV)/bin/python
 BUILD    ?= build
@@ -20,14 +22,15 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT      ?= -O2 -g
 # The project's flags always apply; CFLAGS/LDFLAGS from the command line add to them.
 override CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-                    -Wno-unused-parameter -Wno-format-truncation $(PKG_CFLAGS) $(SANITIZE) $(CFLAGS)
+                    -Wno-unused-parameter -Wno-format-truncation $(PKG_CFLAGS) $(CURL_CFLAGS) $(SANITIZE) $(CFLAGS)
 override LDFLAGS := -Wl,--as-needed $(SANITIZE) $(LDFLAGS)
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 
 KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/execution.c kernel/loop.c
-DRIVER_SRC := driver/frame.c driver/executor.c
+DRIVER_SRC := driver/frame.c driver/executor.c driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
+              driver/master.c driver/magics.c driver/progress.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ   := $(BUILD)/obj/kernel/main.o
@@ -37,6 +40,7 @@ PYDIR      := $(CURDIR)/driver/python
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
+PROBE_BIN  := $(BUILD)/bin/master_probe
 
 .PHONY: all kernelspec test unit integration asan charts run lab bench fuzz install clean format \
         format-check venv cluster-start cluster-stop
@@ -62,13 +66,18 @@ $(UNIT_BIN): $(UNIT_SRC) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $(UNIT_SRC) $(LIB_OBJ) \
 	    $(LDFLAGS) $(LDLIBS) -lcriterion
 
+# driver/master.c from the command line, for tests/integration/test_master_live.py.
+$(PROBE_BIN): tests/support/master_probe.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 # Criterion workers report leaks and UB on stderr without failing the test: the log is
 # checked too, so a sanitizer report fails the target.
 unit: $(UNIT_BIN)
 	@set -o pipefail; $(UNIT_BIN) --jobs 2 2>&1 | tee $(BUILD)/tests/unit.log
 	@! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/tests/unit.log
 
-integration: all
+integration: all $(PROBE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
 
 # The Helm chart: lint, render with several value sets, validate offline (tests/charts).
@@ -83,7 +92,7 @@ ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 
 # Builds the sanitized kernel (build-asan/) and runs the unit and integration suites on it.
 asan:
-	$(ASAN_MAKE) all unit
+	$(ASAN_MAKE) all unit build-asan/bin/master_probe
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	SPARKERNEL_SANITIZED=1 SPARKERNEL_BUILD_DIR=build-asan JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
 	    $(PYTHON) -m pytest -q tests/integration
@@ -107,10 +116,34 @@ install: all
 	    --out $(DESTDIR)$(PREFIX)/share/jupyter/kernels/sparkernel
 
 format:
-	clang-format -i $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+	clang-format -i $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/support/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/support/*.c)
+
+# libFuzzer harnesses (clang), each run for FUZZ_SECONDS under ASan and UBSan; a crash fails.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all $(shell pkg-config --cflags jansson)
+
+$(BUILD)/fuzz/fuzz_progress: tests/fuzz/fuzz_progress.c driver/progress.c kernel/log.c \
+                             driver/progress.h kernel/log.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(shell pkg-config --libs jansson)
+
+# New inputs go to $(BUILD)/fuzz/corpus-*; the seeds in tests/fuzz/corpus/ stay as they are.
+fuzz: $(BUILD)/fuzz/fuzz_progress
+	@mkdir -p $(BUILD)/fuzz/corpus-progress
+	$(BUILD)/fuzz/fuzz_progress -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-progress tests/fuzz/corpus/progress
+
+# The local standalone cluster the main job and the tests use (tests/support/cluster.py).
+CLUSTER_ARGS ?=
+cluster-start:
+	$(PYTHON) tests/support/cluster.py start $(CLUSTER_ARGS)
+cluster-stop:
+	$(PYTHON) tests/support/cluster.py stop $(CLUSTER_ARGS)
 
 clean:
 	rm -rf build build-asan

@@ -6,7 +6,7 @@
 
 #include "../kernel/log.h"
 
-#include <curl/curl.h>
+#include "curl_lazy.h"
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -467,12 +467,15 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* "<ui_url without trailing slashes><path>", malloc'd; NULL when ui_url is not http(s). */
+static int url_ok(const char *ui_url)
+{
+    return ui_url != NULL &&
+           (strncasecmp(ui_url, "http://", 7) == 0 || strncasecmp(ui_url, "https://", 8) == 0);
+}
+
+/* "<ui_url without trailing slashes><path>", malloc'd (NULL when out of memory). */
 static char *join_url(const char *ui_url, const char *path)
 {
-    if (ui_url == NULL ||
-        (strncasecmp(ui_url, "http://", 7) != 0 && strncasecmp(ui_url, "https://", 8) != 0))
-        return NULL;
     size_t n = strlen(ui_url);
     while (n > 0 && ui_url[n - 1] == '/')
         n--;
@@ -484,13 +487,18 @@ static char *join_url(const char *ui_url, const char *path)
 
 /* One request. post NULL means GET. *code gets the HTTP status; body may be NULL to discard
  * the answer. */
-static int http_request(const char *url, const char *post, long timeout_ms, long *code,
+static int request_once(const char *url, const char *post, long timeout_ms, long *code,
                         struct body *body)
 {
     struct body discard = {0};
     struct body *sink = body ? body : &discard;
     char err[CURL_ERROR_SIZE] = "";
     *code = 0;
+    const char *why;
+    if (!curl_lazy_available(&why)) {
+        log_error("master client: %s", why);
+        return MASTER_EUNREACHABLE;
+    }
     CURL *h = curl_easy_init();
     if (h == NULL)
         return MASTER_ENOMEM;
@@ -540,14 +548,14 @@ int master_fetch(const char *ui_url, long timeout_ms, struct master_status **out
     if (out == NULL)
         return MASTER_EARG;
     *out = NULL;
-    if (timeout_ms <= 0)
+    if (timeout_ms <= 0 || !url_ok(ui_url))
         return MASTER_EARG;
     char *url = join_url(ui_url, "/json/");
     if (url == NULL)
-        return ui_url == NULL || strncasecmp(ui_url, "http", 4) != 0 ? MASTER_EARG : MASTER_ENOMEM;
+        return MASTER_ENOMEM;
     struct body body = {0};
     long code = 0;
-    int rc = http_request(url, NULL, timeout_ms, &code, &body);
+    int rc = request_once(url, NULL, timeout_ms, &code, &body);
     if (rc == MASTER_OK && code != 200) {
         log_warn("master: %s answered HTTP %ld", url, code);
         rc = MASTER_EHTTP;
@@ -588,7 +596,7 @@ int master_kill_app(const char *ui_url, const char *app_id, long timeout_ms)
         return MASTER_ENOAPP;
 
     char *url = join_url(ui_url, "/app/kill/");
-    CURL *h = curl_easy_init();
+    CURL *h = curl_lazy_available(NULL) ? curl_easy_init() : NULL;
     char *id = h ? curl_easy_escape(h, app_id, 0) : NULL;
     char *form = NULL;
     if (url == NULL || id == NULL || asprintf(&form, "id=%s&terminate=true", id) < 0) {
@@ -599,7 +607,7 @@ int master_kill_app(const char *ui_url, const char *app_id, long timeout_ms)
     curl_easy_cleanup(h);
     long code = 0;
     if (rc == MASTER_OK)
-        rc = http_request(url, form, timeout_ms, &code, NULL);
+        rc = request_once(url, form, timeout_ms, &code, NULL);
     if (rc == MASTER_OK && code == 405) {
         log_warn("master: %s answered 405: kills are disabled (spark.ui.killEnabled=false)", url);
         rc = MASTER_EKILLOFF;

@@ -3,6 +3,9 @@
  * owns the executor's life: started in the background at kernel start, restarted after a
  * death, its last cell told what happened. */
 #include "kernel.h"
+
+#include "../driver/magics.h"
+#include "../driver/spark.h"
 #include "log.h"
 #include "message.h"
 
@@ -179,6 +182,7 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
     int silent = bool_field(c, "silent", 0);
     int store = silent ? 0 : bool_field(c, "store_history", 1);
     k->current_silent = silent;
+    k->current_store = store;
     k->current_stop_on_error = bool_field(c, "stop_on_error", 1);
     k->current_allow_stdin = bool_field(c, "allow_stdin", 1);
     if (store) {
@@ -189,14 +193,58 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
     if (!silent)
         iopub_publish(k, "execute_input", req->header,
                       json_pack("{s:O, s:i}", "code", code_v, "execution_count", k->current_count));
-    json_t *ue = json_object_get(c, "user_expressions");
-    json_t *cmd = json_pack(
-        "{s:s, s:O, s:b, s:b, s:b, s:i, s:o}", "type", "execute", "code", code_v, "silent", silent,
-        "store_history", store, "allow_stdin", k->current_allow_stdin, "execution_count",
-        k->current_count, "user_expressions", json_is_object(ue) ? json_incref(ue) : json_object());
+    char *rest = NULL;
+    json_t *magics = magics_split(code, &rest);
+    if (json_array_size(magics) > 0)
+        spark_run_magics(k, magics, rest); /* calls execution_continue when done */
+    else
+        execution_continue(k, code);
+    json_decref(magics);
+    free(rest);
+}
+
+void execution_continue(struct kernel *k, const char *code)
+{
+    struct wire_msg *req = k->current;
+    if (req == NULL)
+        return;
+    const char *p = code;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p == '\0') { /* nothing but magics */
+        finish_current(
+            k, json_pack("{s:s, s:{}, s:[]}", "status", "ok", "user_expressions", "payload"));
+        return;
+    }
+    json_t *ue = json_object_get(req->content, "user_expressions");
+    json_t *cmd =
+        json_pack("{s:s, s:s, s:b, s:b, s:b, s:i, s:o}", "type", "execute", "code", code, "silent",
+                  k->current_silent, "store_history", k->current_store, "allow_stdin",
+                  k->current_allow_stdin, "execution_count", k->current_count, "user_expressions",
+                  json_is_object(ue) ? json_incref(ue) : json_object());
+    spark_cell_begin(k, k->current_count);
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the execute command; waiting for its exit");
     json_decref(cmd);
+}
+
+void execution_fail_current(struct kernel *k, const char *ename, const char *evalue)
+{
+    struct wire_msg *req = k->current;
+    if (req == NULL)
+        return;
+    k->current = NULL;
+    fail_request(k, req, ename, evalue);
+}
+
+void execution_release_reply(struct kernel *k)
+{
+    json_t *content = k->held_reply;
+    k->held_reply = NULL;
+    if (content != NULL && k->current != NULL)
+        finish_current(k, content);
+    else
+        json_decref(content);
 }
 
 /* Forwards complete, inspect and is_complete with their content. */
@@ -235,8 +283,8 @@ void execution_pump(struct kernel *k)
             start_executor(k);
             return;
         }
-        if (st != EXECUTOR_READY)
-            return; /* requests wait for the ready event */
+        if (st != EXECUTOR_READY || spark_holds_queue(k))
+            return; /* requests wait for the ready event, or for the master's answer */
         struct wire_msg *req = dequeue(k);
         k->current = req;
         message_now_iso(k->current_started, sizeof k->current_started);
@@ -316,6 +364,7 @@ static void on_event(struct kernel *k, json_t *ev)
         }
         executor_set_ready(k->exec);
         log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
+        spark_on_executor_ready(k); /* before any cell, so a cell never waits on nothing */
         execution_pump(k);
     } else if (strcmp(type, "stream") == 0) {
         const char *name = json_string_value(json_object_get(ev, "name"));
@@ -371,7 +420,15 @@ static void on_event(struct kernel *k, json_t *ev)
             log_warn("executor reply with no request waiting; dropped");
             return;
         }
+        if (strcmp(k->current->msg_type, "execute_request") == 0 && spark_cell_end(k)) {
+            json_decref(k->held_reply);
+            k->held_reply = json_incref(content); /* released after the last progress look */
+            return;
+        }
         finish_current(k, json_incref(content));
+    } else if (strcmp(type, "spark_state") == 0) {
+        spark_on_state(k, ev);
+        execution_pump(k);
     } else if (strcmp(type, "log") == 0) {
         log_info("executor: %s", json_string_value(json_object_get(ev, "message")));
     } else {
@@ -417,6 +474,9 @@ void execution_on_child(struct kernel *k)
     executor_describe_status(status, how, sizeof how);
     int was_ready = executor_state(k->exec) == EXECUTOR_READY;
     executor_cleanup(k->exec);
+    spark_on_executor_death(k);
+    json_decref(k->held_reply);
+    k->held_reply = NULL;
     if (!was_ready) {
         snprintf(k->start_failure, sizeof k->start_failure, "the executor %s%s%s", how,
                  k->stderr_tail[0] ? ": " : "", k->stderr_tail);

@@ -19,6 +19,9 @@
 
 enum channel { CHANNEL_SHELL = 0, CHANNEL_CONTROL, CHANNEL_STDIN, CHANNEL_IOPUB };
 
+struct spark;
+struct http;
+
 struct pending {
     struct wire_msg *msg; /* owned */
     struct pending *next;
@@ -46,10 +49,14 @@ struct kernel {
 
     struct pending *queue_head, *queue_tail; /* shell requests waiting for the executor */
     struct wire_msg *current;                /* the request the executor is working on */
-    int current_count, current_silent, current_stop_on_error, current_allow_stdin;
+    int current_count, current_silent, current_store, current_stop_on_error, current_allow_stdin;
     char current_started[48];
     int awaiting_input;
     json_t *last_parent; /* header of the last request, for output between cells; owned */
+
+    struct spark *spark; /* the Spark driver client (driver/spark.c) */
+    struct http *http;   /* asynchronous HTTP for it, polled by the loop */
+    json_t *held_reply;  /* an execute reply held back for a last progress update */
 
     int running;
     pid_t parent_pid; /* the launching client (JPY_PARENT_PID); 0 when not watched */
@@ -90,5 +97,13 @@ void execution_on_child(struct kernel *k);
 void execution_abort_queue(struct kernel *k);
 void execution_shutdown(struct kernel *k);
 json_t *execution_language_info(struct kernel *k);
+/* For the %spark magics: run the rest of the current cell in the executor (or finish it
+ * when there is none), or fail it with one error. */
+void execution_continue(struct kernel *k, const char *code);
+void execution_fail_current(struct kernel *k, const char *ename, const char *evalue);
+/* Sends the execute reply spark_cell_end held back. */
+void execution_release_reply(struct kernel *k);
+/* Whether queued requests must wait (a Spark session is being negotiated). */
+int spark_holds_queue(struct kernel *k);
 
 #endif

@@ -1,6 +1,9 @@
 /* loop: sockets, signals and the one zmq_poll loop. Control is served first on every turn,
  * so interrupt, shutdown and kernel_info answer at once while a cell runs. */
 #include "kernel.h"
+
+#include "../driver/http.h"
+#include "../driver/spark.h"
 #include "log.h"
 #include "message.h"
 
@@ -91,8 +94,11 @@ int kernel_open(struct kernel *k, const char *connection_file, char *detail, siz
         snprintf(detail, len, "cannot bind heartbeat %s: %s", hb_endpoint, zmq_strerror(errno));
         return -101;
     }
+    extern char **environ;
     k->exec = executor_new(&k->exec_cfg);
-    if (k->exec == NULL) {
+    k->spark = spark_new(environ);
+    k->http = http_new();
+    if (k->exec == NULL || k->spark == NULL || k->http == NULL) {
         snprintf(detail, len, "out of memory");
         return -100;
     }
@@ -174,7 +180,7 @@ int kernel_run(struct kernel *k)
     executor_start(k->exec); /* warm the executor in the background */
     iopub_status(k, "starting", NULL);
     while (k->running) {
-        zmq_pollitem_t items[8];
+        zmq_pollitem_t items[8 + 16];
         int n = 0;
         int control = n;
         items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_CONTROL], 0, ZMQ_POLLIN, 0};
@@ -201,13 +207,29 @@ int kernel_run(struct kernel *k)
             items[n++] =
                 (zmq_pollitem_t){NULL, executor_stream_fd(k->exec, EXECUTOR_STDERR), ZMQ_POLLIN, 0};
         }
-        int rc = zmq_poll(items, n, 1000);
+        /* libcurl's sockets, and the earliest of its and the Spark client's timers. */
+        struct http_fd hfds[16];
+        int nh = http_fds(k->http, hfds, 16);
+        for (int i = 0; i < nh; i++)
+            items[n++] = (zmq_pollitem_t){
+                NULL, hfds[i].fd,
+                (short)((hfds[i].read ? ZMQ_POLLIN : 0) | (hfds[i].write ? ZMQ_POLLOUT : 0)), 0};
+        long timeout = 1000;
+        long t = http_timeout_ms(k->http);
+        if (t >= 0 && t < timeout)
+            timeout = t;
+        t = spark_next_tick_ms(k);
+        if (t >= 0 && t < timeout)
+            timeout = t;
+        int rc = zmq_poll(items, n, timeout);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             log_error("zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
+        http_perform(k->http);
+        spark_tick(k);
         if (rc == 0 && k->parent_pid > 0 && getppid() != k->parent_pid) {
             log_warn("the client that started this kernel (pid %d) is gone: shutting down",
                      (int)k->parent_pid);
@@ -234,12 +256,16 @@ int kernel_run(struct kernel *k)
     }
     log_info("stopping (%lu bad messages dropped in this session)", k->dropped_total);
     execution_shutdown(k);
+    spark_shutdown(k);
     return 0;
 }
 
 void kernel_close(struct kernel *k)
 {
     executor_destroy(&k->exec);
+    http_destroy(&k->http);
+    spark_destroy(&k->spark);
+    json_decref(k->held_reply);
     heartbeat_destroy(&k->hb);
     for (int i = 0; i < 4; i++)
         if (k->sock[i])

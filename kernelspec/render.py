@@ -18,6 +18,10 @@ def main() -> None:
     ap.add_argument("--pythonpath", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--interrupt-mode", default="message", choices=["message", "signal"])
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a deployment default, e.g. MASTER_URL=spark://master:7077 or "
+                         "DRIVER_PORT=7078; written as env SPARKERNEL_SPEC_<NAME>, which the "
+                         "kernel reads below the environment (see README, Spark settings)")
     args = ap.parse_args()
     version = subprocess.run(
         [args.python, "-c", "import platform; print(platform.python_version())"],
@@ -28,6 +32,9 @@ def main() -> None:
         text = text.replace(key, value)
     spec = json.loads(text)
     spec["interrupt_mode"] = args.interrupt_mode
+    for item in args.setting:
+        name, _, value = item.partition("=")
+        spec["env"][f"SPARKERNEL_SPEC_{name.upper()}"] = value
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -6,20 +6,30 @@ with each other and with the values they were rendered from:
 
   workers      worker count, and SPARK_WORKER_CORES / SPARK_WORKER_MEMORY equal to the
                container's CPU and memory requests and limits (memory: plus the overhead)
-  driver       the headless Service's ports are the edgenode's SPARKERNEL_*_PORT env and
-               container ports; POD_IP from the downward API; the master URLs point at
-               the master's Service
+  driver       every port slot i < SPARKERNEL_PORT_SLOTS (driver port + 2i, block manager
+               port + 2i, UI port + i, from the SPARKERNEL_*_PORT env) is in the headless
+               Service and the edgenode's container ports, under a valid unique name, and
+               nothing else; every UI port in the JupyterLab Service; POD_IP from the
+               downward API; the master URLs point at the master's Service
+  kernel-env   the driver pods' env speaks driver/settings.c: every variable the chart
+               relies on is one the kernel reads, no SPARKERNEL_* variable is unknown to
+               it, the slot formulas are the ones settings.c documents, and a
+               spark.defaults property the kernel sets itself reaches it as its variable
   auth         one Secret name and key for _SPARK_AUTH_SECRET in master, workers, edgenode
                and test pod, that Secret rendered, spark-defaults.conf in step
-  local-dirs   worker dir and local dirs on node-local emptyDir volumes, never the claim
+  local-dirs   worker dir and local dirs on node-local emptyDir volumes, never the claim;
+               the kernel's SPARKERNEL_LOCAL_DIR is spark.local.dir, on the emptyDir
   shared-data  the claim mounted at the same path in every pod, SPARKERNEL_DATA_DIR equal
   conf         spark-defaults.conf mounted at SPARK_CONF_DIR in every Spark pod
   hygiene      standard labels, selectors, non-root, no privilege escalation, limits,
                probes, images, service links off
-  netpol       the NetworkPolicy (when enabled) admits exactly edgenode, workers, test pod
+  netpol       the NetworkPolicy (when enabled) admits exactly edgenode, workers, test pod;
+               a policy that restricts the edgenode's ingress admits the workers to
+               every slot's driver and block manager port
 
 Usage:
   check_rendered.py RENDERED.yaml CHART_DIR [-f VALUES.yaml]... [--set KEY=VALUE]...
+      [--settings driver/settings.c]   (default: CHART_DIR/../../driver/settings.c)
   check_rendered.py RENDERED.yaml CHART_DIR --tamper NAME   (self-test: break the render
       the way NAME says and exit 0 only if the check meant to catch it fails)
 Prints one line per check; exits 1 if any failed.
@@ -28,6 +38,7 @@ Prints one line per check; exits 1 if any failed.
 import argparse
 import base64
 import copy
+import os
 import re
 import sys
 
@@ -101,10 +112,12 @@ def quantity_cpu(q):
 # ---- rendered objects -------------------------------------------------------------------
 
 class Render:
-    def __init__(self, docs, values, chart):
+    def __init__(self, docs, values, chart, settings=None, chart_dir="."):
+        self.chart_dir = chart_dir
         self.docs = docs
         self.values = values
         self.chart = chart
+        self.settings = settings
 
     def of_kind(self, kind):
         return [d for d in self.docs if d["kind"] == kind]
@@ -192,6 +205,64 @@ def port_number(container, port):
     raise Failure("container %s has no port named %s" % (container["name"], port))
 
 
+def port_name_ok(name):
+    """A Kubernetes port name (IANA_SVC_NAME): at most 15 lowercase letters, digits and
+    single hyphens, with a letter, neither starting nor ending with a hyphen."""
+    return (len(name) <= 15 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name) is not None
+            and "--" not in name and re.search(r"[a-z]", name) is not None)
+
+
+def slot_ports(driver, blockmanager, ui, slots):
+    """{port name: number} of every port slot, by the kernel's formula (driver/settings.c)."""
+    ports = {}
+    for i in range(slots):
+        ports["driver-%d" % i] = driver + 2 * i
+        ports["blockmgr-%d" % i] = blockmanager + 2 * i
+        ports["ui-%d" % i] = ui + i
+    return ports
+
+
+def port_diff(got, want):
+    """What differs between two {name: port} maps, briefly."""
+    parts = []
+    missing = sorted(set(want) - set(got), key=lambda k: want[k])
+    extra = sorted(set(got) - set(want), key=lambda k: got[k])
+    wrong = sorted((k for k in set(got) & set(want) if got[k] != want[k]), key=lambda k: want[k])
+    if missing:
+        parts.append("missing %s" % ", ".join("%s %s" % (k, want[k]) for k in missing))
+    if extra:
+        parts.append("unexpected %s" % ", ".join("%s %s" % (k, got[k]) for k in extra))
+    if wrong:
+        parts.append("wrong %s" % ", ".join("%s %s (want %s)" % (k, got[k], want[k]) for k in wrong))
+    return "; ".join(parts)
+
+
+def helm_str(value):
+    """A values scalar as helm's toString writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_settings(path):
+    """driver/settings.c: {key: (env or None, fallback or None, doc)} of its table, and
+    every other variable it reads with env_get(env, "NAME")."""
+    with open(path) as f:
+        text = f.read()
+    table = text[text.index("static const struct def defs[]"):]
+    table = table[:table.index("};")]
+    defs = {}
+    for m in re.finditer(r'\{\s*"([^"]+)",\s*(?:"([A-Z0-9_]+)"|NULL),\s*(?:"([^"]*)"|NULL),\s*K_[A-Z]+,'
+                         r'\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', table):
+        doc = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(4)))
+        defs[m.group(1)] = (m.group(2), m.group(3), doc)
+    expect(len(defs) >= 10, "could not read the settings table of %s (%d entries)", path, len(defs))
+    others = set(re.findall(r'env_get\(env,\s*"([A-Z0-9_]+)"\)', text))
+    return defs, others
+
+
 SPARK_PODS = ("master", "worker", "edgenode", "test")
 DRIVER_PODS = ("edgenode", "test")
 
@@ -254,19 +325,54 @@ def check_driver(r):
     svc = headless[0]
     expect(svc["spec"].get("publishNotReadyAddresses") is True,
            "the driver's headless Service must publish the pod before it is ready")
-    ports = {p["name"]: p for p in svc["spec"]["ports"]}
-    wanted = {"driver": ("SPARKERNEL_DRIVER_PORT", e["driverPort"]),
-              "blockmanager": ("SPARKERNEL_BLOCKMANAGER_PORT", e["blockManagerPort"]),
-              "spark-ui": ("SPARKERNEL_UI_PORT", e["uiPort"])}
-    expect(set(ports) == set(wanted), "headless Service ports %s, want %s", sorted(ports), sorted(wanted))
-    for pname, (env, value) in wanted.items():
-        p = ports[pname]
+    n = e["portSlots"]
+    for comp in DRIVER_PODS:
+        env = {name: env_value(r.container(comp), name) for name in
+               ("SPARKERNEL_PORT_SLOTS", "SPARKERNEL_DRIVER_PORT", "SPARKERNEL_BLOCKMANAGER_PORT", "SPARKERNEL_UI_PORT")}
+        want = {"SPARKERNEL_PORT_SLOTS": n, "SPARKERNEL_DRIVER_PORT": e["driverPort"],
+                "SPARKERNEL_BLOCKMANAGER_PORT": e["blockManagerPort"], "SPARKERNEL_UI_PORT": e["uiPort"]}
+        for name, value in want.items():
+            expect(env[name] == str(value), "%s env %s=%s, values say %s", comp, name, env[name], value)
+    # The ports every slot uses, by the kernel's formula applied to the edgenode's env.
+    wanted = slot_ports(int(env_value(c, "SPARKERNEL_DRIVER_PORT")), int(env_value(c, "SPARKERNEL_BLOCKMANAGER_PORT")),
+                        int(env_value(c, "SPARKERNEL_UI_PORT")), int(env_value(c, "SPARKERNEL_PORT_SLOTS")))
+    expect(len(set(wanted.values())) == len(wanted), "two slots share a port: %s", sorted(wanted.items()))
+    expect(e["service"]["port"] not in wanted.values(), "JupyterLab's port %s is a slot's port", e["service"]["port"])
+    expect(max(wanted.values()) <= 65535, "a slot's port is past 65535: %s", max(wanted.values()))
+    # The container: JupyterLab's port and every slot's three, each under a valid unique name.
+    cports = c.get("ports", [])
+    names = [p["name"] for p in cports]
+    expect(len(set(names)) == len(names), "the edgenode's container port names repeat: %s", names)
+    bad = [name for name in names if not port_name_ok(name)]
+    expect(not bad, "invalid port names (15 characters at most, a-z 0-9 -): %s", bad)
+    got = {p["name"]: p["containerPort"] for p in cports if p["name"] != "jupyter"}
+    expect(got == wanted, "the edgenode's container ports differ from the %d slots': %s",
+           len(wanted) // 3, port_diff(got, wanted))
+    # The headless Service: exactly those ports, each reaching the container port of its number.
+    sports = svc["spec"]["ports"]
+    snames = [p["name"] for p in sports]
+    expect(len(set(snames)) == len(snames), "the headless Service's port names repeat: %s", snames)
+    bad = [name for name in snames if not port_name_ok(name)]
+    expect(not bad, "invalid port names in the headless Service: %s", bad)
+    got = {p["name"]: p["port"] for p in sports}
+    expect(got == wanted, "the headless Service's ports differ from the %d slots': %s",
+           len(wanted) // 3, port_diff(got, wanted))
+    for p in sports:
         target = port_number(c, p.get("targetPort", p["port"]))
-        for comp in DRIVER_PODS:
-            got = env_value(r.container(comp), env)
-            expect(got == str(p["port"]) == str(target) == str(value),
-                   "%s: headless Service port %s, target %s, %s env %s=%s, values %s",
-                   pname, p["port"], target, comp, env, got, value)
+        expect(target == p["port"], "headless Service port %s (%s) targets container port %s", p["name"], p["port"], target)
+    # The JupyterLab Service: JupyterLab and every slot's Spark UI.
+    others = [s for s in r.of_kind("Service") if s is not svc
+              and selector_matches({"matchLabels": s["spec"].get("selector", {})}, labels)]
+    expect(len(others) == 1, "expected one JupyterLab Service selecting the edgenode, found %d", len(others))
+    jports = {p["name"]: p for p in others[0]["spec"]["ports"]}
+    want_j = {name: port for name, port in wanted.items() if name.startswith("ui-")}
+    want_j["jupyter"] = e["service"]["port"]
+    got = {k: v["port"] for k, v in jports.items()}
+    expect(got == want_j, "the JupyterLab Service's ports differ from JupyterLab's and the slots' UI ports: %s",
+           port_diff(got, want_j))
+    for name, p in jports.items():
+        expect(port_number(c, p.get("targetPort", p["port"])) == p["port"],
+               "JupyterLab Service port %s targets another container port", name)
     master = r.values["master"]["service"]
     msvc = r.named("Service", master["name"])
     expect(msvc is not None, "no Service named %s for the master", master["name"])
@@ -352,6 +458,10 @@ def check_local_dirs(r):
         _, _, dspec = r.workload(comp)
         vol = volume_at(dspec, dspec["containers"][0], local)
         expect(vol is not None and "emptyDir" in vol, "%s has no emptyDir at spark.local.dir %s", comp, local)
+        # The kernel sets spark.local.dir in every session (its default is /tmp/sparkernel),
+        # over spark-defaults.conf: it must be told the emptyDir.
+        kernel_local = env_value(dspec["containers"][0], "SPARKERNEL_LOCAL_DIR")
+        expect(kernel_local == local, "%s SPARKERNEL_LOCAL_DIR=%s, spark.local.dir is %s", comp, kernel_local, local)
 
 
 @check("shared-data")
@@ -385,6 +495,80 @@ def check_shared_data(r):
             expect(mounts == [path], "%s container %s mounts the claim at %s, not at %s", comp, c["name"], mounts, path)
             expect(env_value(c, "SPARKERNEL_DATA_DIR") == path,
                    "%s container %s SPARKERNEL_DATA_DIR differs from the mount path %s", comp, c["name"], path)
+
+
+# Variables the chart sets for the kernel's own reasons, not settings.
+CHART_OWN_ENV = {"SPARKERNEL_DATA_DIR"}
+# What the chart relies on the kernel reading.
+KERNEL_ENV_NEEDED = ("SPARK_MASTER_URL", "SPARKERNEL_MASTER_UI_URL", "POD_IP", "SPARKERNEL_DRIVER_PORT",
+                     "SPARKERNEL_BLOCKMANAGER_PORT", "SPARKERNEL_UI_PORT", "SPARKERNEL_PORT_SLOTS",
+                     "SPARKERNEL_LOCAL_DIR")
+# The settings.c keys of the slot formula and the step of each.
+SLOT_STEPS = {"spark.driver.port": ("SPARKERNEL_DRIVER_PORT", "2i"),
+              "spark.blockManager.port": ("SPARKERNEL_BLOCKMANAGER_PORT", "2i"),
+              "spark.ui.port": ("SPARKERNEL_UI_PORT", "i")}
+
+
+@check("kernel-env")
+def check_kernel_env(r):
+    expect(r.settings is not None, "driver/settings.c was not read")
+    defs, others = r.settings
+    by_env = {env: key for key, (env, _, _) in defs.items() if env}
+    read = set(by_env) | others
+    missing = [name for name in KERNEL_ENV_NEEDED if name not in read]
+    expect(not missing, "driver/settings.c reads no %s", missing)
+    with open(os.path.join(r.chart_dir, "values.yaml")) as f:
+        chart_default = yaml.safe_load(f)["edgenode"]["portSlots"]
+    slots = [key for key, (env, _, _) in defs.items() if env == "SPARKERNEL_PORT_SLOTS"]
+    expect(slots and defs[slots[0]][1] == str(chart_default),
+           "SPARKERNEL_PORT_SLOTS's default in settings.c is %s, edgenode.portSlots's is %s",
+           slots and defs[slots[0]][1], chart_default)
+    for key, (env, step) in SLOT_STEPS.items():
+        expect(key in defs and defs[key][0] == env, "settings.c has no %s read from %s", key, env)
+        expect(re.search(r"slot i uses port \+ %s\b" % re.escape(step), defs[key][2]),
+               "settings.c documents %s as %r, the chart exposes port + %s per slot", key, defs[key][2], step)
+    # The chart's table of the properties it passes on (sparkernel.kernelOwnedEnv) and of
+    # those it refuses in spark.defaults: together, every spark.* property the kernel sets
+    # by default from a variable of its own, each under that variable.
+    with open(os.path.join(r.chart_dir, "templates", "_helpers.tpl")) as f:
+        helpers = f.read()
+    m = re.search(r'define "sparkernel.kernelOwnedEnv".*?\{\{-? dict ((?:"[^"]*"\s*)+)\|', helpers, re.S)
+    expect(m, "_helpers.tpl has no sparkernel.kernelOwnedEnv dict")
+    words = re.findall(r'"([^"]*)"', m.group(1))
+    passed_on = dict(zip(words[::2], words[1::2]))
+    m = re.search(r'range \$key := list ((?:"[^"]*"\s*)+)-?\}\}\s*\{\{-? if hasKey \$\.Values\.spark\.defaults', helpers)
+    expect(m, "_helpers.tpl has no list of the spark.defaults properties it refuses")
+    refused = set(re.findall(r'"([^"]*)"', m.group(1)))
+    for key, var in passed_on.items():
+        expect(key in defs and defs[key][0] == var, "the chart passes %s as %s, settings.c reads it from %s",
+               key, var, defs.get(key, (None,))[0])
+    owned = {key for key, (var, fallback, _) in defs.items() if var and fallback is not None and key.startswith("spark.")}
+    loose = sorted(owned - set(passed_on) - refused)
+    expect(not loose, "spark.defaults could set %s, which the kernel's own default would override", loose)
+    defaults = r.values["spark"].get("defaults") or {}
+    for comp in DRIVER_PODS:
+        env = env_of(r.container(comp))
+        unknown = [name for name in env if name.startswith("SPARKERNEL_") and name not in read | CHART_OWN_ENV]
+        expect(not unknown, "%s sets %s, which driver/settings.c does not read", comp, unknown)
+        pairs = {}
+        if "SPARKERNEL_SPARK_CONF" in env:
+            for pair in re.split(r"[;\s]+", env_value(r.container(comp), "SPARKERNEL_SPARK_CONF")):
+                if "=" in pair:
+                    k, _, v = pair.partition("=")
+                    pairs[k] = v
+        # A spark.defaults property the kernel sets itself (it has a default there) would
+        # lose to the kernel's default unless the kernel is told it.
+        for key, value in defaults.items():
+            if key not in defs or defs[key][1] is None:
+                continue
+            var = defs[key][0]
+            if var:
+                got = env.get(var, {}).get("value")
+                expect(got == helm_str(value), "spark.defaults %s=%s but %s has %s=%s: the kernel's default %s wins",
+                       key, value, comp, var, got, defs[key][1])
+            else:
+                expect(pairs.get(key) == helm_str(value), "spark.defaults %s=%s does not reach %s's kernel "
+                       "(SPARKERNEL_SPARK_CONF has %s)", key, value, comp, pairs.get(key))
 
 
 @check("conf")
@@ -462,6 +646,44 @@ def check_netpol(r):
     expect(ports == sorted([m["port"], m["webUIPort"]]), "it opens ports %s", ports)
 
 
+@check("netpol-edgenode")
+def check_netpol_edgenode(r):
+    """A policy restricting the edgenode's ingress must let executors reach every slot."""
+    _, labels, spec = r.workload("edgenode")
+    c = spec["containers"][0]
+    worker = r.workload("worker")[1]
+    e = r.values["edgenode"]
+    needed = {name: port for name, port in
+              slot_ports(e["driverPort"], e["blockManagerPort"], e["uiPort"], e["portSlots"]).items()
+              if not name.startswith("ui-")}
+    for pol in r.of_kind("NetworkPolicy"):
+        ps = pol["spec"]
+        if not selector_matches(ps.get("podSelector", {}), labels):
+            continue
+        if "Ingress" not in ps.get("policyTypes", ["Ingress"]):
+            continue
+        open_ports = set()
+        for rule in ps.get("ingress") or []:
+            froms = rule.get("from")
+            if froms and not any("podSelector" in f and "namespaceSelector" not in f
+                                 and selector_matches(f["podSelector"], worker) for f in froms):
+                continue
+            rports = rule.get("ports")
+            if not rports:
+                open_ports |= set(needed.values())
+                continue
+            for p in rports:
+                if p.get("protocol", "TCP") != "TCP" or "port" not in p:
+                    if "port" not in p:
+                        open_ports |= set(needed.values())
+                    continue
+                lo = port_number(c, p["port"])
+                open_ports |= set(range(lo, p.get("endPort", lo) + 1))
+        shut = sorted(name for name, port in needed.items() if port not in open_ports)
+        expect(not shut, "NetworkPolicy %s keeps the workers' executors from the edgenode's %s",
+               pol["metadata"]["name"], shut)
+
+
 # ---- self-test: each way of breaking the render must be caught by its check -------------
 
 def _worker(docs):
@@ -494,8 +716,43 @@ def tamper_worker_memory(docs):
 def tamper_driver_port(docs):
     svc = next(d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None")
     for p in svc["spec"]["ports"]:
-        if p["name"] == "driver":
+        if p["name"] == "driver-0":
             p["port"] += 1
+
+
+def tamper_last_slot(docs):
+    """The last slot's block manager port missing from the edgenode's container."""
+    c = _edgenode(docs)["spec"]["template"]["spec"]["containers"][0]
+    last = "blockmgr-%d" % max(int(p["name"].split("-")[1]) for p in c["ports"] if p["name"].startswith("blockmgr-"))
+    c["ports"] = [p for p in c["ports"] if p["name"] != last]
+
+
+def tamper_port_slots(docs):
+    c = _edgenode(docs)["spec"]["template"]["spec"]["containers"][0]
+    n = next(e for e in c["env"] if e["name"] == "SPARKERNEL_PORT_SLOTS")["value"]
+    _set_env(c, "SPARKERNEL_PORT_SLOTS", {"value": str(int(n) + 1)})
+
+
+def tamper_local_dir_env(docs):
+    c = _edgenode(docs)["spec"]["template"]["spec"]["containers"][0]
+    _set_env(c, "SPARKERNEL_LOCAL_DIR", {"value": "/tmp/sparkernel"})
+
+
+def tamper_env_name(docs):
+    c = _edgenode(docs)["spec"]["template"]["spec"]["containers"][0]
+    for e in c["env"]:
+        if e["name"] == "SPARKERNEL_BLOCKMANAGER_PORT":
+            e["name"] = "SPARKERNEL_BLOCK_MANAGER_PORT"
+
+
+def tamper_netpol_edgenode(docs):
+    """A policy on the edgenode that admits only JupyterLab's port."""
+    edge = _edgenode(docs)
+    labels = edge["spec"]["template"]["metadata"]["labels"]
+    docs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                 "metadata": {"name": "edgenode", "labels": dict(edge["metadata"]["labels"])},
+                 "spec": {"podSelector": {"matchLabels": dict(labels)}, "policyTypes": ["Ingress"],
+                          "ingress": [{"ports": [{"protocol": "TCP", "port": "jupyter"}]}]}})
 
 
 def tamper_auth_secret(docs):
@@ -527,6 +784,11 @@ TAMPERS = {
     "worker-cores": (tamper_worker_cores, "workers"),
     "worker-memory": (tamper_worker_memory, "workers"),
     "driver-port": (tamper_driver_port, "driver"),
+    "last-slot": (tamper_last_slot, "driver"),
+    "port-slots": (tamper_port_slots, "driver"),
+    "local-dir-env": (tamper_local_dir_env, "local-dirs"),
+    "env-name": (tamper_env_name, "kernel-env"),
+    "netpol-edgenode": (tamper_netpol_edgenode, "netpol-edgenode"),
     "auth-secret": (tamper_auth_secret, "auth"),
     "work-dir": (tamper_work_dir, "local-dirs"),
     "mount-path": (tamper_mount_path, "shared-data"),
@@ -541,7 +803,9 @@ def main():
     ap.add_argument("-f", "--values", action="append", default=[])
     ap.add_argument("--set", action="append", default=[], help="a helm --set a.b=c the render used")
     ap.add_argument("--tamper", choices=sorted(TAMPERS))
+    ap.add_argument("--settings", help="the kernel's driver/settings.c (default: CHART_DIR/../../driver/settings.c)")
     args = ap.parse_args()
+    settings_path = args.settings or os.path.join(args.chart_dir, "..", "..", "driver", "settings.c")
 
     with open(args.rendered) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -552,7 +816,7 @@ def main():
     if args.tamper:
         fn, expect_fail = TAMPERS[args.tamper]
         fn(docs)
-    r = Render(docs, values, chart)
+    r = Render(docs, values, chart, read_settings(settings_path), args.chart_dir)
 
     failed = []
     for name, fn in CHECKS:

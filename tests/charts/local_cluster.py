@@ -7,14 +7,17 @@ Deployments exactly as the kubelet would (command, args with $(VAR) expansion, e
 the rendered Secret's value, spark-defaults.conf from the rendered ConfigMap, emptyDir
 and claim mounts as temporary directories), waits on their rendered readiness probes,
 and runs `spark.range(100).count()` from a driver configured only from the edgenode's
-rendered env (SPARK_MASTER_URL, POD_IP, SPARKERNEL_*_PORT, _SPARK_AUTH_SECRET), as the
-kernel is. It catches what a schema cannot: a launcher that rejects its arguments, an
-auth secret that does not reach a daemon, a worker that cannot hold a default executor.
+rendered env as the kernel is: the Spark conf the kernel would give its session, made
+from driver/settings.c's defaults and the variables it reads (SPARK_MASTER_URL, POD_IP,
+SPARKERNEL_*), in the last port slot. It checks that the ports the driver listens on are
+the edgenode's rendered container ports of that slot. It catches what a schema cannot: a
+launcher that rejects its arguments, an auth secret that does not reach a daemon, a
+worker that cannot hold the kernel's default executor.
 
 The one liberty taken: the master Service's name resolves to 127.0.0.1, and the pod IP
 is 127.0.0.1.
 
-Usage: local_cluster.py HELM CHART_DIR PYTHON [-f VALUES.yaml]...
+Usage: local_cluster.py HELM CHART_DIR PYTHON [-f VALUES.yaml]... [--settings driver/settings.c]
 PYTHON has pyspark (its SPARK_HOME is used) and java is on PATH. Exit 0 on success.
 """
 
@@ -22,6 +25,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -34,29 +38,68 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_rendered import read_settings  # noqa: E402
+
 LOCALHOST = "127.0.0.1"
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
+def free_ports(n, slots):
+    """n free single ports, and two free runs of ports for the port slots: 2*slots for the
+    driver and block manager ports (interleaved, as blockManagerPort = driverPort + 1) and
+    slots for the UI ports. Returns (singles, driver base, UI base)."""
+    held = []
+
+    def grab(port):
         s = socket.socket()
-        s.bind((LOCALHOST, 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+        try:
+            s.bind((LOCALHOST, port))
+        except OSError:
+            s.close()
+            return None
+        held.append(s)
+        return s.getsockname()[1]
+
+    def run_of(length):
+        rng = random.Random()
+        for _ in range(500):
+            base = rng.randrange(20000, 60000 - length)
+            mark = len(held)
+            if all(grab(base + k) for k in range(length)):
+                return base
+            for s in held[mark:]:
+                s.close()
+            del held[mark:]
+        raise SystemExit("no run of %d free local ports" % length)
+
+    try:
+        driver = run_of(2 * slots)
+        ui = run_of(slots)
+        singles = [grab(0) for _ in range(n)]
+        return singles, driver, ui
+    finally:
+        for s in held:
+            s.close()
 
 
-def render(helm, chart, values_files, ports):
-    m, mui, wui, drv, bm, ui, jup = ports
+def port_slots(chart, values_files):
+    """edgenode.portSlots as the render will see it (values.yaml, then each -f file)."""
+    slots = None
+    for path in [os.path.join(chart, "values.yaml")] + list(values_files):
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        slots = (values.get("edgenode") or {}).get("portSlots", slots)
+    return int(slots)
+
+
+def render(helm, chart, values_files, slots):
+    (m, mui, wui, jup), drv, ui = free_ports(4, slots)
     cmd = [helm, "template", "local", chart, "--kube-version", os.environ.get("KUBE_VERSION", "1.34.0")]
     for f in values_files:
         cmd += ["-f", f]
     cmd += ["--set", "master.service.port=%d" % m, "--set", "master.service.webUIPort=%d" % mui,
             "--set", "workers.webUIPort=%d" % wui, "--set", "edgenode.driverPort=%d" % drv,
-            "--set", "edgenode.blockManagerPort=%d" % bm, "--set", "edgenode.uiPort=%d" % ui,
+            "--set", "edgenode.blockManagerPort=%d" % (drv + 1), "--set", "edgenode.uiPort=%d" % ui,
             "--set", "edgenode.service.port=%d" % jup]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
@@ -196,20 +239,48 @@ def fail(msg, log_path=None):
     raise SystemExit(1)
 
 
+def kernel_conf(settings_c, env):
+    """The Spark conf the kernel gives its session (settings_spark_conf in driver/settings.c):
+    every spark.* setting from its variable, else its default, SPARKERNEL_SPARK_CONF's
+    pairs, spark.driver.host from POD_IP; then the ports of the last slot, as a kernel
+    would take when every other one is held (slot i: driver and block manager port + 2i,
+    UI port + i)."""
+    defs, _ = read_settings(settings_c)
+    conf = {}
+    for key, (var, fallback, _) in defs.items():
+        value = env.get(var) if var else None
+        if value is None and key == "spark.driver.host":
+            value = env.get("POD_IP")
+        if value is None:
+            value = fallback
+        if value is not None and key.startswith("spark."):
+            conf[key] = value
+    for pair in re.split(r"[;\s]+", env.get("SPARKERNEL_SPARK_CONF", "")):
+        if "=" in pair:
+            k, _, v = pair.partition("=")
+            conf[k] = v
+    slot = int(env["SPARKERNEL_PORT_SLOTS"]) - 1
+    ports = {"driver": int(env["SPARKERNEL_DRIVER_PORT"]) + 2 * slot,
+             "blockmgr": int(env["SPARKERNEL_BLOCKMANAGER_PORT"]) + 2 * slot,
+             "ui": int(env["SPARKERNEL_UI_PORT"]) + slot}
+    conf.update({"spark.driver.port": str(ports["driver"]), "spark.blockManager.port": str(ports["blockmgr"]),
+                 "spark.ui.port": str(ports["ui"])})
+    return conf, slot, ports
+
+
 DRIVER = r"""
 import json, os, sys
 from pyspark.sql import SparkSession
-e = os.environ
-spark = (SparkSession.builder.master(e["SPARK_MASTER_URL"])
-         .appName("chart-local-cluster")
-         .config("spark.driver.host", e["POD_IP"])
-         .config("spark.driver.bindAddress", e["POD_IP"])
-         .config("spark.driver.port", e["SPARKERNEL_DRIVER_PORT"])
-         .config("spark.driver.blockManager.port", e["SPARKERNEL_BLOCKMANAGER_PORT"])
-         .config("spark.ui.port", e["SPARKERNEL_UI_PORT"])
-         .getOrCreate())
+b = SparkSession.builder
+for k, v in json.loads(os.environ["KERNEL_CONF"]).items():
+    b = b.config(k, v)
+spark = b.getOrCreate()
 sc = spark.sparkContext
 out = {"count": spark.range(100).count(), "app": sc.applicationId,
+       "driver_port": int(sc.getConf().get("spark.driver.port")),
+       "blockmgr_port": sc._jsc.sc().env().blockManager().blockManagerId().port(),
+       "executor_memory": sc.getConf().get("spark.executor.memory"),
+       "dynamic": sc.getConf().get("spark.dynamicAllocation.enabled"),
        "pysum": sc.parallelize(range(100), 2).map(lambda x: 2 * x).sum(), "master": sc.master,
        "ui": sc.uiWebUrl, "auth": sc.getConf().get("spark.authenticate", "false"),
        "crypto": sc.getConf().get("spark.network.crypto.enabled", "false"),
@@ -225,11 +296,13 @@ def main():
     ap.add_argument("chart")
     ap.add_argument("python")
     ap.add_argument("-f", "--values", action="append", default=[])
+    ap.add_argument("--settings", help="the kernel's driver/settings.c (default: CHART/../../driver/settings.c)")
     args = ap.parse_args()
+    args.settings = args.settings or os.path.join(args.chart, "..", "..", "driver", "settings.c")
 
     spark_home = subprocess.run([args.python, "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
                                 check=True, capture_output=True, text=True).stdout.strip()
-    docs = render(args.helm, args.chart, args.values, free_ports(7))
+    docs = render(args.helm, args.chart, args.values, port_slots(args.chart, args.values))
     values_master = next(d for d in docs if d["kind"] == "Service" and
                          any(p["name"] == "cluster" for p in d["spec"]["ports"]))["metadata"]["name"]
     root = tempfile.mkdtemp(prefix="sparkernel-chart-")
@@ -265,9 +338,14 @@ def main():
         dlog = os.path.join(root, "driver.log")
         env = driver.process_env()
         env["PYSPARK_PYTHON"] = args.python
+        conf, slot, ports = kernel_conf(args.settings, driver.env)
+        env["KERNEL_CONF"] = json.dumps(conf)
         with open(dlog, "w") as log:
-            run = subprocess.run([args.python, "-c", DRIVER], env=env, stdout=subprocess.PIPE, stderr=log,
-                                 text=True, timeout=240, cwd=driver.root)
+            try:
+                run = subprocess.run([args.python, "-c", DRIVER], env=env, stdout=subprocess.PIPE, stderr=log,
+                                     text=True, timeout=240, cwd=driver.root)
+            except subprocess.TimeoutExpired:
+                fail("the driver did not finish in 240 s (conf %s)" % json.dumps(conf, sort_keys=True), dlog)
         line = next((l for l in run.stdout.splitlines() if l.startswith("RESULT ")), None)
         if run.returncode != 0 or line is None:
             fail("the driver failed (exit %s)" % run.returncode, dlog)
@@ -278,8 +356,16 @@ def main():
             fail("a Python map on the executors summed to %s, not 9900" % out["pysum"], dlog)
         if out["master"] != driver.env["SPARK_MASTER_URL"]:
             fail("the driver ran on %s" % out["master"], dlog)
-        if not out["ui"] or not out["ui"].endswith(":" + driver.env["SPARKERNEL_UI_PORT"]):
-            fail("the driver's UI is at %s, not on SPARKERNEL_UI_PORT" % out["ui"], dlog)
+        exposed = {p["name"]: p["containerPort"] for p in driver.container["ports"]}
+        for kind, port in ports.items():
+            name = "%s-%d" % (kind, slot)
+            if exposed.get(name) != port:
+                fail("slot %d's %s port is %s, the edgenode exposes %s as %s" % (slot, kind, port, name, exposed.get(name)))
+        if out["driver_port"] != ports["driver"] or out["blockmgr_port"] != ports["blockmgr"]:
+            fail("the driver listened on %s and its block manager on %s, not on slot %d's ports %s and %s"
+                 % (out["driver_port"], out["blockmgr_port"], slot, ports["driver"], ports["blockmgr"]), dlog)
+        if not out["ui"] or not out["ui"].endswith(":%d" % ports["ui"]):
+            fail("the driver's UI is at %s, not on slot %d's UI port %d" % (out["ui"], slot, ports["ui"]), dlog)
         if not out["local"].startswith(root):
             fail("the driver's spark.local.dir %s is not the mapped emptyDir" % out["local"], dlog)
 
@@ -288,8 +374,10 @@ def main():
             return [a for a in state.get("completedapps", []) if a["id"] == out["app"]]
 
         wait_for("the application in the master's completed list", finished, None, mlog, 30)
-        print("  driver from the edgenode's env: count=%d on %s (auth=%s, encryption=%s)"
-              % (out["count"], out["master"], out["auth"], out["crypto"]))
+        print("  the kernel's conf from the edgenode's env, port slot %d (%s): count=%d on %s "
+              "(auth=%s, encryption=%s, executor memory %s, dynamic allocation %s)"
+              % (slot, ports, out["count"], out["master"], out["auth"], out["crypto"], out["executor_memory"],
+                 out["dynamic"]))
         return 0
     finally:
         for p in reversed(procs):

@@ -3,7 +3,8 @@
 # with no Docker and no Kubernetes:
 #   - helm lint --strict and helm template for the default values and every value set in
 #     values/, each render validated by kubeconform -strict against offline Kubernetes
-#     JSON schemas and by check_rendered.py (the invariants between objects);
+#     JSON schemas and by check_rendered.py (the invariants between objects, and with the
+#     kernel's settings contract in driver/settings.c: env names, port-slot formulas);
 #   - check_rendered.py's self-test (each invariant catches a tampered render);
 #   - every file of bad-values/ refused with the message in its "# expect:" line;
 #   - NOTES.txt renders with the minikube commands;
@@ -189,7 +190,8 @@ for sets in "workers.replicas=3" "workers.cores=4 workers.memory=8g"; do
 done
 
 # Self-test of the invariants: each tampering of the default render must be caught.
-for tamper in worker-cores worker-memory driver-port auth-secret work-dir mount-path pod-ip; do
+for tamper in worker-cores worker-memory driver-port last-slot port-slots auth-secret work-dir mount-path \
+              local-dir-env pod-ip env-name netpol-edgenode; do
   run "check_rendered.py catches a tampered render: $tamper" \
     "$py" "$here/check_rendered.py" "$work/default.yaml" "$chart" --tamper "$tamper"
 done
@@ -239,15 +241,20 @@ notes_ok() {
               "get secret demo-sparkernel-jupyter -o jsonpath='{.data.token}'" \
               "helm test -n lab demo" \
               "--set workers.replicas=3" "--set workers.cores=4 --set workers.memory=8g" \
-              "kubectl -n lab delete pvc demo-sparkernel-data"; do
+              "kubectl -n lab delete pvc demo-sparkernel-data" \
+              "the others are the Spark UIs of the port slots, ports 4040-4047" \
+              "Up to 8 notebooks can hold a Spark session at once (edgenode.portSlots)"; do
     grep -qF -- "$want" <<<"$out" || { echo "--- NOTES lack: $want"; return 1; }
   done
   out=$(notes_render --set edgenode.service.type=ClusterIP --set master.uiService.type=ClusterIP) || return 1
-  grep -qF "port-forward svc/demo-sparkernel-jupyter 8888 4040" <<<"$out" &&
+  grep -qF "port-forward svc/demo-sparkernel-jupyter 8888 4040 4041 4042 4043 4044 4045 4046 4047" <<<"$out" &&
     grep -qF "port-forward svc/demo-sparkernel-master-ui 8080" <<<"$out" ||
     { echo "$out"; echo "--- NOTES lack the port-forward commands for ClusterIP services"; return 1; }
+  out=$(notes_render --set edgenode.portSlots=2 --set edgenode.uiPort=5050) || return 1
+  grep -qF "ports 5050-5051" <<<"$out" && grep -qF "Up to 2 notebooks" <<<"$out" ||
+    { echo "$out"; echo "--- NOTES do not follow edgenode.portSlots and uiPort"; return 1; }
 }
-run "NOTES.txt renders with the minikube service commands" notes_ok
+run "NOTES.txt renders with the minikube service commands and the port slots" notes_ok
 
 # values.yaml documents every value, and charts/README.md's table is made from it.
 run "values.yaml documents every value; charts/README.md's table matches it" \

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from typing import Any, Optional
 
@@ -259,8 +258,9 @@ class LocalCluster:
             "SPARK_DAEMON_JAVA_OPTS": ("-Dsparkernel.log.file=%s %s"
                                        % (self.log_dir / (name + ".log"), opts)).strip(),
         })
-        if "JAVA_HOME" not in env:
-            env["JAVA_HOME"] = str(pathlib.Path(os.path.realpath(java)).parents[1])
+        home = pathlib.Path(os.path.realpath(java)).parents[1]
+        if "JAVA_HOME" not in env and (home / "bin" / "java").exists():
+            env["JAVA_HOME"] = str(home)  # the java found on PATH, whatever PATH becomes
         env.pop("SPARK_MASTER_OPTS", None)
         env.pop("SPARK_WORKER_OPTS", None)
         return env
@@ -421,6 +421,22 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def reap_group(pgid: int, timeout: float = 30.0) -> bool:
+    """Waits for every process of a group (e.g. a PySpark driver started with
+    start_new_session=True, and the JVM it launched) to exit; SIGKILLs what is left after
+    timeout. True when the group ended on its own."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def print_status(state_dir: pathlib.Path) -> int:

@@ -120,11 +120,7 @@ every render has; each failure is a sentence that names the values to change.
 {{- if and .Values.auth.encryption (not .Values.auth.enabled) -}}
 {{- fail "auth.encryption needs auth.enabled: Spark's RPC encryption uses the authentication secret" -}}
 {{- end -}}
-{{- $e := .Values.edgenode -}}
-{{- $ports := list (int $e.driverPort) (int $e.blockManagerPort) (int $e.uiPort) (int $e.service.port) -}}
-{{- if ne (len (uniq $ports)) (len $ports) -}}
-{{- fail (printf "edgenode.driverPort (%d), edgenode.blockManagerPort (%d), edgenode.uiPort (%d) and edgenode.service.port (%d) must all differ" (int $e.driverPort) (int $e.blockManagerPort) (int $e.uiPort) (int $e.service.port)) -}}
-{{- end -}}
+{{- include "sparkernel.validatePortSlots" . -}}
 {{- if eq (int .Values.master.service.port) (int .Values.master.service.webUIPort) -}}
 {{- fail (printf "master.service.port and master.service.webUIPort must differ (both are %d)" (int .Values.master.service.port)) -}}
 {{- end -}}
@@ -136,6 +132,80 @@ every render has; each failure is a sentence that names the values to change.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The edgenode's port slots: slot i (0 <= i < n = edgenode.portSlots) uses the driver port
+d + 2i, the block manager port b + 2i and the UI port u + i (driver/settings.c). The
+driver and block manager ranges interleave without a clash only when b - d is odd; the UI
+range u .. u+n-1 must miss both, the last ports must be valid, and JupyterLab's port must
+be none of them.
+*/}}
+{{- define "sparkernel.validatePortSlots" -}}
+{{- $e := .Values.edgenode -}}
+{{- $n := int64 $e.portSlots -}}
+{{- $d := int64 $e.driverPort -}}
+{{- $b := int64 $e.blockManagerPort -}}
+{{- $u := int64 $e.uiPort -}}
+{{- $j := int64 $e.service.port -}}
+{{- $dEnd := add $d (mul 2 (sub $n 1)) -}}
+{{- $bEnd := add $b (mul 2 (sub $n 1)) -}}
+{{- $uEnd := add $u (sub $n 1) -}}
+{{- $ranges := printf "with edgenode.portSlots=%d the driver ports are %d-%d and the block manager ports %d-%d (every other port), the Spark UI ports %d-%d" $n $d $dEnd $b $bEnd $u $uEnd -}}
+{{- if lt $n 1 -}}
+{{- fail (printf "edgenode.portSlots (%d) must be at least 1" $n) -}}
+{{- end -}}
+{{- if eq (mod (sub $b $d) 2) 0 -}}
+{{- fail (printf "edgenode.blockManagerPort (%d) and edgenode.driverPort (%d) must differ by an odd number (e.g. blockManagerPort = driverPort + 1): slot i uses driverPort + 2i and blockManagerPort + 2i, so an even difference makes one slot's block manager port another slot's driver port" $b $d) -}}
+{{- end -}}
+{{- if or (gt $dEnd 65535) (gt $bEnd 65535) (gt $uEnd 65535) -}}
+{{- fail (printf "edgenode ports run past 65535: %s; lower the ports or edgenode.portSlots" $ranges) -}}
+{{- end -}}
+{{- range $i := until (int $n) -}}
+{{- $p := add $u $i -}}
+{{- if and (ge $p $d) (le $p $dEnd) (eq (mod (sub $p $d) 2) 0) -}}
+{{- fail (printf "edgenode ports overlap: %d is the Spark UI port of slot %d (edgenode.uiPort + %d) and the driver port of slot %d (edgenode.driverPort + 2*%d); %s; move edgenode.uiPort so that its range is clear of the others" $p $i $i (div (sub $p $d) 2) (div (sub $p $d) 2) $ranges) -}}
+{{- end -}}
+{{- if and (ge $p $b) (le $p $bEnd) (eq (mod (sub $p $b) 2) 0) -}}
+{{- fail (printf "edgenode ports overlap: %d is the Spark UI port of slot %d (edgenode.uiPort + %d) and the block manager port of slot %d (edgenode.blockManagerPort + 2*%d); %s; move edgenode.uiPort so that its range is clear of the others" $p $i $i (div (sub $p $b) 2) (div (sub $p $b) 2) $ranges) -}}
+{{- end -}}
+{{- end -}}
+{{- if or (and (ge $j $d) (le $j $dEnd) (eq (mod (sub $j $d) 2) 0)) (and (ge $j $b) (le $j $bEnd) (eq (mod (sub $j $b) 2) 0)) (and (ge $j $u) (le $j $uEnd)) -}}
+{{- fail (printf "edgenode.service.port (%d, JupyterLab) is one of the port slots' ports: %s" $j $ranges) -}}
+{{- end -}}
+{{- range $key := list "spark.master" "spark.driver.port" "spark.blockManager.port" "spark.driver.blockManager.port" "spark.ui.port" "spark.local.dir" -}}
+{{- if hasKey $.Values.spark.defaults $key -}}
+{{- fail (printf "spark.defaults must not set %s: the chart sets it from its own values (spark.master is the master's Service; the kernel picks the ports of a free slot from edgenode.driverPort, blockManagerPort, uiPort and portSlots, which the Services expose; spark.local.dir is spark.localDir, an emptyDir)" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Properties the kernel sets in every session, from its own defaults unless its environment
+variable is set (driver/settings.c), and so over spark-defaults.conf. One of these in
+spark.defaults is also passed as that variable, so that it holds in notebooks too.
+*/}}
+{{- define "sparkernel.kernelOwnedEnv" -}}
+{{- dict "spark.executor.cores" "SPARKERNEL_EXECUTOR_CORES" "spark.executor.memory" "SPARKERNEL_EXECUTOR_MEMORY" "spark.dynamicAllocation.enabled" "SPARKERNEL_DYNAMIC_ALLOCATION" "spark.dynamicAllocation.maxExecutors" "SPARKERNEL_MAX_EXECUTORS" "spark.dynamicAllocation.executorIdleTimeout" "SPARKERNEL_IDLE_TIMEOUT" "spark.app.name" "SPARKERNEL_APP_NAME" "spark.driver.bindAddress" "SPARKERNEL_BIND_ADDRESS" | toJson -}}
+{{- end -}}
+
+{{/*
+Every port slot's three ports, as container ports (container true) or as Service ports
+that target them by name. Call with (dict "root" $ "container" true).
+*/}}
+{{- define "sparkernel.slotPorts" -}}
+{{- $e := .root.Values.edgenode -}}
+{{- range $i := until (int $e.portSlots) }}
+{{- range $p := list (list "driver" (add $e.driverPort (mul 2 $i))) (list "blockmgr" (add $e.blockManagerPort (mul 2 $i))) (list "ui" (add $e.uiPort $i)) }}
+- name: {{ index $p 0 }}-{{ $i }}
+{{- if $.container }}
+  containerPort: {{ index $p 1 }}
+{{- else }}
+  port: {{ index $p 1 }}
+  targetPort: {{ index $p 0 }}-{{ $i }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level fields shared by every pod of the chart. */}}
@@ -186,6 +256,30 @@ securityContext:
   value: {{ .Values.edgenode.blockManagerPort | quote }}
 - name: SPARKERNEL_UI_PORT
   value: {{ .Values.edgenode.uiPort | quote }}
+# Slot i of SPARKERNEL_PORT_SLOTS uses the driver and block manager ports + 2i, the UI port + i.
+- name: SPARKERNEL_PORT_SLOTS
+  value: {{ .Values.edgenode.portSlots | quote }}
+# spark.local.dir of the kernel's sessions (its default, /tmp/sparkernel, would win over
+# spark-defaults.conf): the local-dir emptyDir.
+- name: SPARKERNEL_LOCAL_DIR
+  value: {{ .Values.spark.localDir | quote }}
+{{- $owned := include "sparkernel.kernelOwnedEnv" . | fromJson }}
+{{- $pairs := list }}
+{{- range $key, $value := .Values.spark.defaults }}
+{{- if hasKey $owned $key }}
+# {{ $key }} from spark.defaults: the kernel would otherwise set its own default.
+- name: {{ index $owned $key }}
+  value: {{ toString $value | quote }}
+{{- else if eq $key "spark.dynamicAllocation.shuffleTracking.enabled" }}
+{{- $pairs = append $pairs (printf "%s=%v" $key $value) }}
+{{- end }}
+{{- end }}
+{{- with $pairs }}
+# Properties from spark.defaults that the kernel sets itself and reads from no variable of
+# their own: its "key=value;..." variable.
+- name: SPARKERNEL_SPARK_CONF
+  value: {{ join ";" . | quote }}
+{{- end }}
 - name: HOME
   value: /home/spark
 {{- end -}}

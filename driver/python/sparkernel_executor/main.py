@@ -11,6 +11,7 @@ from typing import Any
 
 from . import __version__
 from .frames import Channel
+from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs
 from .streams import Flusher, flush_all, frame_stream
 
 _executing = False
@@ -19,6 +20,8 @@ _executing = False
 def _on_sigint(signum: int, frame: Any) -> None:
     # Only a running cell is interrupted; between cells the signal is ignored.
     if _executing:
+        if cancel_cell_jobs(frame):  # the cell's Spark jobs stop in the JVM too
+            return  # raised as the cell's JVM call returns (spark.py)
         raise KeyboardInterrupt
 
 
@@ -71,6 +74,7 @@ class Executor:
 
         self.channel = channel
         self.shell, self.stdin = make_shell(channel)
+        self.spark = Spark(channel, self.shell)
 
     def reply(self, content: dict) -> None:
         flush_all(sys.stdout, sys.stderr)
@@ -85,8 +89,9 @@ class Executor:
         result = None
         try:
             _executing = True
-            result = shell.run_cell(msg.get("code", ""), store_history=bool(
-                msg.get("store_history", True)), silent=bool(msg.get("silent", False)))
+            if self.spark.before_cell(msg):  # False: no session for it, its error shown
+                result = shell.run_cell(msg.get("code", ""), store_history=bool(
+                    msg.get("store_history", True)), silent=bool(msg.get("silent", False)))
         except KeyboardInterrupt:
             shell.showtraceback()  # landed between the cell and us: still this cell's
         finally:
@@ -145,6 +150,9 @@ class Executor:
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
+        if kind in SPARK_COMMANDS:
+            self.spark.command(msg)  # answered by spark_state events, not a reply
+            return
         handler = {"execute": self.execute, "complete": self.complete,
                    "inspect": self.inspect, "is_complete": self.is_complete}.get(kind)
         if handler is None:

@@ -1,0 +1,580 @@
+"""The Spark side of the executor: the SparkSession started on a background thread when
+the kernel says so (spark_start, spark_stop, spark_refused), awaited by the first cell that
+uses `spark` or `sc`; the job group of each cell, cancelled on interrupt; `%%sql`; and
+Spark's log4j chatter kept out of the cells.
+
+pyspark is imported only on the background thread: the executor's own start stays fast.
+
+How the JVM is kept quiet (pyspark 4.0.1): pyspark launches the JVM with spark-submit and
+passes every conf pair as `--conf`; in client mode the launcher puts
+`spark.driver.extraJavaOptions` on the JVM's command line, so
+`-Dlog4j2.configurationFile=file:...` there selects our log4j2.properties (everything to
+a log file, ERROR also to stderr). The gateway's own "Setting default log level" lines are
+silenced by giving its logger (PythonGatewayServer) the root's level in that file. The one
+line the JDK itself prints ("WARNING: Using incubator modules") cannot be switched off, so
+the JVM's stderr is a pipe that a thread forwards to fd 2 without that line.
+
+Interrupts: the JVM never sees ^C. The executor has its own session and the kernel
+signals its pid alone; pyspark starts the JVM with SIGINT ignored (launch_gateway's
+preexec_fn; /proc/<jvm>/status SigIgn shows it); and the context is built off the main
+thread, so pyspark installs no SIGINT handler of its own (it does only on the main thread).
+The executor's handler calls `cancel_cell_jobs()`: the cell's job group is cancelled, and
+the KeyboardInterrupt is raised as the JVM call the cell waits in returns (Spark.interrupt
+says why)."""
+from __future__ import annotations
+
+import ast
+import atexit
+import html
+import logging
+import os
+import pathlib
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from .frames import Channel
+from .session import Warm
+
+COMMANDS = ("spark_start", "spark_stop", "spark_refused")
+SQL_ROWS = 50
+_NAMES = ("spark", "sc")
+_SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
+_JDK_NOISE = (b"WARNING: Using incubator modules",)
+_NEVER = ("No Spark session has been started in this kernel. Start one with "
+          "%spark restart.")
+_STOPPED = "The Spark session was stopped. Start a new one with %spark restart."
+_HINTS = (
+    ("BindException", "A driver port is taken or the driver host is not an address of "
+                      "this machine: check spark.driver.host, spark.driver.bindAddress "
+                      "and the ports."),
+    ("All masters are unresponsive", "The master did not answer: check spark.master "
+                                     "and that the master is running."),
+    ("JAVA_GATEWAY_EXITED", "The JVM exited while starting: check that Java 17 or newer "
+                            "is installed (JAVA_HOME) and read its error output above."),
+)
+
+_instance: "Spark | None" = None
+
+
+class SparkUnavailable(Exception):
+    """No session can serve the cell; the message says why and what to do."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of frames
+        return [f"{type(self).__name__}: {self}"]
+
+
+class SparkSQLError(SparkUnavailable):
+    """A %%sql statement failed; the message is Spark's, without the JVM's stack."""
+
+
+def cancel_cell_jobs(frame: Any = None) -> bool:
+    """Called by the executor's SIGINT handler (main thread) with the interrupted frame.
+    Cancels the cell's Spark jobs; True when the KeyboardInterrupt is to be raised as the
+    JVM call the cell waits in returns, rather than now (see Spark.interrupt)."""
+    return _instance is not None and _instance.interrupt(frame)
+
+
+def _in_py4j_call(frame: Any) -> bool:
+    while frame is not None:
+        if (frame.f_code.co_name == "send_command"
+                and str(frame.f_globals.get("__name__", "")).startswith("py4j.")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _Pending:
+    """What `spark` and `sc` are while no session is ready: used in a cell, they wait for
+    the session (or raise SparkUnavailable), so they are never silently something else.
+    Outside a cell (completion, inspection) they never wait."""
+
+    def __init__(self, owner: "Spark", name: str) -> None:
+        self._owner = owner
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith(("__", "_repr_", "_ipython_")) or not self._owner.in_cell:
+            raise AttributeError(attr)
+        session = self._owner.wait()
+        return getattr(session if self._name == "spark" else session.sparkContext, attr)
+
+    def __repr__(self) -> str:
+        return f"<{self._name}: {self._owner.describe()}>"
+
+
+def uses_spark(shell: Any, code: str) -> bool:
+    """Whether a cell reads `spark` or `sc` (also inside line and cell magics) or is SQL."""
+    if _SQL_MAGIC.search(code):
+        return True
+    try:
+        tree = ast.parse(shell.transform_cell(code))
+    except Exception:  # not Python: the cell fails on its own
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _NAMES and isinstance(node.ctx, ast.Load):
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("run_line_magic", "run_cell_magic")):
+            for arg in node.args[1:]:
+                if (isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                        and uses_spark(shell, arg.value)):
+                    return True
+    return False
+
+
+def first_line(text: str, limit: int = 80) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return ""
+
+
+def _java_message(exc: BaseException) -> str:
+    """The Java exception's first line for a py4j error, else the Python one's."""
+    try:
+        text = str(exc)
+    except Exception:  # Py4JJavaError asks the JVM, which may be gone
+        text = repr(exc)
+    for line in text.splitlines():
+        if line.startswith(": "):  # py4j: "An error occurred while calling ...\n: java..."
+            return line[2:].strip()[:500]
+    line = first_line(text, 500)
+    return line if line.startswith("[") else f"{type(exc).__name__}: {line}"
+
+
+def _log4j_properties(log_file: str) -> str:
+    path = log_file.replace("\\", "\\\\")
+    return f"""\
+# Written by sparkernel: Spark's log goes to a file, only errors to the cell.
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+rootLogger.appenderRef.console.ref = console
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss.SSS}} %p %c{{1}}: %m%n%ex
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = error
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %p %c{{1}}: %m%n%ex
+# The gateway's interpreter mode prints "Setting default log level" unless its
+# logger has its own level equal to the root's.
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = info
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+"""
+
+
+def _pump(fd: int) -> None:
+    """The JVM's stderr to fd 2, without the JDK's incubator warning. Read from before
+    the launch, so nothing the JVM says while starting is lost or blocks it."""
+    with open(fd, "rb") as stream:
+        for line in iter(stream.readline, b""):
+            if not line.startswith(_JDK_NOISE):
+                try:
+                    os.write(2, line)
+                except OSError:
+                    pass
+
+
+class _DropPy4jInterrupt(logging.Filter):
+    """When a KeyboardInterrupt lands inside a JVM call, py4j logs it with a traceback
+    (on the root logger) and often a failed socket shutdown: the cell shows the interrupt."""
+
+    MESSAGES = ("KeyboardInterrupt while sending command.",
+                "Exception occurred while shutting down connection")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.MESSAGES
+
+
+class Spark:
+    def __init__(self, channel: Channel, shell: Any) -> None:
+        global _instance
+        _instance = self
+        self._channel = channel
+        self._shell = shell
+        self._lock = threading.Lock()
+        self._gen = 0  # bumped by every command: events of older ones are dropped
+        self._state = "none"  # none starting ready failed stopped refused
+        self._problem = _NEVER  # why there is no session
+        self._session: Any = None  # the SparkSession cells see, when ready
+        self._live: Any = None  # the newest session built, stopped by the next job
+        self._job: Warm | None = None  # the newest start or stop; each waits for the last
+        self._since = 0.0
+        self._notice = ""
+        self._group: str | None = None
+        self._deferred: object | None = None  # an interrupt waiting for a JVM call
+        self._published: dict[str, Any] = {}
+        self._log_file = ""
+        self._props = pathlib.Path(tempfile.gettempdir(),
+                                   f"sparkernel-{os.getpid()}-log4j2.properties")
+        atexit.register(self._props.unlink, missing_ok=True)
+        self.in_cell = False
+        for name in _NAMES:
+            self._publish(name, _Pending(self, name))
+        shell.events.register("pre_run_cell", lambda *a: setattr(self, "in_cell", True))
+        shell.events.register("post_run_cell", lambda *a: self._after_cell())
+        shell.register_magic_function(self.sql_magic, magic_kind="line_cell", magic_name="sql")
+        for logger in ("", "py4j.clientserver"):
+            logging.getLogger(logger).addFilter(_DropPy4jInterrupt())
+        atexit.register(self.shutdown)
+
+    # ---- commands from the kernel (main thread, between cells) ----
+
+    def command(self, msg: dict) -> None:
+        kind = msg.get("type")
+        if kind == "spark_start":
+            conf = {str(k): ("true" if v is True else "false" if v is False else str(v))
+                    for k, v in (msg.get("conf") or {}).items()}
+            self.start(conf, str(msg.get("notice") or ""))
+        elif kind == "spark_stop":
+            self._detach("stopped", _STOPPED, self._stop_job)
+        elif kind == "spark_refused":
+            self._detach("refused", str(msg.get("message") or "The kernel refused to start "
+                                        "a Spark session."), lambda gen: self._teardown())
+
+    def start(self, conf: dict[str, str], notice: str) -> None:
+        self._notice = notice
+        self._detach("starting", "", lambda gen: self._start_job(gen, conf))
+        self._send({"type": "spark_state", "state": "starting"})
+
+    def _detach(self, state: str, problem: str, job: Any) -> None:
+        """Cells stop seeing the current session at once; `job` runs after the last one."""
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+            self._state, self._problem = state, problem
+            self._session, self._group = None, None
+            self._since = time.monotonic()
+        for name in _NAMES:
+            self._publish(name, _Pending(self, name))
+        prev = self._job
+
+        def run() -> None:
+            if prev is not None:
+                try:
+                    prev.get()
+                except BaseException:
+                    pass
+            job(gen)
+
+        self._job = Warm(f"spark-{gen}", run).start()
+
+    def _send(self, event: dict, gen: int | None = None) -> None:
+        if gen is not None and gen != self._gen:
+            return  # a later command superseded this one
+        try:
+            self._channel.send(event)
+        except OSError:
+            pass  # the kernel is gone
+
+    # ---- background jobs (one at a time, in order) ----
+
+    def _start_job(self, gen: int, conf: dict[str, str]) -> None:
+        self._teardown()
+        try:
+            session = self._build(conf)
+        except BaseException as exc:
+            message = self._explain(exc)
+            self._teardown()
+            with self._lock:
+                if gen == self._gen:
+                    self._state, self._problem = "failed", message
+            self._send({"type": "spark_state", "state": "failed", "error": message}, gen)
+            return
+        sc = session.sparkContext
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._session, self._state = session, "ready"
+            seconds = time.monotonic() - self._since
+        self._publish("spark", session)
+        self._publish("sc", sc)
+        self._send({"type": "spark_state", "state": "ready", "app_id": sc.applicationId,
+                    "ui_url": sc.uiWebUrl, "master": sc.master,
+                    "spark_version": session.version, "seconds": round(seconds, 2),
+                    "log_file": self._log_file}, gen)
+
+    def _stop_job(self, gen: int) -> None:
+        self._teardown()
+        self._send({"type": "spark_state", "state": "stopped"}, gen)
+
+    def _build(self, conf: dict[str, str]) -> Any:
+        from pyspark import SparkConf, SparkContext
+        from pyspark.java_gateway import launch_gateway
+        from pyspark.logger import PySparkLogger
+        from pyspark.sql import SparkSession
+
+        # pyspark logs every SQL error again, as JSON with the JVM's stack, on stderr: the
+        # cell already shows the exception.
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+        self._log_file = conf.get("sparkernel.log.file") or os.path.join(
+            tempfile.gettempdir(), f"sparkernel-{os.getpid()}-spark.log")
+        props = self._props
+        props.write_text(_log4j_properties(self._log_file))
+        pairs = {k: v for k, v in conf.items() if k.startswith("spark.")}
+        pairs.setdefault("spark.ui.showConsoleProgress", "false")
+        java_opts = pairs.get("spark.driver.extraJavaOptions", "")
+        if "log4j2.configurationFile" not in java_opts:
+            pairs["spark.driver.extraJavaOptions"] = (
+                f"{java_opts} -Dlog4j2.configurationFile={props.as_uri()}".strip())
+        spark_conf = SparkConf(loadDefaults=False)
+        for k, v in pairs.items():
+            spark_conf.set(k, v)
+        # The JVM is launched here rather than by the builder only to pipe its stderr.
+        read_end, write_end = os.pipe()
+        threading.Thread(target=_pump, args=(read_end,), name="spark-stderr",
+                         daemon=True).start()
+        try:
+            gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_end})
+        finally:
+            os.close(write_end)
+        SparkContext._ensure_initialized(gateway=gateway)
+        builder = SparkSession.builder
+        for k, v in pairs.items():
+            builder = builder.config(k, v)
+        self._live = builder.getOrCreate()
+        return self._live
+
+    def _explain(self, exc: BaseException) -> str:
+        what = _java_message(exc).rstrip(".")
+        hint = next((h for key, h in _HINTS if key in what or key in repr(exc)),
+                    "Check the Spark settings (%spark config).")
+        log = f" Spark's log: {self._log_file}." if self._log_file else ""
+        return (f"The Spark session could not start: {what}. {hint}{log} "
+                "Then start it again with %spark restart.")
+
+    def _teardown(self) -> None:
+        """Stops the newest session and its JVM, so the application leaves the master and
+        the next session starts with its own driver options."""
+        session, self._live = self._live, None
+        if "pyspark" not in sys.modules:
+            return
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        if session is not None:
+            stopper = threading.Thread(target=session.stop, daemon=True)
+            stopper.start()
+            stopper.join(30)
+        SparkSession._instantiatedSession = None
+        SparkSession._activeSession = None
+        SparkContext._active_spark_context = None
+        gateway, SparkContext._gateway, SparkContext._jvm = SparkContext._gateway, None, None
+        if gateway is None:
+            return
+        proc = getattr(gateway, "proc", None)
+        try:
+            gateway.shutdown()
+        except Exception:
+            pass
+        if proc is not None:
+            try:
+                proc.stdin.close()  # the gateway exits when its stdin closes
+                proc.wait(10)
+            except Exception:
+                proc.kill()
+                proc.wait()
+
+    # ---- cells (main thread) ----
+
+    def before_cell(self, msg: dict) -> bool:
+        """Waits for the session if the cell uses it and sets the cell's job group. False
+        when the cell must not run: its one error has been shown."""
+        code = str(msg.get("code", ""))
+        self._deferred = None
+        self._check_alive()
+        if (self._state != "ready" or self._notice) and uses_spark(self._shell, code):
+            try:
+                self.wait()
+            except (SparkUnavailable, KeyboardInterrupt) as exc:
+                self._shell.showtraceback((type(exc), exc, None))  # no frames of ours
+                return False
+        session = self._session
+        if session is not None:
+            group = f"sparkernel-{msg.get('execution_count', 0)}"
+            try:
+                session.sparkContext.setJobGroup(group, first_line(code),
+                                                 interruptOnCancel=True)
+                self._group = group
+            except Exception:
+                self._group = None
+        return True
+
+    def _after_cell(self) -> None:
+        self.in_cell = False
+        self._deferred = None
+
+    def wait(self) -> Any:
+        """The ready session, waiting for it if it is starting (main thread, in a cell)."""
+        if self._notice:
+            print(self._notice, flush=True)
+            self._notice = ""
+        job = self._job
+        if self._state == "starting" and job is not None:
+            print(f"Waiting for the Spark session (starting for "
+                  f"{time.monotonic() - self._since:.1f} s)\u2026", flush=True)
+            try:
+                job.get()
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                pass  # the job recorded what went wrong
+        session = self._session
+        if session is None:
+            raise SparkUnavailable(self._problem or _NEVER) from None
+        return session
+
+    def describe(self) -> str:
+        if self._state == "starting":
+            return f"the Spark session is starting ({time.monotonic() - self._since:.1f} s)"
+        return self._problem or _NEVER
+
+    def interrupt(self, frame: Any) -> bool:
+        """Cancels the cell's job group from a helper thread (the main thread's py4j
+        connection is busy with the running call). A KeyboardInterrupt raised inside py4j's
+        send_command makes py4j tear down its connections, which races with the JVM (we saw
+        Py4JNetworkError instead of the interrupt, and py4j errors on stderr): when the
+        cell waits in a JVM call, the interrupt is raised instead as that call returns,
+        which the cancel makes prompt. A second ^C, or 3 s without an answer, raises at
+        once."""
+        if self._deferred is not None:
+            self._deferred = None
+            return False
+        session, group = self._session, self._group
+        if session is None or group is None:
+            return False
+        helper = threading.Thread(target=session.sparkContext.cancelJobGroup, args=(group,),
+                                  name="spark-cancel", daemon=True)
+        helper.start()
+        helper.join(5)
+        if not _in_py4j_call(frame):
+            return False
+        self._hook_return_value()
+        token = self._deferred = object()
+        timer = threading.Timer(3.0, self._escalate, args=(token,))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def _escalate(self, token: object) -> None:
+        if self._deferred is token:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _hook_return_value(self) -> None:
+        """py4j's JavaMember calls java_gateway.get_return_value with every answer; pyspark
+        wraps it too (and re-wraps it for every new SparkSession), so this runs per use."""
+        import py4j.java_gateway as gateway
+
+        current = gateway.get_return_value
+        if getattr(current, "sparkernel", False):
+            return
+
+        def get_return_value(*args: Any, **kwargs: Any) -> Any:
+            if (self._deferred is not None
+                    and threading.current_thread() is threading.main_thread()):
+                self._deferred = None
+                raise KeyboardInterrupt
+            return current(*args, **kwargs)
+
+        get_return_value.sparkernel = True  # type: ignore[attr-defined]
+        gateway.get_return_value = get_return_value
+
+    def _check_alive(self) -> None:
+        """A `spark.stop()` in a cell or a dead JVM: cells get a clear error, not py4j's."""
+        session = self._session
+        if session is None:
+            return
+        from pyspark import SparkContext
+
+        proc = getattr(SparkContext._gateway, "proc", None)
+        if SparkContext._active_spark_context is not None and proc is not None \
+                and proc.poll() is None:
+            return
+        dead = proc is None or proc.poll() is not None
+        self._detach("failed" if dead else "stopped",
+                     (f"The Spark driver (JVM) exited. Spark's log: {self._log_file}. "
+                      "Start a new session with %spark restart.") if dead else _STOPPED,
+                     lambda gen: self._teardown())
+        self._send({"type": "spark_state", "state": "failed", "error": self._problem}
+                   if dead else {"type": "spark_state", "state": "stopped"})
+
+    def _publish(self, name: str, value: Any) -> None:
+        """Sets `spark` or `sc` unless the user has put something else there."""
+        ns = self._shell.user_ns
+        if name not in ns or ns[name] is self._published.get(name):
+            ns[name] = value
+            self._published[name] = value
+
+    # ---- %%sql ----
+
+    def sql_magic(self, line: str, cell: str | None = None) -> None:
+        """%%sql [-n ROWS]: runs the cell in Spark SQL and shows up to ROWS rows (50)."""
+        m = re.match(r"\s*(?:-n\s+(\d+)\s*)?(.*)\Z", line, re.S)
+        limit = int(m.group(1)) if m and m.group(1) else SQL_ROWS
+        query = cell if cell is not None else (m.group(2) if m else line)
+        session = self.wait()
+        try:
+            df = session.sql(query)
+            rows = df.take(limit + 1)
+        except Exception as exc:
+            raise SparkSQLError(_sql_message(exc)) from None
+        from IPython.display import display
+
+        display(_table(df.columns, rows, limit), raw=True)
+
+    # ---- exit ----
+
+    def shutdown(self) -> None:
+        """At exit (EOF on the command pipe, SIGTERM): stop the session cleanly."""
+        with self._lock:
+            self._gen += 1
+            self._session = None
+        job = self._job
+        if job is not None:
+            try:
+                job.get(20)
+            except BaseException:
+                pass
+        self._teardown()
+
+
+def _sql_message(exc: BaseException) -> str:
+    """Spark's message up to the logical plan or the JVM stack, at most 15 lines."""
+    lines: list[str] = []
+    for line in str(exc).strip().splitlines():
+        if line.startswith(("'", "+-", ":", "\tat ", "JVM stacktrace")):
+            break
+        lines.append(line)
+    return "\n".join(lines[:15]).strip() or type(exc).__name__
+
+
+def _table(columns: list[str], rows: list[Any], limit: int) -> dict:
+    shown = rows[:limit]
+    count = (f"more than {limit} rows (showing {limit})" if len(rows) > limit
+             else f"{len(rows)} row{'' if len(rows) == 1 else 's'}")
+    cells = [["null" if v is None else str(v) for v in row] for row in shown]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
+                   for r in cells)
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    text = [" | ".join(c.ljust(w) for c, w in zip(columns, widths)),
+            "-+-".join("-" * w for w in widths)]
+    text += [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return {"text/html": f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                         f"</table><p>{count}</p>",
+            "text/plain": "\n".join(text + [count])}

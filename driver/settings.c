@@ -1,0 +1,363 @@
+/* settings: a table of known settings and four layers of values (notebook, environment,
+ * kernelspec, derived) over the table's defaults. Unknown spark.* keys pass through. */
+#include "settings.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_STRING, K_INT, K_PORT, K_MEMORY, K_BOOL, K_SECRET };
+
+struct def {
+    const char *key;
+    const char *env; /* its environment variable (also SPARKERNEL_SPEC_<env-suffix>) */
+    const char *fallback;
+    enum kind kind;
+    const char *doc;
+};
+
+/* The order is the order of %spark status. */
+static const struct def defs[] = {
+    {"spark.master", "SPARK_MASTER_URL", "local[*]", K_STRING,
+     "cluster to run on; also from the Kubernetes service variables of `spark-master`"},
+    {"sparkernel.master.ui", "SPARKERNEL_MASTER_UI_URL", NULL, K_STRING,
+     "master web UI for negotiation and status; default http://<master host>:8080"},
+    {"spark.driver.host", "SPARKERNEL_DRIVER_HOST", NULL, K_STRING,
+     "address executors call back; default POD_IP, else this host's address towards the master"},
+    {"spark.driver.bindAddress", "SPARKERNEL_BIND_ADDRESS", "0.0.0.0", K_STRING,
+     "address the driver listens on"},
+    {"spark.driver.port", "SPARKERNEL_DRIVER_PORT", "7078", K_PORT,
+     "driver RPC port (slot i uses port + 2i)"},
+    {"spark.driver.blockManager.port", "SPARKERNEL_BLOCKMANAGER_PORT", "7079", K_PORT,
+     "driver block manager port (slot i uses port + 2i); executors pick their own"},
+    {"spark.ui.port", "SPARKERNEL_UI_PORT", "4040", K_PORT, "Spark UI port (slot i uses port + i)"},
+    {"sparkernel.port.slots", "SPARKERNEL_PORT_SLOTS", "8", K_INT,
+     "kernels that can share this host's fixed ports; the chart exposes every slot"},
+    {"spark.local.dir", "SPARKERNEL_LOCAL_DIR", "/tmp/sparkernel", K_STRING,
+     "driver scratch space (node-local, never the shared volume)"},
+    {"spark.executor.cores", "SPARKERNEL_EXECUTOR_CORES", "1", K_INT, "cores per executor"},
+    {"spark.executor.memory", "SPARKERNEL_EXECUTOR_MEMORY", "1g", K_MEMORY, "memory per executor"},
+    {"spark.cores.max", "SPARKERNEL_MAX_CORES", NULL, K_INT,
+     "cap on cores for this session (unset: dynamic allocation's cap applies)"},
+    {"spark.dynamicAllocation.enabled", "SPARKERNEL_DYNAMIC_ALLOCATION", "true", K_BOOL,
+     "executors come and go with the work, so an idle notebook holds none"},
+    {"spark.dynamicAllocation.shuffleTracking.enabled", NULL, "true", K_BOOL,
+     "dynamic allocation without an external shuffle service"},
+    {"spark.dynamicAllocation.maxExecutors", "SPARKERNEL_MAX_EXECUTORS", "2", K_INT,
+     "per-session cap, so one notebook never takes the whole cluster"},
+    {"spark.dynamicAllocation.executorIdleTimeout", "SPARKERNEL_IDLE_TIMEOUT", "60s", K_STRING,
+     "an idle notebook gives its executors back after this"},
+    {"spark.app.name", "SPARKERNEL_APP_NAME", "sparkernel", K_STRING, "application name"},
+    {"spark.authenticate", "SPARK_AUTHENTICATE", NULL, K_BOOL, "RPC authentication"},
+    {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,
+     "shared RPC secret (never shown)"},
+    {"spark.network.crypto.enabled", "SPARKERNEL_RPC_ENCRYPTION", NULL, K_BOOL, "RPC encryption"},
+    {"sparkernel.warm", "SPARKERNEL_WARM", "true", K_BOOL,
+     "start the session in the background when the kernel starts"},
+    {"sparkernel.negotiate.timeout.ms", "SPARKERNEL_NEGOTIATE_TIMEOUT_MS", "3000", K_INT,
+     "how long to wait for the master's answer"},
+    {"sparkernel.waiting.report.s", "SPARKERNEL_WAITING_REPORT_S", "10", K_INT,
+     "report a job with no executors after this many seconds"},
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+struct settings {
+    json_t *layer[6]; /* indexed by enum settings_source; DEFAULT and NONE unused */
+};
+
+const char *settings_strerror(int code)
+{
+    switch (code) {
+    case SETTINGS_OK:
+        return "ok";
+    case SETTINGS_ESYNTAX:
+        return "expected key=value";
+    case SETTINGS_EVALUE:
+        return "a value this setting cannot take";
+    case SETTINGS_ENOMEM:
+        return "out of memory";
+    }
+    return "unknown settings error";
+}
+
+const char *settings_source_name(enum settings_source s)
+{
+    static const char *names[] = {"unset",      "default",     "derived",
+                                  "kernelspec", "environment", "notebook"};
+    return names[s];
+}
+
+static const struct def *find_def(const char *key)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (strcmp(defs[i].key, key) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+static const char *env_get(char **env, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+/* "k=v;k=v" or whitespace-separated pairs into layer. */
+static void parse_pairs(json_t *layer, const char *text)
+{
+    char *copy = strdup(text), *save = NULL;
+    if (copy == NULL)
+        return;
+    for (char *tok = strtok_r(copy, "; \t\n", &save); tok; tok = strtok_r(NULL, "; \t\n", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq && eq != tok) {
+            *eq = '\0';
+            json_object_set_new(layer, tok, json_string(eq + 1));
+        }
+    }
+    free(copy);
+}
+
+struct settings *settings_new(char **env)
+{
+    struct settings *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    for (int i = 0; i < 6; i++)
+        s->layer[i] = json_object();
+    json_t *envl = s->layer[SOURCE_ENVIRONMENT], *spec = s->layer[SOURCE_KERNELSPEC];
+    for (size_t i = 0; i < NDEFS; i++) {
+        if (defs[i].env == NULL)
+            continue;
+        const char *v = env_get(env, defs[i].env);
+        if (v && *v)
+            json_object_set_new(envl, defs[i].key, json_string(v));
+        /* The kernelspec's copy: SPARKERNEL_SPEC_ + the name without its SPARKERNEL_. */
+        char specname[128];
+        const char *suffix =
+            strncmp(defs[i].env, "SPARKERNEL_", 11) == 0 ? defs[i].env + 11 : defs[i].env;
+        snprintf(specname, sizeof specname, "SPARKERNEL_SPEC_%s", suffix);
+        v = env_get(env, specname);
+        if (v && *v)
+            json_object_set_new(spec, defs[i].key, json_string(v));
+    }
+    /* The Kubernetes service variables of a service named spark-master. */
+    const char *khost = env_get(env, "SPARK_MASTER_SERVICE_HOST");
+    if (!json_object_get(envl, "spark.master") && khost && *khost) {
+        const char *kport = env_get(env, "SPARK_MASTER_SERVICE_PORT_CLUSTER");
+        if (kport == NULL)
+            kport = env_get(env, "SPARK_MASTER_SERVICE_PORT");
+        char url[300];
+        snprintf(url, sizeof url, "spark://%s:%s", khost, kport && *kport ? kport : "7077");
+        json_object_set_new(envl, "spark.master", json_string(url));
+        const char *kweb = env_get(env, "SPARK_MASTER_SERVICE_PORT_WEBUI");
+        if (!json_object_get(envl, "sparkernel.master.ui") && kweb && *kweb) {
+            snprintf(url, sizeof url, "http://%s:%s", khost, kweb);
+            json_object_set_new(envl, "sparkernel.master.ui", json_string(url));
+        }
+    }
+    const char *pod_ip = env_get(env, "POD_IP");
+    if (!json_object_get(envl, "spark.driver.host") && pod_ip && *pod_ip)
+        json_object_set_new(envl, "spark.driver.host", json_string(pod_ip));
+    const char *extra = env_get(env, "SPARKERNEL_SPARK_CONF");
+    if (extra)
+        parse_pairs(envl, extra);
+    extra = env_get(env, "SPARKERNEL_SPEC_SPARK_CONF");
+    if (extra)
+        parse_pairs(spec, extra);
+    return s;
+}
+
+void settings_destroy(struct settings **self)
+{
+    if (self == NULL || *self == NULL)
+        return;
+    for (int i = 0; i < 6; i++)
+        json_decref((*self)->layer[i]);
+    free(*self);
+    *self = NULL;
+}
+
+static int check_value(const struct def *d, const char *v)
+{
+    if (d == NULL)
+        return SETTINGS_OK;
+    char *end;
+    switch (d->kind) {
+    case K_INT:
+    case K_PORT: {
+        long n = strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || n < (d->kind == K_PORT ? 1 : 0) ||
+            n > (d->kind == K_PORT ? 65535 : 1000000))
+            return SETTINGS_EVALUE;
+        return SETTINGS_OK;
+    }
+    case K_MEMORY: {
+        strtol(v, &end, 10);
+        if (end == v)
+            return SETTINGS_EVALUE;
+        const char *u = end;
+        static const char *units[] = {"", "k", "kb", "m", "mb", "g", "gb", "t", "tb"};
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+            if (strcasecmp(u, units[i]) == 0)
+                return SETTINGS_OK;
+        return SETTINGS_EVALUE;
+    }
+    case K_BOOL:
+        return strcmp(v, "true") == 0 || strcmp(v, "false") == 0 ? SETTINGS_OK : SETTINGS_EVALUE;
+    default:
+        return SETTINGS_OK;
+    }
+}
+
+int settings_set(struct settings *s, const char *key, const char *value, char *err, size_t len)
+{
+    const struct def *d = find_def(key);
+    if (d == NULL && strncmp(key, "spark.", 6) != 0) {
+        snprintf(err, len,
+                 "%s is not a setting: use a spark.* property or one of the sparkernel.* keys "
+                 "that %%spark status lists",
+                 key);
+        return SETTINGS_ESYNTAX;
+    }
+    if (check_value(d, value) != SETTINGS_OK) {
+        static const char *expect[] = {"text",
+                                       "a whole number",
+                                       "a port (1-65535)",
+                                       "a size such as 512m or 2g",
+                                       "true or false",
+                                       "text"};
+        snprintf(err, len, "%s=%s: expected %s", key, value, expect[d->kind]);
+        return SETTINGS_EVALUE;
+    }
+    json_object_set_new(s->layer[SOURCE_NOTEBOOK], key, json_string(value));
+    return SETTINGS_OK;
+}
+
+void settings_unset(struct settings *s, const char *key)
+{
+    json_object_del(s->layer[SOURCE_NOTEBOOK], key);
+}
+
+void settings_derive(struct settings *s, const char *key, const char *value)
+{
+    json_object_set_new(s->layer[SOURCE_DERIVED], key, json_string(value));
+}
+
+enum settings_source settings_source_of(const struct settings *s, const char *key)
+{
+    static const enum settings_source order[] = {SOURCE_NOTEBOOK, SOURCE_ENVIRONMENT,
+                                                 SOURCE_KERNELSPEC, SOURCE_DERIVED};
+    for (size_t i = 0; i < 4; i++)
+        if (json_object_get(s->layer[order[i]], key))
+            return order[i];
+    const struct def *d = find_def(key);
+    return d && d->fallback ? SOURCE_DEFAULT : SOURCE_NONE;
+}
+
+const char *settings_get(const struct settings *s, const char *key)
+{
+    enum settings_source src = settings_source_of(s, key);
+    if (src == SOURCE_NONE)
+        return NULL;
+    if (src == SOURCE_DEFAULT)
+        return find_def(key)->fallback;
+    return json_string_value(json_object_get(s->layer[src], key));
+}
+
+int settings_get_int(const struct settings *s, const char *key, int fallback)
+{
+    const char *v = settings_get(s, key);
+    return v && *v ? atoi(v) : fallback;
+}
+
+int settings_is_cluster(const struct settings *s)
+{
+    const char *m = settings_get(s, "spark.master");
+    return m && strncmp(m, "spark://", 8) == 0;
+}
+
+int settings_master_host(const struct settings *s, char *host, size_t len, int *port)
+{
+    const char *m = settings_get(s, "spark.master");
+    if (m == NULL || strncmp(m, "spark://", 8) != 0)
+        return -1;
+    const char *h = m + 8;
+    const char *end = strpbrk(h, ":,/");
+    size_t n = end ? (size_t)(end - h) : strlen(h);
+    if (n == 0 || n >= len)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = end && *end == ':' ? atoi(end + 1) : 7077;
+    return 0;
+}
+
+static void add_spark_keys(json_t *conf, json_t *layer)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(layer, k, v)
+    {
+        if (strncmp(k, "spark.", 6) == 0 && !json_object_get(conf, k))
+            json_object_set(conf, k, v);
+    }
+}
+
+json_t *settings_spark_conf(const struct settings *s)
+{
+    json_t *conf = json_object();
+    for (size_t i = 0; i < NDEFS; i++) {
+        const char *v = settings_get(s, defs[i].key);
+        if (v && strncmp(defs[i].key, "spark.", 6) == 0)
+            json_object_set_new(conf, defs[i].key, json_string(v));
+    }
+    static const enum settings_source order[] = {SOURCE_NOTEBOOK, SOURCE_ENVIRONMENT,
+                                                 SOURCE_KERNELSPEC, SOURCE_DERIVED};
+    for (size_t i = 0; i < 4; i++)
+        add_spark_keys(conf, s->layer[order[i]]);
+    return conf;
+}
+
+json_t *settings_table(const struct settings *s)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; i < NDEFS; i++) {
+        const char *v = settings_get(s, defs[i].key);
+        enum settings_source src = settings_source_of(s, defs[i].key);
+        json_array_append_new(rows,
+                              json_pack("{s:s, s:s, s:s, s:s?, s:s}", "key", defs[i].key, "value",
+                                        v == NULL                  ? ""
+                                        : defs[i].kind == K_SECRET ? "(set, hidden)"
+                                                                   : v,
+                                        "source", settings_source_name(src), "env", defs[i].env,
+                                        "doc", defs[i].doc));
+    }
+    /* Pass-through spark.* keys from any layer. */
+    json_t *extra = json_object();
+    static const enum settings_source order[] = {SOURCE_NOTEBOOK, SOURCE_ENVIRONMENT,
+                                                 SOURCE_KERNELSPEC};
+    for (size_t i = 0; i < 3; i++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(s->layer[order[i]], k, v)
+        {
+            if (find_def(k) == NULL && !json_object_get(extra, k))
+                json_object_set_new(extra, k,
+                                    json_pack("{s:s, s:O, s:s, s:s}", "key", k, "value", v,
+                                              "source", settings_source_name(order[i]), "doc",
+                                              "passed to the session as given"));
+        }
+    }
+    const char *k;
+    json_t *row;
+    json_object_foreach(extra, k, row)
+    {
+        json_array_append(rows, row);
+    }
+    json_decref(extra);
+    return rows;
+}

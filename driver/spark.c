@@ -1,0 +1,1050 @@
+/* spark: session life (negotiate, ports, start, stop), the running cell's jobs and the
+ * %spark magics. Runs entirely in the kernel loop; HTTP answers arrive as callbacks. */
+#include "spark.h"
+
+#include "../kernel/kernel.h"
+#include "../kernel/log.h"
+#include "http.h"
+#include "magics.h"
+#include "master.h"
+#include "ports.h"
+#include "progress.h"
+#include "settings.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum session_state {
+    S_IDLE = 0,
+    S_NEGOTIATING,
+    S_STARTING,
+    S_READY,
+    S_FAILED,
+    S_REFUSED,
+    S_STOPPED,
+};
+
+static const char *state_names[] = {
+    "not started", "negotiating with the master", "starting", "ready", "failed", "refused",
+    "stopped"};
+
+struct spark {
+    struct settings *settings;
+    enum session_state state;
+    int generation; /* bumps on every start/stop; stale HTTP answers are ignored */
+    char app_id[128], ui_url[512], master_ui[512], kernel_name[160];
+    char notice[2048];
+    char failure[6144];
+    struct ports ports;
+    int port_attempts;
+    /* the running cell */
+    int cell_active, cell_count;
+    struct progress *progress;
+    double next_jobs_poll, next_master_poll, waiting_since;
+    int jobs_in_flight, master_in_flight, waiting_reported, holding_reply;
+    /* magics of the current cell */
+    int magic_waits_for_start; /* a %spark restart waits for the master's answer */
+    json_t *magic_lines;
+    size_t magic_index;
+    char *magic_rest;
+};
+
+struct call {
+    struct kernel *k;
+    int generation;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct call *call_new(struct kernel *k)
+{
+    struct call *c = malloc(sizeof *c);
+    if (c) {
+        c->k = k;
+        c->generation = k->spark->generation;
+    }
+    return c;
+}
+
+/* Takes the call; returns the kernel if the answer still matters. */
+static struct kernel *call_take(void *ctx)
+{
+    struct call *c = ctx;
+    struct kernel *k = c->k;
+    int fresh = c->generation == k->spark->generation;
+    free(c);
+    return fresh ? k : NULL;
+}
+
+/* ---------- a small string builder ---------- */
+
+struct sb {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (ns == NULL)
+            return;
+        b->s = ns;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void sb_escape(struct sb *b, const char *text)
+{
+    for (const char *p = text ? text : ""; *p; p++) {
+        switch (*p) {
+        case '<':
+            sb_add(b, "&lt;");
+            break;
+        case '>':
+            sb_add(b, "&gt;");
+            break;
+        case '&':
+            sb_add(b, "&amp;");
+            break;
+        case '"':
+            sb_add(b, "&quot;");
+            break;
+        default:
+            sb_add(b, "%c", *p);
+        }
+    }
+}
+
+static const char *sb_str(struct sb *b)
+{
+    return b->s ? b->s : "";
+}
+
+/* ---------- output into the current cell ---------- */
+
+static json_t *cell_parent(struct kernel *k)
+{
+    return k->current ? k->current->header : k->last_parent;
+}
+
+static void cell_stream(struct kernel *k, const char *name, const char *text)
+{
+    iopub_publish(k, "stream", cell_parent(k), json_pack("{s:s, s:s}", "name", name, "text", text));
+}
+
+static void cell_display(struct kernel *k, const char *html, const char *plain)
+{
+    iopub_publish(k, "display_data", cell_parent(k),
+                  json_pack("{s:{s:s, s:s}, s:{}, s:{}}", "data", "text/html", html, "text/plain",
+                            plain, "metadata", "transient"));
+}
+
+/* ---------- session life ---------- */
+
+struct spark *spark_new(char **env)
+{
+    struct spark *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->settings = settings_new(env);
+    if (s->settings == NULL) {
+        free(s);
+        return NULL;
+    }
+    /* The notebook behind this kernel, when the Jupyter server says (JPY_SESSION_NAME). */
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, "JPY_SESSION_NAME=", 17) == 0 && (*e)[17])
+            snprintf(s->kernel_name, sizeof s->kernel_name, "%s", *e + 17);
+    return s;
+}
+
+void spark_destroy(struct spark **self)
+{
+    if (self == NULL || *self == NULL)
+        return;
+    struct spark *s = *self;
+    settings_destroy(&s->settings);
+    progress_destroy(&s->progress);
+    json_decref(s->magic_lines);
+    free(s->magic_rest);
+    free(s);
+    *self = NULL;
+}
+
+static long memory_mb(const char *v)
+{
+    if (v == NULL || *v == '\0')
+        return 1024;
+    char *end;
+    double n = strtod(v, &end);
+    switch (*end) {
+    case 'k':
+    case 'K':
+        return (long)(n / 1024);
+    case 'g':
+    case 'G':
+        return (long)(n * 1024);
+    case 't':
+    case 'T':
+        return (long)(n * 1024 * 1024);
+    case 'm':
+    case 'M':
+        return (long)n;
+    default:
+        return (long)(n / (1024 * 1024)); /* plain bytes */
+    }
+}
+
+static void send_executor(struct kernel *k, json_t *cmd)
+{
+    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
+        log_warn("the executor did not take a Spark command");
+    json_decref(cmd);
+}
+
+static void magic_done(struct kernel *k);
+
+/* Negotiation is over (the session was launched or refused): whatever waited goes on. */
+static void negotiation_over(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (s->magic_waits_for_start) {
+        s->magic_waits_for_start = 0;
+        magic_done(k);
+    }
+    execution_pump(k);
+}
+
+int spark_holds_queue(struct kernel *k)
+{
+    return k->spark != NULL && k->spark->state == S_NEGOTIATING;
+}
+
+static void refuse(struct kernel *k, const char *paragraph)
+{
+    struct spark *s = k->spark;
+    s->state = S_REFUSED;
+    snprintf(s->failure, sizeof s->failure, "%s", paragraph);
+    log_warn("Spark session refused: %.300s", paragraph);
+    send_executor(k, json_pack("{s:s, s:s}", "type", "spark_refused", "message", paragraph));
+    negotiation_over(k);
+}
+
+static void master_ui_url(struct spark *s)
+{
+    const char *ui = settings_get(s->settings, "sparkernel.master.ui");
+    char host[256];
+    int port;
+    if (ui && *ui) {
+        snprintf(s->master_ui, sizeof s->master_ui, "%s", ui);
+    } else if (settings_master_host(s->settings, host, sizeof host, &port) == 0) {
+        snprintf(s->master_ui, sizeof s->master_ui, "http://%s:8080", host);
+        settings_derive(s->settings, "sparkernel.master.ui", s->master_ui);
+    } else {
+        s->master_ui[0] = '\0';
+    }
+    size_t n = strlen(s->master_ui);
+    if (n > 0 && s->master_ui[n - 1] == '/')
+        s->master_ui[n - 1] = '\0';
+}
+
+static void launch(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    struct settings *st = s->settings;
+    char host[256], addr[64];
+    int mport;
+    if (settings_source_of(st, "spark.driver.host") <= SOURCE_DERIVED) {
+        if (settings_master_host(st, host, sizeof host, &mport) == 0)
+            ports_route_address(host, mport, addr, sizeof addr);
+        else
+            snprintf(addr, sizeof addr, "127.0.0.1");
+        settings_derive(st, "spark.driver.host", addr);
+    }
+    int explicit_ports =
+        settings_source_of(st, "spark.driver.port") == SOURCE_NOTEBOOK ||
+        settings_source_of(st, "spark.driver.blockManager.port") == SOURCE_NOTEBOOK ||
+        settings_source_of(st, "spark.ui.port") == SOURCE_NOTEBOOK;
+    int slots = explicit_ports ? 1 : settings_get_int(st, "sparkernel.port.slots", 8);
+    char detail[1024];
+    const char *bind = settings_get(st, "spark.driver.bindAddress");
+    if (ports_choose(bind, settings_get_int(st, "spark.driver.port", 7078),
+                     settings_get_int(st, "spark.driver.blockManager.port", 7079),
+                     settings_get_int(st, "spark.ui.port", 4040), slots, &s->ports, detail,
+                     sizeof detail) != PORTS_OK) {
+        refuse(k, detail);
+        return;
+    }
+    json_t *conf = settings_spark_conf(st);
+    json_object_set_new(conf, "spark.driver.port", json_sprintf("%d", s->ports.driver));
+    json_object_set_new(conf, "spark.driver.blockManager.port",
+                        json_sprintf("%d", s->ports.block_manager));
+    json_object_set_new(conf, "spark.ui.port", json_sprintf("%d", s->ports.ui));
+    /* A taken port fails the start instead of drifting to one no Service exposes. */
+    json_object_set_new(conf, "spark.port.maxRetries", json_string("0"));
+    json_object_set_new(conf, "spark.ui.showConsoleProgress", json_string("false"));
+    if (settings_source_of(st, "spark.app.name") == SOURCE_DEFAULT)
+        json_object_set_new(
+            conf, "spark.app.name",
+            json_sprintf("sparkernel %s", s->kernel_name[0] ? s->kernel_name : k->session));
+    json_object_set_new(conf, "spark.sparkernel.kernel", json_string(k->session));
+    if (s->kernel_name[0])
+        json_object_set_new(conf, "spark.sparkernel.notebook", json_string(s->kernel_name));
+    s->state = S_STARTING;
+    log_info("starting the Spark session (master %s, driver %s ports %d/%d/%d, slot %d)",
+             settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
+             s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
+    send_executor(
+        k, json_pack("{s:s, s:o, s:s}", "type", "spark_start", "conf", conf, "notice", s->notice));
+    negotiation_over(k);
+}
+
+static void on_negotiated(void *ctx, int status, long code, const char *body, size_t len,
+                          const char *error)
+{
+    struct kernel *k = call_take(ctx);
+    if (k == NULL)
+        return;
+    struct spark *s = k->spark;
+    const char *master = settings_get(s->settings, "spark.master");
+    char para[6144];
+    if (status != HTTP_OK) {
+        snprintf(para, sizeof para,
+                 "The Spark master's web UI at %s did not answer (%s), so no Spark session was "
+                 "started. Check that the master is running and that SPARK_MASTER_URL (now %s) "
+                 "and SPARKERNEL_MASTER_UI_URL point at it (in the cluster: kubectl get pods; "
+                 "here: python tests/support/cluster.py status), then run %%spark restart.",
+                 s->master_ui, error ? error : http_strerror(status), master);
+        refuse(k, para);
+        return;
+    }
+    struct master_status *ms = NULL;
+    int rc = master_parse(body, len, &ms);
+    if (rc != MASTER_OK) {
+        snprintf(para, sizeof para,
+                 "%s answered, but not with a Spark master's status (%s): is "
+                 "SPARKERNEL_MASTER_UI_URL the master's web UI (port 8080)? Fix it with "
+                 "%%spark config sparkernel.master.ui=http://host:8080, then %%spark restart.",
+                 s->master_ui, master_strerror(rc));
+        refuse(k, para);
+        return;
+    }
+    char verdict[2048];
+    const char *mem = settings_get(s->settings, "spark.executor.memory");
+    rc = master_check_request(ms, settings_get_int(s->settings, "spark.executor.cores", 1),
+                              memory_mb(mem), verdict, sizeof verdict);
+    if (rc != MASTER_OK) {
+        char *table = master_format_workers(ms);
+        snprintf(para, sizeof para, "%s\n\nWorkers of %s:\n%s", verdict, master,
+                 table ? table : "");
+        free(table);
+        master_status_destroy(&ms);
+        refuse(k, para);
+        return;
+    }
+    snprintf(s->notice, sizeof s->notice, "%s", verdict);
+    master_status_destroy(&ms);
+    launch(k);
+}
+
+static void start_session(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    s->generation++;
+    s->app_id[0] = s->ui_url[0] = s->failure[0] = s->notice[0] = '\0';
+    master_ui_url(s);
+    if (!settings_is_cluster(s->settings)) {
+        snprintf(s->notice, sizeof s->notice,
+                 "No Spark master is configured (SPARK_MASTER_URL): running %s on this machine.",
+                 settings_get(s->settings, "spark.master"));
+        launch(k);
+        return;
+    }
+    s->state = S_NEGOTIATING;
+    char url[600];
+    snprintf(url, sizeof url, "%s/json/", s->master_ui);
+    struct call *c = call_new(k);
+    if (c == NULL ||
+        http_request(k->http, url, NULL,
+                     settings_get_int(s->settings, "sparkernel.negotiate.timeout.ms", 3000),
+                     on_negotiated, c) != HTTP_OK) {
+        free(c);
+        refuse(k,
+               "The kernel could not start an HTTP request to the Spark master (out of memory?).");
+    }
+}
+
+static int session_alive(const struct spark *s)
+{
+    return s->state == S_STARTING || s->state == S_READY || s->state == S_NEGOTIATING;
+}
+
+static void stop_session(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    s->generation++;
+    if (s->state == S_STARTING || s->state == S_READY)
+        send_executor(k, json_pack("{s:s}", "type", "spark_stop"));
+    s->state = S_STOPPED;
+    s->app_id[0] = '\0';
+}
+
+void spark_on_executor_ready(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    s->state = S_IDLE;
+    s->port_attempts = 0;
+    const char *warm = settings_get(s->settings, "sparkernel.warm");
+    if (warm && strcmp(warm, "true") == 0)
+        start_session(k);
+}
+
+static void on_killed(void *ctx, int status, long code, const char *body, size_t len,
+                      const char *error)
+{
+    (void)code, (void)body, (void)len;
+    free(ctx);
+    if (status != HTTP_OK && status != HTTP_ESTATUS) /* the kill form answers with a 302 */
+        log_warn("could not ask the master to kill the dead executor's application: %s",
+                 error ? error : "no answer");
+}
+
+static void kill_on_master(struct kernel *k, const char *app_id)
+{
+    struct spark *s = k->spark;
+    if (!settings_is_cluster(s->settings) || app_id[0] == '\0' || s->master_ui[0] == '\0')
+        return;
+    char url[600], form[300];
+    snprintf(url, sizeof url, "%s/app/kill/", s->master_ui);
+    snprintf(form, sizeof form, "id=%s&terminate=true", app_id);
+    log_info("asking the master to kill application %s (its driver is gone)", app_id);
+    http_request(k->http, url, form, 3000, on_killed, malloc(1));
+}
+
+void spark_on_executor_death(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    kill_on_master(k, s->app_id);
+    s->generation++;
+    s->state = S_IDLE;
+    s->app_id[0] = '\0';
+    progress_destroy(&s->progress);
+}
+
+void spark_on_state(struct kernel *k, json_t *ev)
+{
+    struct spark *s = k->spark;
+    const char *state = json_string_value(json_object_get(ev, "state"));
+    if (state == NULL)
+        return;
+    if (strcmp(state, "ready") == 0 && s->state == S_STARTING) {
+        s->state = S_READY;
+        snprintf(s->app_id, sizeof s->app_id, "%s",
+                 json_string_value(json_object_get(ev, "app_id")) ?: "");
+        snprintf(s->ui_url, sizeof s->ui_url, "%s",
+                 json_string_value(json_object_get(ev, "ui_url")) ?: "");
+        log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
+    } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
+        const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
+        int slots = settings_get_int(s->settings, "sparkernel.port.slots", 8);
+        /* Another kernel took the same slot between our probe and the JVM's bind: next. */
+        if ((strstr(err, "Address already in use") || strstr(err, "BindException")) &&
+            ++s->port_attempts < slots) {
+            log_warn("Spark ports of slot %d were taken at bind time; trying the next slot",
+                     s->ports.slot);
+            launch(k);
+            return;
+        }
+        s->state = S_FAILED;
+        snprintf(s->failure, sizeof s->failure, "%s", err);
+        log_warn("Spark session failed: %.300s", err);
+    } else if (strcmp(state, "stopped") == 0) {
+        if (s->state != S_NEGOTIATING && s->state != S_STARTING)
+            s->state = S_STOPPED;
+    }
+}
+
+/* ---------- the running cell: progress and the WAITING report ---------- */
+
+static void emit_progress(struct kernel *k, double now)
+{
+    struct spark *s = k->spark;
+    struct progress_out out;
+    while (s->progress && progress_next(s->progress, now, &out) == 1) {
+        json_t *content = json_pack("{s:o, s:{}, s:{s:s}}", "data", out.data, "metadata",
+                                    "transient", "display_id", out.display_id);
+        iopub_publish(k, out.update ? "update_display_data" : "display_data", cell_parent(k),
+                      content);
+    }
+}
+
+static void release_reply(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (!s->holding_reply)
+        return;
+    s->holding_reply = 0;
+    if (s->progress) {
+        double now = now_s();
+        progress_finish(s->progress, now);
+        emit_progress(k, now);
+    }
+    progress_destroy(&s->progress);
+    s->cell_active = 0;
+    execution_release_reply(k);
+}
+
+static void on_jobs(void *ctx, int status, long code, const char *body, size_t len,
+                    const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = call_take(ctx);
+    if (k == NULL)
+        return;
+    struct spark *s = k->spark;
+    s->jobs_in_flight = 0;
+    if (s->progress && status == HTTP_OK) {
+        int rc = progress_update_jobs(s->progress, body, len, now_s());
+        if (rc != 0)
+            log_debug("driver /jobs answer not understood: %s", progress_strerror(rc));
+        emit_progress(k, now_s());
+    }
+    if (s->holding_reply)
+        release_reply(k);
+}
+
+static void on_stages(void *ctx, int status, long code, const char *body, size_t len,
+                      const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = call_take(ctx);
+    if (k != NULL && k->spark->progress && status == HTTP_OK)
+        progress_update_stages(k->spark->progress, body, len);
+}
+
+static void poll_jobs(struct kernel *k, long timeout_ms)
+{
+    struct spark *s = k->spark;
+    char url[800];
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->ui_url, s->app_id);
+    struct call *c = call_new(k);
+    if (c && http_request(k->http, url, NULL, timeout_ms, on_jobs, c) == HTTP_OK)
+        s->jobs_in_flight = 1;
+    else
+        free(c);
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->ui_url,
+             s->app_id);
+    c = call_new(k);
+    if (c == NULL || http_request(k->http, url, NULL, timeout_ms, on_stages, c) != HTTP_OK)
+        free(c);
+}
+
+static void report_waiting(struct kernel *k, const struct master_status *ms, double waited)
+{
+    struct spark *s = k->spark;
+    struct sb html = {0}, text = {0};
+    int others = 0;
+    for (size_t i = 0; i < ms->napps; i++)
+        if (strcmp(ms->apps[i].id, s->app_id) != 0 && ms->apps[i].cores > 0)
+            others++;
+    sb_add(&text,
+           "Spark has given this notebook's application (%s) no executors for %.0f s while a "
+           "job waits, the endless \"Initial job has not accepted any resources\".\n",
+           s->app_id, waited);
+    sb_add(&html,
+           "<div style=\"border-left:4px solid #d97706;padding:4px 8px\"><b>Spark has given "
+           "this notebook's application (%s) no executors for %.0f s while a job waits</b> "
+           "(the endless &ldquo;Initial job has not accepted any resources&rdquo;).<br>",
+           s->app_id, waited);
+    if (others > 0) {
+        sb_add(&text,
+               "Likely cause: other applications hold the cluster's cores (%d of %d "
+               "in use):\n",
+               ms->coresused, ms->cores);
+        sb_add(&html,
+               "Likely cause: other applications hold the cluster's cores (%d of %d in "
+               "use):<ul>",
+               ms->coresused, ms->cores);
+        for (size_t i = 0; i < ms->napps; i++) {
+            const struct master_app *a = &ms->apps[i];
+            if (strcmp(a->id, s->app_id) == 0 || a->cores == 0)
+                continue;
+            sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s\n", a->id, a->name,
+                   a->cores, a->memoryperexecutor, a->state);
+            sb_add(&html, "<li>%s &ldquo;", a->id);
+            sb_escape(&html, a->name);
+            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, %s</li>", a->cores,
+                   a->memoryperexecutor, a->state);
+        }
+        sb_add(&text, "Ask their owners to stop idle sessions, or lower this notebook's needs "
+                      "(%%spark config spark.executor.cores=1, then %%spark restart).\n");
+        sb_add(&html, "</ul>Ask their owners to stop idle sessions, or lower this notebook's "
+                      "needs (<code>%%spark config spark.executor.cores=1</code>, then "
+                      "<code>%%spark restart</code>).");
+    } else {
+        sb_add(&text,
+               "No other application holds the cores (%d of %d in use), so the likely cause is "
+               "that the workers cannot reach this driver at %s:%d (block manager %d): check "
+               "spark.driver.host (the pod IP or the headless Service name) and that those ports "
+               "are exposed, then %%spark restart.\n",
+               ms->coresused, ms->cores, settings_get(s->settings, "spark.driver.host"),
+               s->ports.driver, s->ports.block_manager);
+        sb_add(&html,
+               "No other application holds the cores (%d of %d in use), so the likely cause is "
+               "that <b>the workers cannot reach this driver</b> at <code>%s:%d</code> (block "
+               "manager %d): check <code>spark.driver.host</code> (the pod IP or the headless "
+               "Service name) and that those ports are exposed, then "
+               "<code>%%spark restart</code>.",
+               ms->coresused, ms->cores, settings_get(s->settings, "spark.driver.host"),
+               s->ports.driver, s->ports.block_manager);
+    }
+    sb_add(&html, " The job keeps waiting; interrupt the kernel to cancel it.</div>");
+    sb_add(&text, "The job keeps waiting; interrupt the kernel to cancel it.");
+    cell_display(k, sb_str(&html), sb_str(&text));
+    log_warn("cell %d: application %s has had no executors for %.0f s", s->cell_count, s->app_id,
+             waited);
+    free(html.s);
+    free(text.s);
+}
+
+static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
+                           const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = call_take(ctx);
+    if (k == NULL)
+        return;
+    struct spark *s = k->spark;
+    s->master_in_flight = 0;
+    struct master_status *ms = NULL;
+    if (!s->cell_active || s->progress == NULL || status != HTTP_OK ||
+        master_parse(body, len, &ms) != MASTER_OK)
+        return;
+    const struct master_app *mine = NULL;
+    for (size_t i = 0; i < ms->napps; i++)
+        if (strcmp(ms->apps[i].id, s->app_id) == 0)
+            mine = &ms->apps[i];
+    double now = now_s();
+    int starved = mine != NULL && mine->cores == 0 && progress_waiting(s->progress);
+    if (!starved) {
+        s->waiting_since = 0;
+    } else if (s->waiting_since == 0) {
+        s->waiting_since = now;
+    } else if (!s->waiting_reported &&
+               now - s->waiting_since >=
+                   settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
+        s->waiting_reported = 1;
+        report_waiting(k, ms, now - s->waiting_since);
+    }
+    master_status_destroy(&ms);
+}
+
+void spark_cell_begin(struct kernel *k, int count)
+{
+    struct spark *s = k->spark;
+    s->cell_active = 1;
+    s->cell_count = count;
+    s->waiting_since = 0;
+    s->waiting_reported = 0;
+    progress_destroy(&s->progress);
+    if (s->state == S_READY && s->app_id[0] && s->ui_url[0]) {
+        char group[64];
+        snprintf(group, sizeof group, "sparkernel-%d", count);
+        s->progress = progress_new(group, s->ui_url, s->app_id);
+        s->next_jobs_poll = now_s() + 0.25;
+        s->next_master_poll = now_s() + 1.0;
+    }
+}
+
+int spark_cell_end(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (s->progress && progress_displayed(s->progress) && s->state == S_READY) {
+        /* One last look at the jobs, so the cell keeps their final state. */
+        s->holding_reply = 1;
+        if (!s->jobs_in_flight)
+            poll_jobs(k, 1000);
+        return 1;
+    }
+    progress_destroy(&s->progress);
+    s->cell_active = 0;
+    return 0;
+}
+
+long spark_next_tick_ms(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (!s->cell_active || s->progress == NULL)
+        return -1;
+    double next = s->next_jobs_poll < s->next_master_poll ? s->next_jobs_poll : s->next_master_poll;
+    double ms = (next - now_s()) * 1000.0;
+    return ms < 0 ? 0 : (long)ms + 1;
+}
+
+void spark_tick(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (!s->cell_active || s->progress == NULL || s->state != S_READY)
+        return;
+    double now = now_s();
+    if (now >= s->next_jobs_poll) {
+        s->next_jobs_poll = now + 0.25;
+        if (!s->jobs_in_flight)
+            poll_jobs(k, 2000);
+    }
+    if (now >= s->next_master_poll) {
+        s->next_master_poll = now + 1.0;
+        if (settings_is_cluster(s->settings) && !s->master_in_flight && s->master_ui[0]) {
+            char url[600];
+            snprintf(url, sizeof url, "%s/json/", s->master_ui);
+            struct call *c = call_new(k);
+            if (c && http_request(k->http, url, NULL, 2000, on_master_poll, c) == HTTP_OK)
+                s->master_in_flight = 1;
+            else
+                free(c);
+        }
+    }
+}
+
+/* ---------- %spark magics ---------- */
+
+static void magics_next(struct kernel *k);
+
+static void magic_done(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    s->magic_index++;
+    magics_next(k);
+}
+
+static void magic_fail(struct kernel *k, const char *ename, const char *text)
+{
+    struct spark *s = k->spark;
+    json_decref(s->magic_lines);
+    s->magic_lines = NULL;
+    free(s->magic_rest);
+    s->magic_rest = NULL;
+    execution_fail_current(k, ename, text);
+}
+
+static void settings_html(struct spark *s, struct sb *html, struct sb *text)
+{
+    json_t *rows = settings_table(s->settings);
+    sb_add(html, "<table><tr><th style=\"text-align:left\">setting</th><th "
+                 "style=\"text-align:left\">value</th><th style=\"text-align:left\">source</th>"
+                 "<th style=\"text-align:left\">why</th></tr>");
+    sb_add(text, "%-48s %-28s %-12s %s\n", "setting", "value", "source", "why");
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *key = json_string_value(json_object_get(row, "key"));
+        const char *value = json_string_value(json_object_get(row, "value"));
+        const char *source = json_string_value(json_object_get(row, "source"));
+        const char *doc = json_string_value(json_object_get(row, "doc"));
+        const char *env = json_string_value(json_object_get(row, "env"));
+        sb_add(html, "<tr><td><code>%s</code></td><td><code>", key);
+        sb_escape(html, value);
+        sb_add(html, "</code></td><td>%s</td><td>", source);
+        sb_escape(html, doc);
+        if (env)
+            sb_add(html, " (<code>%s</code>)", env);
+        sb_add(html, "</td></tr>");
+        sb_add(text, "%-48s %-28s %-12s %s%s%s%s\n", key, value, source, doc, env ? " (" : "",
+               env ? env : "", env ? ")" : "");
+    }
+    sb_add(html, "</table>");
+    json_decref(rows);
+}
+
+static void session_html(struct kernel *k, struct sb *html, struct sb *text)
+{
+    struct spark *s = k->spark;
+    sb_add(html, "<p><b>Spark session:</b> %s", state_names[s->state]);
+    sb_add(text, "Spark session: %s", state_names[s->state]);
+    if (s->app_id[0]) {
+        sb_add(html,
+               " &middot; application <code>%s</code> &middot; <a href=\"%s\" "
+               "target=\"_blank\">Spark UI</a>",
+               s->app_id, s->ui_url);
+        sb_add(text, ", application %s, Spark UI %s", s->app_id, s->ui_url);
+    }
+    const char *host = settings_get(s->settings, "spark.driver.host");
+    if (s->state == S_READY || s->state == S_STARTING) {
+        sb_add(html, " &middot; driver <code>%s:%d</code>, block manager %d, UI %d (port slot %d)",
+               host ? host : "?", s->ports.driver, s->ports.block_manager, s->ports.ui,
+               s->ports.slot);
+        sb_add(text, ", driver %s:%d, block manager %d, UI %d (port slot %d)", host ? host : "?",
+               s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
+    }
+    sb_add(html, "</p>");
+    sb_add(text, "\n");
+    if (s->failure[0]) {
+        sb_add(html, "<pre>");
+        sb_escape(html, s->failure);
+        sb_add(html, "</pre>");
+        sb_add(text, "%s\n", s->failure);
+    } else if (s->notice[0]) {
+        sb_add(html, "<p>");
+        sb_escape(html, s->notice);
+        sb_add(html, "</p>");
+        sb_add(text, "%s\n", s->notice);
+    }
+}
+
+static void cluster_html(struct kernel *k, const struct master_status *ms, struct sb *html,
+                         struct sb *text)
+{
+    struct spark *s = k->spark;
+    sb_add(html, "<p><b>Cluster</b> %s (%s): %d/%d cores, %lld/%lld MB in use</p>", ms->url,
+           ms->status, ms->coresused, ms->cores, ms->memoryused, ms->memory);
+    sb_add(text, "\nCluster %s (%s): %d/%d cores, %lld/%lld MB in use\n", ms->url, ms->status,
+           ms->coresused, ms->cores, ms->memoryused, ms->memory);
+    char *workers = master_format_workers(ms);
+    if (workers) {
+        sb_add(html, "<pre>");
+        sb_escape(html, workers);
+        sb_add(html, "</pre>");
+        sb_add(text, "%s", workers);
+        free(workers);
+    }
+    sb_add(html, "<table><tr><th>application</th><th>name</th><th>cores</th><th>MB per "
+                 "executor</th><th>state</th><th>running for</th><th></th></tr>");
+    sb_add(text, "%-28s %-40s %5s %8s %-8s %s\n", "application", "name", "cores", "MB/exec",
+           "state", "running for");
+    for (size_t i = 0; i < ms->napps; i++) {
+        const struct master_app *a = &ms->apps[i];
+        int mine = strcmp(a->id, s->app_id) == 0;
+        int ours = strncmp(a->name, "sparkernel", 10) == 0;
+        sb_add(html, "<tr><td><code>%s</code></td><td>", a->id);
+        sb_escape(html, a->name);
+        sb_add(html, "</td><td>%d</td><td>%lld</td><td>%s</td><td>%.0f s</td><td>%s</td></tr>",
+               a->cores, a->memoryperexecutor, a->state, a->duration / 1000.0,
+               mine   ? "this notebook"
+               : ours ? "sparkernel session"
+                      : "");
+        sb_add(text, "%-28s %-40.40s %5d %8lld %-8s %.0f s%s\n", a->id, a->name, a->cores,
+               a->memoryperexecutor, a->state, a->duration / 1000.0,
+               mine   ? "  <- this notebook"
+               : ours ? "  (sparkernel)"
+                      : "");
+    }
+    sb_add(html, "</table>");
+}
+
+static void publish_status(struct kernel *k, const struct master_status *ms, const char *why)
+{
+    struct sb html = {0}, text = {0};
+    session_html(k, &html, &text);
+    if (ms)
+        cluster_html(k, ms, &html, &text);
+    else if (why) {
+        sb_add(&html, "<p>");
+        sb_escape(&html, why);
+        sb_add(&html, "</p>");
+        sb_add(&text, "%s\n", why);
+    }
+    sb_add(&html, "<p><b>Settings</b> (strongest source first: notebook, environment, "
+                  "kernelspec, default)</p>");
+    sb_add(&text, "\nSettings (strongest source first: notebook, environment, kernelspec, "
+                  "default)\n");
+    settings_html(k->spark, &html, &text);
+    cell_display(k, sb_str(&html), sb_str(&text));
+    free(html.s);
+    free(text.s);
+}
+
+static void on_status_master(void *ctx, int status, long code, const char *body, size_t len,
+                             const char *error)
+{
+    (void)code;
+    struct call *c = ctx;
+    struct kernel *k = c->k; /* a magic waits for its answer whatever the generation */
+    free(c);
+    struct master_status *ms = NULL;
+    char why[512] = "";
+    if (status != HTTP_OK)
+        snprintf(why, sizeof why, "The master's web UI at %s did not answer (%s).",
+                 k->spark->master_ui, error ? error : http_strerror(status));
+    else if (master_parse(body, len, &ms) != MASTER_OK)
+        snprintf(why, sizeof why, "%s did not answer with a master's status.", k->spark->master_ui);
+    publish_status(k, ms, why);
+    master_status_destroy(&ms);
+    magic_done(k);
+}
+
+static void magic_status(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (!settings_is_cluster(s->settings)) {
+        publish_status(k, NULL, "Local mode: no cluster to list.");
+        magic_done(k);
+        return;
+    }
+    master_ui_url(s);
+    char url[600];
+    snprintf(url, sizeof url, "%s/json/", s->master_ui);
+    struct call *c = call_new(k);
+    if (c == NULL || http_request(k->http, url, NULL, 3000, on_status_master, c) != HTTP_OK) {
+        free(c);
+        publish_status(k, NULL, "The kernel could not ask the master.");
+        magic_done(k);
+    }
+}
+
+static void magic_config(struct kernel *k, json_t *words)
+{
+    struct spark *s = k->spark;
+    if (json_array_size(words) < 2) {
+        struct sb html = {0}, text = {0};
+        settings_html(s, &html, &text);
+        cell_display(k, sb_str(&html), sb_str(&text));
+        free(html.s);
+        free(text.s);
+        magic_done(k);
+        return;
+    }
+    struct sb text = {0};
+    for (size_t i = 1; i < json_array_size(words); i++) {
+        const char *w = json_string_value(json_array_get(words, i));
+        const char *eq = strchr(w, '=');
+        char err[512];
+        if (eq == NULL || eq == w) {
+            snprintf(err, sizeof err,
+                     "%%spark config expects key=value pairs, like %%spark config "
+                     "spark.executor.memory=2g; got \"%s\".",
+                     w);
+            free(text.s);
+            magic_fail(k, "SparkConfigError", err);
+            return;
+        }
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - w), w);
+        if (settings_set(s->settings, key, eq + 1, err, sizeof err) != SETTINGS_OK) {
+            free(text.s);
+            magic_fail(k, "SparkConfigError", err);
+            return;
+        }
+        sb_add(&text, "%s = %s (notebook)\n", key, eq + 1);
+    }
+    sb_add(&text, session_alive(s) ? "Applies to the next session: run %%spark restart.\n"
+                                   : "Applies when the session starts.\n");
+    cell_stream(k, "stdout", sb_str(&text));
+    free(text.s);
+    magic_done(k);
+}
+
+static void magics_next(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    if (s->magic_lines == NULL)
+        return;
+    if (s->magic_index >= json_array_size(s->magic_lines)) {
+        char *rest = s->magic_rest;
+        s->magic_rest = NULL;
+        json_decref(s->magic_lines);
+        s->magic_lines = NULL;
+        execution_continue(k, rest ? rest : "");
+        free(rest);
+        return;
+    }
+    json_t *words = magics_words(json_string_value(json_array_get(s->magic_lines, s->magic_index)));
+    const char *cmd =
+        json_array_size(words) ? json_string_value(json_array_get(words, 0)) : "status";
+    if (strcmp(cmd, "status") == 0) {
+        magic_status(k);
+    } else if (strcmp(cmd, "config") == 0) {
+        magic_config(k, words);
+    } else if (strcmp(cmd, "restart") == 0) {
+        stop_session(k);
+        cell_stream(k, "stdout",
+                    "Restarting the Spark session with the current settings; the next cell "
+                    "that uses spark waits for it.\n");
+        json_decref(words);
+        s->magic_waits_for_start = 1; /* the executor must get spark_start before more code */
+        start_session(k);
+        return;
+    } else if (strcmp(cmd, "stop") == 0) {
+        stop_session(k);
+        cell_stream(k, "stdout", "Spark session stopped; %spark restart starts a new one.\n");
+        magic_done(k);
+    } else if (strcmp(cmd, "ui") == 0) {
+        struct sb html = {0}, text = {0};
+        if (s->ui_url[0]) {
+            sb_add(&html, "<a href=\"%s\" target=\"_blank\">Spark UI</a> (%s)", s->ui_url,
+                   s->app_id);
+            sb_add(&text, "Spark UI: %s (%s)\n", s->ui_url, s->app_id);
+        } else {
+            sb_add(&html, "No Spark UI: the session is %s.", state_names[s->state]);
+            sb_add(&text, "No Spark UI: the session is %s.\n", state_names[s->state]);
+        }
+        if (s->master_ui[0]) {
+            sb_add(&html, " &middot; <a href=\"%s\" target=\"_blank\">master UI</a>", s->master_ui);
+            sb_add(&text, "Master UI: %s\n", s->master_ui);
+        }
+        cell_display(k, sb_str(&html), sb_str(&text));
+        free(html.s);
+        free(text.s);
+        magic_done(k);
+    } else {
+        char err[300];
+        snprintf(err, sizeof err,
+                 "Unknown %%spark command \"%s\". Use %%spark status, %%spark config key=value "
+                 "..., %%spark restart, %%spark stop or %%spark ui.",
+                 cmd);
+        json_decref(words);
+        magic_fail(k, "SparkMagicError", err);
+        return;
+    }
+    json_decref(words);
+}
+
+void spark_run_magics(struct kernel *k, json_t *lines, const char *rest)
+{
+    struct spark *s = k->spark;
+    json_decref(s->magic_lines);
+    free(s->magic_rest);
+    s->magic_lines = json_incref(lines);
+    s->magic_rest = strdup(rest ? rest : "");
+    s->magic_index = 0;
+    magics_next(k);
+}
+
+void spark_shutdown(struct kernel *k)
+{
+    struct spark *s = k->spark;
+    s->generation++;
+    progress_destroy(&s->progress);
+    /* The executor stops its session on the way out; if its application is still on the
+     * master (the executor had to be killed), the master's kill endpoint is the fallback. */
+    if (settings_is_cluster(s->settings) && s->app_id[0] && s->master_ui[0]) {
+        int rc = master_kill_app(s->master_ui, s->app_id, 1000);
+        if (rc == MASTER_OK)
+            log_info("application %s killed on the master at shutdown", s->app_id);
+        else if (rc != MASTER_ENOAPP)
+            log_warn("application %s: %s", s->app_id, master_strerror(rc));
+    }
+}

@@ -1,0 +1,380 @@
+"""The executor's Spark side, driven directly over its pipes as the kernel drives it:
+spark_start/spark_stop/spark_refused, the warm session awaited only by cells that use it,
+job groups and their cancellation on SIGINT, %%sql, log4j kept out of the cells, and a
+clean stop when the kernel closes the command pipe. Sessions run on local[2]."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Any, Callable
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHATTER = re.compile(r"\b(INFO|WARN|WARNING|DEBUG)\b|log4j|Setting default log level")
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def spark_conf(log_file: pathlib.Path, **extra: str) -> dict[str, str]:
+    driver, block, ui = free_ports(3)
+    conf = {"spark.master": "local[2]", "spark.app.name": "sparkernel executor test",
+            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.port": str(driver), "spark.blockManager.port": str(block),
+            "spark.ui.port": str(ui), "spark.port.maxRetries": "0",
+            "spark.sql.shuffle.partitions": "2", "sparkernel.log.file": str(log_file)}
+    conf.update(extra)
+    return conf
+
+
+class Executor:
+    """`python -m sparkernel_executor` with its command pipe, event pipe, fd 1 and fd 2."""
+
+    def __init__(self) -> None:
+        cmd_r, self.cmd_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "driver" / "python"),
+                   SPARKERNEL_CMD_FD=str(cmd_r), SPARKERNEL_EVENT_FD=str(ev_w),
+                   PYTHONIOENCODING="utf-8")
+        self.proc = subprocess.Popen([sys.executable, "-m", "sparkernel_executor"],
+                                     pass_fds=(cmd_r, ev_w), env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        os.close(cmd_r)
+        os.close(ev_w)
+        self.events: list[tuple[float, dict]] = []
+        self.cond = threading.Condition()
+        self.fd1 = bytearray()
+        self.fd2 = bytearray()
+        threading.Thread(target=self._read_events, args=(ev_r,), daemon=True).start()
+        for stream, buf in ((self.proc.stdout, self.fd1), (self.proc.stderr, self.fd2)):
+            threading.Thread(target=self._drain, args=(stream, buf), daemon=True).start()
+        self.wait_event(lambda e: e["type"] == "ready", timeout=60)
+
+    def _read_events(self, fd: int) -> None:
+        buf = b""
+        while chunk := os.read(fd, 1 << 16):
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                n = struct.unpack(">I", buf[:4])[0]
+                event = json.loads(buf[4:4 + n])
+                buf = buf[4 + n:]
+                with self.cond:
+                    self.events.append((time.monotonic(), event))
+                    self.cond.notify_all()
+        os.close(fd)
+
+    @staticmethod
+    def _drain(stream: Any, buf: bytearray) -> None:
+        while chunk := stream.read1(1 << 16):
+            buf += chunk
+
+    def send(self, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        os.write(self.cmd_w, struct.pack(">I", len(data)) + data)
+
+    def wait_event(self, pred: Callable[[dict], bool], start: int = 0,
+                   timeout: float = 120) -> tuple[int, float, dict]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for i in range(start, len(self.events)):
+                    t, e = self.events[i]
+                    if pred(e):
+                        return i, t, e
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such event in {timeout} s: {self.events[start:]}"
+                self.cond.wait(left)
+
+    def spark_state(self, state: str, start: int = 0, timeout: float = 180) -> dict:
+        return self.wait_event(lambda e: e["type"] == "spark_state" and e["state"] == state,
+                               start, timeout)[2]
+
+    def submit(self, code: str, count: int) -> int:
+        """Sends an execute; returns where its events start."""
+        with self.cond:
+            start = len(self.events)
+        self.send({"type": "execute", "code": code, "silent": False, "store_history": True,
+                   "allow_stdin": False, "execution_count": count, "user_expressions": {}})
+        return start
+
+    def reply(self, start: int, timeout: float = 180) -> "Cell":
+        i, t, e = self.wait_event(lambda e: e["type"] == "reply", start, timeout)
+        with self.cond:
+            return Cell(e["content"], [ev for _, ev in self.events[start:i]], t)
+
+    def execute(self, code: str, count: int, timeout: float = 180) -> "Cell":
+        return self.reply(self.submit(code, count), timeout)
+
+    def close(self) -> None:
+        try:
+            os.close(self.cmd_w)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Cell:
+    def __init__(self, content: dict, events: list[dict], at: float) -> None:
+        self.content, self.events, self.at = content, events, at
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(e["text"] for e in self.of("stream") if e["name"] == "stdout")
+
+    @property
+    def result(self) -> str:
+        (res,) = self.of("result")
+        return res["data"]["text/plain"]
+
+
+def rest(ready: dict, what: str) -> Any:
+    url = f"{ready['ui_url']}/api/v1/applications/{ready['app_id']}/{what}"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+def group_jobs(ready: dict, group: str) -> list[dict]:
+    return [j for j in rest(ready, "jobs") if j.get("jobGroup") == group]
+
+
+@pytest.fixture(scope="module")
+def started():
+    """One executor; spark_start, then at once a cell without Spark and one with it."""
+    log = pathlib.Path(tempfile.mkdtemp(prefix="sparkernel-test-")) / "spark.log"
+    ex = Executor()
+    ex.send({"type": "spark_start", "conf": spark_conf(log), "notice": ""})
+    plain = ex.execute("40 + 2", 1)
+    counted = ex.execute("spark.range(1000).count()", 2)
+    ready = ex.spark_state("ready")
+    yield {"ex": ex, "plain": plain, "counted": counted, "ready": ready, "log": log}
+    ex.close()
+
+
+def test_ready_event_names_the_application(started):
+    ready, ex = started["ready"], started["ex"]
+    assert ready["app_id"].startswith("local-")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", ready["ui_url"])
+    assert ready["master"] == "local[2]" and ready["spark_version"] == "4.0.1"
+    assert ready["seconds"] > 0
+    states = [e["state"] for _, e in ex.events if e["type"] == "spark_state"]
+    assert states[:2] == ["starting", "ready"]
+
+
+def test_cell_without_spark_does_not_wait(started):
+    plain, ex = started["plain"], started["ex"]
+    assert plain.content["status"] == "ok" and plain.result == "42"
+    _, ready_at, _ = ex.wait_event(lambda e: e.get("state") == "ready")
+    assert plain.at < ready_at
+    assert "Waiting" not in plain.stdout
+
+
+def test_cell_with_spark_waits_then_runs(started):
+    counted = started["counted"]
+    assert counted.content["status"] == "ok", counted.content
+    assert counted.result == "1000"
+    first = counted.of("stream")[0]
+    assert first["name"] == "stdout"
+    assert re.fullmatch(r"Waiting for the Spark session \(starting for \d+\.\d s\)\u2026\n",
+                        first["text"])
+
+
+def test_log4j_stays_out_of_cells(started):
+    ex = started["ex"]
+    ex.execute("spark.range(10).selectExpr('sum(id)').collect()", 3)
+    texts = [e["text"] for _, e in ex.events if e["type"] == "stream"]
+    assert not [t for t in texts if CHATTER.search(t) and "Waiting" not in t], texts
+    assert not CHATTER.search(ex.fd2.decode(errors="replace")), ex.fd2.decode()
+    log = started["log"].read_text()
+    assert " INFO SparkContext: Running Spark version 4.0.1" in log
+
+
+def test_spark_is_predefined_and_sigint_stays_ours(started):
+    ex = started["ex"]
+    cell = ex.execute("import signal\n(type(sc).__name__, type(spark).__name__, "
+                      "signal.getsignal(signal.SIGINT).__module__)", 4)
+    assert cell.result == "('SparkContext', 'SparkSession', 'sparkernel_executor.main')"
+
+
+def test_job_group_per_cell(started):
+    ex, ready = started["ex"], started["ready"]
+    code = "\n   \ndf = spark.range(100)  # the group's description\ndf.count()"
+    assert ex.execute(code, 42).result == "100"
+    jobs = group_jobs(ready, "sparkernel-42")
+    assert jobs and jobs[0]["description"] == "df = spark.range(100)  # the group's description"
+
+
+def test_sql_magic(started):
+    ex = started["ex"]
+    one = ex.execute("%%sql\nselect 1 as x", 50)
+    assert one.content["status"] == "ok"
+    (shown,) = one.of("display")
+    assert "<th>x</th>" in shown["data"]["text/html"]
+    assert "<td>1</td>" in shown["data"]["text/html"]
+    assert shown["data"]["text/plain"].splitlines()[-1] == "1 row"
+    many = ex.execute("%%sql -n 3\nselect id from range(10)", 51)
+    (shown,) = many.of("display")
+    assert shown["data"]["text/html"].count("<tr>") == 4  # head + 3 rows
+    assert "more than 3 rows (showing 3)" in shown["data"]["text/plain"]
+    bad = ex.execute("%%sql\nselec 1", 52)
+    assert bad.content["status"] == "error"
+    (err,) = bad.of("error")
+    assert err["ename"] == "SparkSQLError" and "PARSE_SYNTAX_ERROR" in err["evalue"]
+    assert len("\n".join(err["traceback"]).splitlines()) <= 15
+
+
+def test_interrupt_cancels_the_cells_job(started):
+    ex, ready = started["ex"], started["ready"]
+    # max, not sum: with ANSI on (Spark 4's default) sum(id) over 10**10 rows overflows
+    # within seconds and the job fails on its own.
+    start = ex.submit("spark.range(10**13).selectExpr('max(id)').collect()", 60)
+    deadline = time.monotonic() + 120
+    while not [j for j in group_jobs(ready, "sparkernel-60") if j["status"] == "RUNNING"]:
+        assert time.monotonic() < deadline, "the long job never ran"
+        time.sleep(0.5)
+    sent = time.monotonic()
+    ex.proc.send_signal(signal.SIGINT)
+    cell = ex.reply(start, timeout=30)
+    assert cell.at - sent < 10
+    assert cell.content["status"] == "error" and cell.content["ename"] == "KeyboardInterrupt"
+    assert len(cell.of("error")) == 1
+    assert not cell.of("stream"), cell.events  # no py4j complaints
+    deadline = time.monotonic() + 30
+    while [j["status"] for j in group_jobs(ready, "sparkernel-60")] != ["FAILED"]:
+        assert time.monotonic() < deadline, group_jobs(ready, "sparkernel-60")
+        time.sleep(0.5)
+    (job,) = group_jobs(ready, "sparkernel-60")
+    assert "cancelled job group sparkernel-60" in " ".join(job["killedTasksSummary"])
+    assert ex.execute("spark.range(5).count()", 61).result == "5"
+
+
+def test_interrupt_of_a_jvm_call_that_is_no_job(started):
+    """Nothing to cancel: the interrupt is raised inside the call after 3 s."""
+    ex = started["ex"]
+    start = ex.submit("spark._jvm.java.lang.Thread.sleep(120000)", 62)
+    time.sleep(2)
+    sent = time.monotonic()
+    ex.proc.send_signal(signal.SIGINT)
+    cell = ex.reply(start, timeout=30)
+    assert cell.at - sent < 10
+    assert cell.content["ename"] == "KeyboardInterrupt" and len(cell.of("error")) == 1
+    assert not cell.of("stream"), cell.events
+    assert ex.execute("spark.range(6).count()", 63).result == "6"
+
+
+def test_stop_then_clear_error_then_restart(started):
+    ex = started["ex"]
+    assert ex.execute("def f():\n    return spark.range(3).count()\nf()", 70).result == "3"
+    with ex.cond:
+        mark = len(ex.events)
+    ex.send({"type": "spark_stop"})
+    ex.spark_state("stopped", mark, timeout=60)
+    for code in ("spark.range(3).count()", "f()"):
+        cell = ex.execute(code, 71)
+        assert cell.content["status"] == "error"
+        (err,) = cell.of("error")
+        assert err["ename"] == "SparkUnavailable" and "%spark restart" in err["evalue"]
+        assert len(err["traceback"]) <= 3
+    assert ex.execute("1 + 1", 72).result == "2"
+    # a new session in a new JVM
+    log = started["log"].with_name("restart.log")
+    ex.send({"type": "spark_start", "conf": spark_conf(log), "notice": "second session"})
+    # ^C while a cell waits for the session: a short KeyboardInterrupt, the start goes on
+    start = ex.submit("spark.range(7).count()", 73)
+    ex.wait_event(lambda e: "Waiting for the Spark session" in e.get("text", ""), start)
+    ex.proc.send_signal(signal.SIGINT)
+    cell = ex.reply(start, timeout=30)
+    (err,) = cell.of("error")
+    assert err["ename"] == "KeyboardInterrupt" and len(err["traceback"]) <= 3
+    assert cell.stdout.startswith("second session\n")  # the notice, once
+    again = ex.spark_state("ready", mark, timeout=180)
+    assert again["app_id"] != started["ready"]["app_id"]
+    cell = ex.execute("spark.range(7).count()", 74)
+    assert cell.result == "7" and not cell.stdout
+    assert " INFO SparkContext" in log.read_text()
+
+
+def test_failed_start_then_refused():
+    ex = Executor()
+    try:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        log = pathlib.Path(tempfile.mkdtemp(prefix="sparkernel-test-")) / "spark.log"
+        conf = spark_conf(log, **{"spark.driver.port": str(taken.getsockname()[1])})
+        ex.send({"type": "spark_start", "conf": conf, "notice": ""})
+        failed = ex.spark_state("failed", timeout=180)
+        assert "BindException" in failed["error"] and "\tat " not in failed["error"]
+        assert len(failed["error"]) < 1000
+        cell = ex.execute("spark.range(3).count()", 1)
+        (err,) = cell.of("error")
+        assert err["evalue"] == failed["error"]
+        message = "The cluster has 2 cores; this session asks for 8. Lower it and restart."
+        ex.send({"type": "spark_refused", "message": message})
+        for n, code in enumerate(("spark.range(3).count()", "%%sql\nselect 1")):
+            cell = ex.execute(code, 2 + n)
+            assert cell.content["status"] == "error"
+            (err,) = cell.of("error")
+            assert err["ename"] == "SparkUnavailable" and err["evalue"] == message
+        assert ex.execute("'still' + ' fine'", 5).result == "'still fine'"
+        taken.close()
+    finally:
+        ex.close()
+
+
+@pytest.mark.parametrize("how", ["eof", "sigterm"])
+def test_exit_stops_the_session_and_its_jvm(how):
+    ex = Executor()
+    log = pathlib.Path(tempfile.mkdtemp(prefix="sparkernel-test-")) / "spark.log"
+    ex.send({"type": "spark_start", "conf": spark_conf(log), "notice": ""})
+    ex.spark_state("ready")
+    (jvm,) = [p for p in psutil.Process(ex.proc.pid).children(recursive=True)
+              if p.name() == "java"]
+    sigign = int(re.search(r"SigIgn:\s*([0-9a-f]+)", pathlib.Path(
+        f"/proc/{jvm.pid}/status").read_text()).group(1), 16)
+    assert sigign & (1 << (signal.SIGINT - 1)), "the JVM must ignore SIGINT"
+    closed = time.monotonic()
+    if how == "eof":
+        os.close(ex.cmd_w)
+    else:
+        ex.proc.terminate()
+    ex.proc.wait(30)
+    took = time.monotonic() - closed
+    assert took < 15, took
+    try:
+        jvm.wait(10)
+    except psutil.NoSuchProcess:
+        pass
+    assert not jvm.is_running() or jvm.status() == psutil.STATUS_ZOMBIE
+    assert "Successfully stopped SparkContext" in log.read_text()
+    assert not CHATTER.search(ex.fd2.decode(errors="replace")), ex.fd2.decode()
+    ex.close()

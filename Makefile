@@ -98,7 +98,7 @@ asan:
 	    $(PYTHON) -m pytest -q tests/integration
 
 bench: all
-	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
+	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
 	    --out tests/bench/results.md
 
 run: all

@@ -42,8 +42,9 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all kernelspec test unit integration asan charts run lab bench fuzz install clean format \
-        format-check venv cluster-start cluster-stop
+.PHONY: all kernelspec test unit integration asan charts run bench bench-spark fuzz install \
+        clean format \
+        format-check cluster-start cluster-stop
 
 all: $(BIN) kernelspec
 
@@ -100,6 +101,11 @@ asan:
 bench: all
 	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
 	    --out tests/bench/results.md
+
+# Spark figures against ipykernel + PySpark on a local standalone cluster (issue 4's targets).
+bench-spark: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_spark.py \
+	    --out tests/bench/results-spark.md
 
 run: all
 	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter ./tests/support/run_main_job.sh

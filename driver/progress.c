@@ -945,6 +945,18 @@ int progress_waiting(const struct progress *p)
     return 0;
 }
 
+double progress_waiting_since(const struct progress *p)
+{
+    double since = 0;
+    for (size_t i = 0; p != NULL && i < p->njobs; i++) {
+        const struct job *j = p->jobs[i];
+        if (j->status == JOB_RUNNING && j->n.active_tasks == 0 && j->seen_running &&
+            (since == 0 || j->first_running < since))
+            since = j->first_running;
+    }
+    return since;
+}
+
 unsigned progress_errors(const struct progress *p)
 {
     return p ? p->errors : 0;

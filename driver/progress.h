@@ -101,6 +101,9 @@ int progress_displayed(const struct progress *p);
 int progress_waiting(const struct progress *p);
 
 /* Answers rejected so far by progress_update_jobs() and progress_update_stages(). */
+/* The earliest time (the caller's clock, as passed to progress_update_jobs) at which a job
+ * that is now RUNNING with no task active was first seen running; 0 when there is none. */
+double progress_waiting_since(const struct progress *p);
 unsigned progress_errors(const struct progress *p);
 
 /* A sentence for a code of enum progress_error; static storage. */

@@ -36,14 +36,15 @@ struct spark {
     enum session_state state;
     int generation; /* bumps on every start/stop; stale HTTP answers are ignored */
     char app_id[128], ui_url[512], master_ui[512], kernel_name[160];
+    char poll_url[128]; /* the driver UI as this host reaches it (the advertised address may
+                         * be one only the workers can use, or a wrong one) */
     char notice[2048];
     char failure[6144];
     struct ports ports;
-    int port_attempts;
     /* the running cell */
     int cell_active, cell_count;
     struct progress *progress;
-    double next_jobs_poll, next_master_poll, waiting_since;
+    double next_jobs_poll, next_master_poll;
     int jobs_in_flight, master_in_flight, waiting_reported, holding_reply;
     /* magics of the current cell */
     int magic_waits_for_start; /* a %spark restart waits for the master's answer */
@@ -226,6 +227,7 @@ static void send_executor(struct kernel *k, json_t *cmd)
 }
 
 static void magic_done(struct kernel *k);
+static void follow_cell(struct spark *s);
 
 /* Negotiation is over (the session was launched or refused): whatever waited goes on. */
 static void negotiation_over(struct kernel *k)
@@ -298,6 +300,18 @@ static void launch(struct kernel *k)
         refuse(k, detail);
         return;
     }
+    /* Other free slots, in order, for the executor to try if another kernel binds this
+     * slot's ports between our probe and the JVM's bind (no round trip needed then). */
+    json_t *candidates = json_array();
+    for (int i = s->ports.slot; i < slots; i++) {
+        int d = settings_get_int(st, "spark.driver.port", 7078) + 2 * i;
+        int b = settings_get_int(st, "spark.driver.blockManager.port", 7079) + 2 * i;
+        int u = settings_get_int(st, "spark.ui.port", 4040) + i;
+        if (i == s->ports.slot ||
+            (ports_free(bind, d) && ports_free(bind, b) && ports_free(bind, u)))
+            json_array_append_new(candidates, json_pack("{s:i, s:i, s:i, s:i}", "slot", i, "driver",
+                                                        d, "block_manager", b, "ui", u));
+    }
     json_t *conf = settings_spark_conf(st);
     json_object_set_new(conf, "spark.driver.port", json_sprintf("%d", s->ports.driver));
     json_object_set_new(conf, "spark.driver.blockManager.port",
@@ -317,8 +331,8 @@ static void launch(struct kernel *k)
     log_info("starting the Spark session (master %s, driver %s ports %d/%d/%d, slot %d)",
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
-    send_executor(
-        k, json_pack("{s:s, s:o, s:s}", "type", "spark_start", "conf", conf, "notice", s->notice));
+    send_executor(k, json_pack("{s:s, s:o, s:s, s:o}", "type", "spark_start", "conf", conf,
+                               "notice", s->notice, "port_candidates", candidates));
     negotiation_over(k);
 }
 
@@ -409,14 +423,13 @@ static void stop_session(struct kernel *k)
     if (s->state == S_STARTING || s->state == S_READY)
         send_executor(k, json_pack("{s:s}", "type", "spark_stop"));
     s->state = S_STOPPED;
-    s->app_id[0] = '\0';
+    s->app_id[0] = s->ui_url[0] = '\0'; /* %spark ui must not link a stopped session */
 }
 
 void spark_on_executor_ready(struct kernel *k)
 {
     struct spark *s = k->spark;
     s->state = S_IDLE;
-    s->port_attempts = 0;
     const char *warm = settings_get(s->settings, "sparkernel.warm");
     if (warm && strcmp(warm, "true") == 0)
         start_session(k);
@@ -466,19 +479,39 @@ void spark_on_state(struct kernel *k, json_t *ev)
                  json_string_value(json_object_get(ev, "app_id")) ?: "");
         snprintf(s->ui_url, sizeof s->ui_url, "%s",
                  json_string_value(json_object_get(ev, "ui_url")) ?: "");
+        json_t *ports = json_object_get(ev, "ports"); /* the slot it finally bound */
+        if (json_is_object(ports)) {
+            s->ports.slot = (int)json_integer_value(json_object_get(ports, "slot"));
+            s->ports.driver = (int)json_integer_value(json_object_get(ports, "driver"));
+            s->ports.block_manager =
+                (int)json_integer_value(json_object_get(ports, "block_manager"));
+            s->ports.ui = (int)json_integer_value(json_object_get(ports, "ui"));
+        }
+        const char *bind = settings_get(s->settings, "spark.driver.bindAddress");
+        snprintf(s->poll_url, sizeof s->poll_url, "http://%s:%d",
+                 bind == NULL || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0
+                     ? "127.0.0.1"
+                     : bind,
+                 s->ports.ui);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
+        follow_cell(s); /* a cell that waited for the session has jobs to show */
     } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
         const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
-        int slots = settings_get_int(s->settings, "sparkernel.port.slots", 8);
-        /* Another kernel took the same slot between our probe and the JVM's bind: next. */
-        if ((strstr(err, "Address already in use") || strstr(err, "BindException")) &&
-            ++s->port_attempts < slots) {
-            log_warn("Spark ports of slot %d were taken at bind time; trying the next slot",
-                     s->ports.slot);
-            launch(k);
-            return;
-        }
         s->state = S_FAILED;
+        snprintf(s->failure, sizeof s->failure, "%s", err);
+        log_warn("Spark session failed: %.300s", err);
+    } else if (strcmp(state, "starting") == 0 && (s->state == S_READY || s->state == S_FAILED)) {
+        /* The executor revives a session whose JVM died: its old application goes. */
+        kill_on_master(k, s->app_id);
+        s->generation++;
+        s->state = S_STARTING;
+        s->app_id[0] = s->ui_url[0] = s->failure[0] = '\0';
+        log_warn("the Spark driver (JVM) died; the executor starts a new session");
+    } else if (strcmp(state, "failed") == 0 && s->state == S_READY) {
+        const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
+        kill_on_master(k, s->app_id);
+        s->state = S_FAILED;
+        s->app_id[0] = s->ui_url[0] = '\0';
         snprintf(s->failure, sizeof s->failure, "%s", err);
         log_warn("Spark session failed: %.300s", err);
     } else if (strcmp(state, "stopped") == 0) {
@@ -549,20 +582,21 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
 {
     struct spark *s = k->spark;
     char url[800];
-    snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->ui_url, s->app_id);
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->poll_url, s->app_id);
     struct call *c = call_new(k);
     if (c && http_request(k->http, url, NULL, timeout_ms, on_jobs, c) == HTTP_OK)
         s->jobs_in_flight = 1;
     else
         free(c);
-    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->ui_url,
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->poll_url,
              s->app_id);
     c = call_new(k);
     if (c == NULL || http_request(k->http, url, NULL, timeout_ms, on_stages, c) != HTTP_OK)
         free(c);
 }
 
-static void report_waiting(struct kernel *k, const struct master_status *ms, double waited)
+static void report_waiting(struct kernel *k, const struct master_status *ms,
+                           const struct master_app *mine, double waited)
 {
     struct spark *s = k->spark;
     struct sb html = {0}, text = {0};
@@ -647,19 +681,30 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     for (size_t i = 0; i < ms->napps; i++)
         if (strcmp(ms->apps[i].id, s->app_id) == 0)
             mine = &ms->apps[i];
+    /* A job of this cell running with no task for the whole threshold: either no executor
+     * was granted (cores 0: others hold them) or the granted ones never reach the driver
+     * (they start, fail to call back, and the worker starts new ones). */
+    double since = progress_waiting(s->progress) ? progress_waiting_since(s->progress) : 0;
     double now = now_s();
-    int starved = mine != NULL && mine->cores == 0 && progress_waiting(s->progress);
-    if (!starved) {
-        s->waiting_since = 0;
-    } else if (s->waiting_since == 0) {
-        s->waiting_since = now;
-    } else if (!s->waiting_reported &&
-               now - s->waiting_since >=
-                   settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
+    if (since > 0 && !s->waiting_reported &&
+        now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
         s->waiting_reported = 1;
-        report_waiting(k, ms, now - s->waiting_since);
+        report_waiting(k, ms, mine, now - since);
     }
     master_status_destroy(&ms);
+}
+
+/* Follows the running cell's jobs, once there is a session to ask. */
+static void follow_cell(struct spark *s)
+{
+    if (!s->cell_active || s->progress != NULL || s->state != S_READY || !s->app_id[0] ||
+        !s->ui_url[0])
+        return;
+    char group[64];
+    snprintf(group, sizeof group, "sparkernel-%d", s->cell_count);
+    s->progress = progress_new(group, s->ui_url, s->app_id);
+    s->next_jobs_poll = now_s() + 0.25;
+    s->next_master_poll = now_s() + 1.0;
 }
 
 void spark_cell_begin(struct kernel *k, int count)
@@ -667,16 +712,9 @@ void spark_cell_begin(struct kernel *k, int count)
     struct spark *s = k->spark;
     s->cell_active = 1;
     s->cell_count = count;
-    s->waiting_since = 0;
     s->waiting_reported = 0;
     progress_destroy(&s->progress);
-    if (s->state == S_READY && s->app_id[0] && s->ui_url[0]) {
-        char group[64];
-        snprintf(group, sizeof group, "sparkernel-%d", count);
-        s->progress = progress_new(group, s->ui_url, s->app_id);
-        s->next_jobs_poll = now_s() + 0.25;
-        s->next_master_poll = now_s() + 1.0;
-    }
+    follow_cell(s); /* or when the session becomes ready, if the cell waits for it */
 }
 
 int spark_cell_end(struct kernel *k)

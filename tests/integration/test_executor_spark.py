@@ -314,7 +314,9 @@ def test_stop_then_clear_error_then_restart(started):
     ex.proc.send_signal(signal.SIGINT)
     cell = ex.reply(start, timeout=30)
     (err,) = cell.of("error")
-    assert err["ename"] == "KeyboardInterrupt" and len(err["traceback"]) <= 3
+    # Short when it lands while the cell waits; on a loaded machine the session may be
+    # ready by then and the interrupt lands in the job instead: still one error.
+    assert err["ename"] == "KeyboardInterrupt"
     assert cell.stdout.startswith("second session\n")  # the notice, once
     again = ex.spark_state("ready", mark, timeout=180)
     assert again["app_id"] != started["ready"]["app_id"]
@@ -378,3 +380,29 @@ def test_exit_stops_the_session_and_its_jvm(how):
     assert "Successfully stopped SparkContext" in log.read_text()
     assert not CHATTER.search(ex.fd2.decode(errors="replace")), ex.fd2.decode()
     ex.close()
+
+
+def test_taken_slot_falls_back_to_the_next_candidate(tmp_path):
+    """Another process binds the first slot's driver port after the kernel's probe: the
+    executor tries the kernel's next candidate slot itself, and reports what it bound."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    taken = held.getsockname()[1]
+    free = free_ports(3)
+    ex = Executor()
+    try:
+        conf = spark_conf(tmp_path / "spark.log", **{"spark.driver.port": str(taken)})
+        candidates = [
+            {"slot": 0, "driver": taken, "block_manager": free[0], "ui": free[1]},
+            {"slot": 1, "driver": free[2], "block_manager": free_ports(1)[0],
+             "ui": free_ports(1)[0]},
+        ]
+        ex.send({"type": "spark_start", "conf": conf, "notice": "",
+                 "port_candidates": candidates})
+        ready = ex.spark_state("ready")
+        assert ready["ports"]["slot"] == 1 and ready["ports"]["driver"] == free[2]
+        assert ex.execute("spark.range(3).count()", 1).result == "3"
+    finally:
+        ex.close()
+        held.close()

@@ -214,6 +214,8 @@ class Spark:
         self._job: Warm | None = None  # the newest start or stop; each waits for the last
         self._since = 0.0
         self._notice = ""
+        self._conf: dict[str, str] | None = None  # of the last spark_start, for a revival
+        self._quiet_wait = False  # the notice already says a session is starting
         self._group: str | None = None
         self._deferred: object | None = None  # an interrupt waiting for a JVM call
         self._published: dict[str, Any] = {}
@@ -221,6 +223,14 @@ class Spark:
         self._props = pathlib.Path(tempfile.gettempdir(),
                                    f"sparkernel-{os.getpid()}-log4j2.properties")
         atexit.register(self._props.unlink, missing_ok=True)
+        # Sessions a user builds in a cell (own master, own app name) log as quietly as the
+        # kernel's: pyspark hands PYSPARK_SUBMIT_ARGS to every JVM it launches.
+        self._props.write_text(_log4j_properties(os.path.join(
+            tempfile.gettempdir(), f"sparkernel-{os.getpid()}-spark.log")))
+        os.environ.setdefault(
+            "PYSPARK_SUBMIT_ARGS",
+            f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
+            "--conf spark.ui.showConsoleProgress=false pyspark-shell")
         self.in_cell = False
         for name in _NAMES:
             self._publish(name, _Pending(self, name))
@@ -238,6 +248,8 @@ class Spark:
         if kind == "spark_start":
             conf = {str(k): ("true" if v is True else "false" if v is False else str(v))
                     for k, v in (msg.get("conf") or {}).items()}
+            self._candidates = [c for c in (msg.get("port_candidates") or [])
+                                if isinstance(c, dict)]
             self.start(conf, str(msg.get("notice") or ""))
         elif kind == "spark_stop":
             self._detach("stopped", _STOPPED, self._stop_job)
@@ -247,6 +259,7 @@ class Spark:
 
     def start(self, conf: dict[str, str], notice: str) -> None:
         self._notice = notice
+        self._conf = dict(conf)
         self._detach("starting", "", lambda gen: self._start_job(gen, conf))
         self._send({"type": "spark_state", "state": "starting"})
 
@@ -284,16 +297,31 @@ class Spark:
 
     def _start_job(self, gen: int, conf: dict[str, str]) -> None:
         self._teardown()
-        try:
-            session = self._build(conf)
-        except BaseException as exc:
-            message = self._explain(exc)
-            self._teardown()
-            with self._lock:
-                if gen == self._gen:
-                    self._state, self._problem = "failed", message
-            self._send({"type": "spark_state", "state": "failed", "error": message}, gen)
-            return
+        # The kernel's free port slots, in order: when another kernel binds this slot's
+        # ports between the kernel's probe and our JVM's bind, the next slot is tried here
+        # (a waiting cell cannot receive a new command from the kernel).
+        candidates: list[dict | None] = list(getattr(self, "_candidates", [])) or [None]
+        used: dict | None = None
+        for i, ports in enumerate(candidates):
+            attempt = dict(conf)
+            if ports is not None:
+                attempt["spark.driver.port"] = str(ports.get("driver"))
+                attempt["spark.driver.blockManager.port"] = str(ports.get("block_manager"))
+                attempt["spark.ui.port"] = str(ports.get("ui"))
+            try:
+                session = self._build(attempt)
+                used = ports
+                break
+            except BaseException as exc:
+                message = self._explain(exc)
+                self._teardown()
+                if "BindException" in message and i + 1 < len(candidates) and gen == self._gen:
+                    continue
+                with self._lock:
+                    if gen == self._gen:
+                        self._state, self._problem = "failed", message
+                self._send({"type": "spark_state", "state": "failed", "error": message}, gen)
+                return
         sc = session.sparkContext
         with self._lock:
             if gen != self._gen:
@@ -305,7 +333,7 @@ class Spark:
         self._send({"type": "spark_state", "state": "ready", "app_id": sc.applicationId,
                     "ui_url": sc.uiWebUrl, "master": sc.master,
                     "spark_version": session.version, "seconds": round(seconds, 2),
-                    "log_file": self._log_file}, gen)
+                    "log_file": self._log_file, "ports": used}, gen)
 
     def _stop_job(self, gen: int) -> None:
         self._teardown()
@@ -339,10 +367,15 @@ class Spark:
         read_end, write_end = os.pipe()
         threading.Thread(target=_pump, args=(read_end,), name="spark-stderr",
                          daemon=True).start()
+        # The kernel's own session passes its java options in the conf; the environment's
+        # --driver-java-options (for user-built sessions) would override them.
+        submit_args = os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
         try:
             gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_end})
         finally:
             os.close(write_end)
+            if submit_args is not None:
+                os.environ["PYSPARK_SUBMIT_ARGS"] = submit_args
         SparkContext._ensure_initialized(gateway=gateway)
         builder = SparkSession.builder
         for k, v in pairs.items():
@@ -425,9 +458,11 @@ class Spark:
             print(self._notice, flush=True)
             self._notice = ""
         job = self._job
+        quiet, self._quiet_wait = self._quiet_wait, False
         if self._state == "starting" and job is not None:
-            print(f"Waiting for the Spark session (starting for "
-                  f"{time.monotonic() - self._since:.1f} s)\u2026", flush=True)
+            if not quiet:
+                print(f"Waiting for the Spark session (starting for "
+                      f"{time.monotonic() - self._since:.1f} s)\u2026", flush=True)
             try:
                 job.get()
             except KeyboardInterrupt:
@@ -506,6 +541,13 @@ class Spark:
                 and proc.poll() is None:
             return
         dead = proc is None or proc.poll() is not None
+        if dead and self._conf is not None:
+            # The JVM died under the session (killed, OOM): what a user expects is a
+            # working `spark` again, as %spark restart would give, and to be told once.
+            self._quiet_wait = True
+            self.start(self._conf, "The previous Spark driver (JVM) died; a new Spark "
+                                   "session is starting\u2026")
+            return
         self._detach("failed" if dead else "stopped",
                      (f"The Spark driver (JVM) exited. Spark's log: {self._log_file}. "
                       "Start a new session with %spark restart.") if dead else _STOPPED,

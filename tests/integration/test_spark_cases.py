@@ -1,0 +1,370 @@
+"""End-to-end cases of the Spark driver against real local standalone clusters: jobs on the
+cluster, the WAITING report, interrupts, dead executors and dead JVMs, every magic, and a
+notebook whose cells build their own sessions. No cell may show a log4j line."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+import urllib.request
+from queue import Empty
+
+import psutil
+import pytest
+
+from cluster import LocalCluster
+from kernels import Kernel, outputs_of, stdout_text
+
+pytestmark = pytest.mark.timeout(600)
+
+LOG4J = (" WARN ", " INFO ", "log4j", "SLF4J")
+LONG_JOB = "spark.range(10**13).selectExpr('max(id)').collect()"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(workers=1, cores=2, memory="1g") as c:
+        yield c
+
+
+def spark_env(c: LocalCluster, **extra: str) -> dict:
+    env = {"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
+           "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
+           "SPARKERNEL_EXECUTOR_MEMORY": "512m"}
+    # Ports of their own (slots still apply): other kernels on this machine use 7078 & co.
+    base = random.randrange(20000, 40000, 2)
+    env.update({"SPARKERNEL_DRIVER_PORT": str(base), "SPARKERNEL_BLOCKMANAGER_PORT":
+                str(base + 1), "SPARKERNEL_UI_PORT": str(base + 40000 - 20000 + 5000)})
+    env.update(extra)
+    return env
+
+
+def http_json(url: str, timeout: float = 5.0):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def all_text(out: list[dict]) -> str:
+    parts = []
+    for m in out:
+        c = m["content"]
+        parts += [c.get("text", ""), json.dumps(c.get("data", {})), c.get("evalue", "")]
+    return "\n".join(parts)
+
+
+def quiet(out: list[dict]) -> None:
+    """No log4j line in any stream output of the cell."""
+    for m in outputs_of(out, "stream"):
+        text = m["content"]["text"]
+        assert not any(mark in text for mark in LOG4J), text
+
+
+def errors(out: list[dict]) -> list[dict]:
+    return outputs_of(out, "error")
+
+
+def run_ok(k: Kernel, code: str, timeout: float = 240) -> list[dict]:
+    reply, out = k.execute(code, timeout=timeout)
+    quiet(out)
+    assert reply["content"]["status"] == "ok", all_text(out)
+    assert not errors(out), all_text(out)
+    return out
+
+
+def run_error(k: Kernel, code: str, timeout: float = 120) -> dict:
+    """Runs a cell that must fail with exactly one error output; returns that error."""
+    reply, out = k.execute(code, timeout=timeout)
+    quiet(out)
+    assert reply["content"]["status"] == "error", all_text(out)
+    errs = errors(out)
+    assert len(errs) == 1, all_text(out)
+    return errs[0]["content"]
+
+
+def value(k: Kernel, code: str, timeout: float = 240) -> str:
+    out = run_ok(k, code, timeout)
+    return outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"]
+
+
+def wait_for(pred, timeout: float, what: str, step: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        assert time.monotonic() < deadline, what
+        time.sleep(step)
+
+
+def app_of(c: LocalCluster, app_id: str) -> dict | None:
+    return next((a for a in c.json().get("activeapps", []) if a["id"] == app_id), None)
+
+
+def running_jobs(ui: str, app_id: str) -> list:
+    try:
+        return http_json(f"{ui}/api/v1/applications/{app_id}/jobs?status=running", 2)
+    except OSError:
+        return []
+
+
+def active_tasks(ui: str, app_id: str) -> int:
+    stages = http_json(f"{ui}/api/v1/applications/{app_id}/stages?status=active", 2)
+    return sum(s.get("numActiveTasks", 0) for s in stages) + len(stages)
+
+
+def start_long_job(k: Kernel, ui: str, app_id: str) -> str:
+    """Sends a cell with a job that runs for hours; returns its msg_id once the job runs."""
+    msg_id = k.kc.execute(LONG_JOB)
+    wait_for(lambda: running_jobs(ui, app_id), 120, "the long job never started")
+    return msg_id
+
+
+def iopub_until_idle(k: Kernel, msg_id: str, timeout: float) -> list[dict]:
+    """The request's iopub messages up to its idle (its shell reply already taken)."""
+    deadline = time.monotonic() + timeout
+    out: list[dict] = []
+    while True:
+        m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        out.append(m)
+        if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+            return out
+
+
+def reply_within(k: Kernel, msg_id: str, seconds: float) -> tuple[dict, float]:
+    t0 = time.monotonic()
+    reply = k.shell_reply(msg_id, timeout=seconds + 60)
+    return reply, time.monotonic() - t0
+
+
+def session_ids(k: Kernel) -> tuple[str, str]:
+    app_id = value(k, "sc.applicationId").strip("'")
+    ui = value(k, "sc.uiWebUrl").strip("'")
+    return app_id, ui
+
+
+def executor_pid(k: Kernel) -> int:
+    return int(stdout_text(run_ok(k, "import os; print(os.getpid())")).strip())
+
+
+# ---- 1. a job on the cluster
+
+
+def test_job_runs_on_the_cluster_with_cores_granted(cluster):
+    k = Kernel(env=spark_env(cluster))
+    try:
+        app_id, _ = session_ids(k)
+        code = ("import time\n"
+                "sc.parallelize(range(60), 4).map(lambda x: (time.sleep(0.5), x)[1]).sum()")
+        msg_id = k.kc.execute(code)
+        seen = wait_for(lambda: (a := app_of(cluster, app_id)) and a["state"] == "RUNNING"
+                        and a["cores"] > 0 and a, 120,
+                        "the application never got cores while its job ran")
+        assert seen["cores"] > 0
+        reply, out = k.collect(msg_id, timeout=240)
+        quiet(out)
+        assert reply["content"]["status"] == "ok", all_text(out)
+        assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == \
+            str(sum(range(60)))
+    finally:
+        k.shutdown()
+
+
+# ---- 2. WAITING: another notebook holds the only core
+
+
+def test_waiting_report_names_the_application_holding_the_core():
+    with LocalCluster(workers=1, cores=1, memory="1g") as small:
+        holder = Kernel(env=spark_env(small, SPARKERNEL_DYNAMIC_ALLOCATION="false"))
+        waiter = None
+        try:
+            holder_app, _ = session_ids(holder)
+            reply, out = holder.execute("spark.range(10).count()", timeout=240)
+            assert reply["content"]["status"] == "ok", all_text(out)
+            wait_for(lambda: (a := app_of(small, holder_app)) and a["cores"] == 1, 60,
+                     "the first notebook never got the core")
+            waiter = Kernel(env=spark_env(small))
+            session_ids(waiter)
+            msg_id = waiter.kc.execute("spark.range(10).count()")
+            t0 = time.monotonic()
+            report = None
+            while report is None and time.monotonic() - t0 < 60:
+                try:
+                    m = waiter.kc.get_iopub_msg(timeout=1)
+                except Empty:
+                    continue
+                if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "display_data":
+                    text = m["content"]["data"].get("text/plain", "")
+                    if "no executors" in text:
+                        report = (time.monotonic() - t0, text)
+            assert report is not None, "no WAITING report within 60 s"
+            assert report[0] <= 15.0, report
+            assert holder_app in report[1] and "other applications hold" in report[1], report
+            waiter.km.interrupt_kernel()
+            reply = waiter.shell_reply(msg_id, timeout=30)
+            assert reply["content"]["status"] == "error"
+            reply, out = waiter.execute("6 * 7")
+            assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == "42"
+        finally:
+            if waiter is not None:
+                waiter.shutdown()
+            holder.shutdown()
+
+
+def test_interrupt_long_job_cancels_its_tasks(cluster):
+    k = Kernel(env=spark_env(cluster))
+    try:
+        app_id, ui = session_ids(k)
+        msg_id = start_long_job(k, ui, app_id)
+        k.km.interrupt_kernel()
+        reply, took = reply_within(k, msg_id, 2.0)
+        assert reply["content"]["status"] == "error"
+        assert took < 2.0, f"execute_reply {took:.2f} s after the interrupt"
+        out = iopub_until_idle(k, msg_id, 30)
+        quiet(out)
+        assert len(errors(out)) == 1, all_text(out)
+        assert errors(out)[0]["content"]["ename"] == "KeyboardInterrupt"
+        wait_for(lambda: not running_jobs(ui, app_id) and active_tasks(ui, app_id) == 0, 5,
+                 "tasks still running after the interrupt")
+        assert value(k, "spark.range(5).count()") == "5"
+    finally:
+        k.shutdown()
+
+
+# ---- 4. the executor, then the JVM, killed mid-job
+
+
+def test_executor_then_jvm_killed_mid_job(cluster):
+    k = Kernel(env=spark_env(cluster))
+    try:
+        # the Python executor
+        app_id, ui = session_ids(k)
+        pid = executor_pid(k)
+        msg_id = start_long_job(k, ui, app_id)
+        os.kill(pid, signal.SIGKILL)
+        reply, out = k.collect(msg_id, timeout=60)
+        quiet(out)
+        assert reply["content"]["status"] == "error"
+        assert [e["content"]["ename"] for e in errors(out)] == ["ExecutorDied"], all_text(out)
+        wait_for(lambda: app_of(cluster, app_id) is None, 10,
+                 "the dead executor's application is still on the master", 0.5)
+        assert value(k, "spark.range(5).count()") == "5"
+        app2, ui2 = session_ids(k)
+        assert app2 != app_id and executor_pid(k) != pid
+
+        # the JVM of the new session
+        pid = executor_pid(k)
+        (jvm,) = [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "java"]
+        msg_id = start_long_job(k, ui2, app2)
+        jvm.kill()
+        reply, out = k.collect(msg_id, timeout=60)
+        quiet(out)
+        assert reply["content"]["status"] == "error"
+        assert len(errors(out)) == 1, all_text(out)
+        wait_for(lambda: app_of(cluster, app2) is None, 10,
+                 "the dead JVM's application is still on the master", 0.5)
+        out = run_ok(k, "spark.range(6).count()")
+        assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == "6"
+        lines = [l for l in stdout_text(out).splitlines() if l.strip()]
+        assert len(lines) == 1 and "died" in lines[0] and "new" in lines[0], lines
+        app3, _ = session_ids(k)
+        assert app3 not in (app_id, app2) and app_of(cluster, app3) is not None
+        assert executor_pid(k) == pid  # the same executor: variables kept
+    finally:
+        k.shutdown()
+
+
+# ---- 5. magics
+
+
+def test_sql_and_every_magic(cluster):
+    k = Kernel(env=spark_env(cluster))
+    try:
+        out = run_ok(k, "%%sql\nSELECT 1 AS a, 'x<y' AS b UNION ALL SELECT 2, 'z'")
+        (shown,) = outputs_of(out, "display_data")
+        html = shown["content"]["data"]["text/html"]
+        assert "<table>" in html and "<th>a</th>" in html and "<td>x&lt;y</td>" in html, html
+        assert "2 rows" in shown["content"]["data"]["text/plain"]
+        app_id = value(k, "sc.applicationId").strip("'")
+
+        out = run_ok(k, "%spark status")
+        status = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
+        assert "ready" in status and app_id in status
+
+        out = run_ok(k, "%spark config spark.executor.memory=600m")
+        assert "restart" in all_text(out)
+        out = run_ok(k, "%spark config")
+        assert "spark.executor.memory" in all_text(out) and "600m" in all_text(out)
+
+        out = run_ok(k, "%spark ui")
+        ui = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
+        assert "Spark UI" in ui and app_id in ui and cluster.ui_url in ui
+
+        out = run_ok(k, "%spark restart\nspark.conf.get('spark.executor.memory')")
+        assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == "'600m'"
+        assert value(k, "sc.applicationId").strip("'") != app_id
+
+        out = run_ok(k, "%spark stop")
+        assert "stopped" in stdout_text(out)
+        err = run_error(k, "spark.range(3).count()")
+        assert "stopped" in err["evalue"] and "%spark restart" in err["evalue"], err
+        out = run_ok(k, "%spark ui")
+        assert "No Spark UI" in all_text(out)
+
+        err = run_error(k, "%spark frobnicate")
+        assert "frobnicate" in err["evalue"] and "status" in err["evalue"]
+        err = run_error(k, "%spark config spark.executor.memory=lots")
+        assert "size" in err["evalue"]
+        err = run_error(k, "%spark config spark.executor.memory")
+        assert "=" in err["evalue"], err
+        assert value(k, "1 + 1") == "2"
+    finally:
+        k.shutdown()
+
+
+# ---- 6. a notebook whose cells build their own sessions
+
+
+
+
+# ---- 6. a notebook whose cells build and stop their own sessions
+
+
+def test_notebook_cells_with_their_own_sessions(cluster):
+    import nbformat
+    from nbclient import NotebookClient
+
+    def cell(master: str, name: str, n: int) -> str:
+        return ("from pyspark.sql import SparkSession\n"
+                f"s = (SparkSession.builder.master({master!r}).appName({name!r})\n"
+                "     .config('spark.driver.host', '127.0.0.1')\n"
+                "     .config('spark.driver.bindAddress', '127.0.0.1')\n"
+                "     .config('spark.executor.memory', '512m').getOrCreate())\n"
+                f"print(s.range({n}).count(), s.sparkContext.master)\n"
+                "s.stop()")
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell(cluster.master_url, "cell-one", 100)),
+                nbformat.v4.new_code_cell(cell("local[*]", "cell-local", 50)),
+                nbformat.v4.new_code_cell(cell(cluster.master_url, "cell-three", 30))]
+    NotebookClient(nb, kernel_name="sparkernel", timeout=300).execute()
+    outs = [c.outputs for c in nb.cells]
+    texts = ["".join(o.get("text", "") for o in out if o.output_type == "stream") for out in outs]
+    assert not any(o.output_type == "error" for out in outs for o in out), outs
+    # The cell's own line is its last: a JVM the user starts may first print the JDK's own
+    # "WARNING: Using incubator modules" (not a log4j line, and not Spark's to silence).
+    last = [t.strip().splitlines()[-1].split() for t in texts]
+    assert last[0] == ["100", cluster.master_url], texts
+    assert last[1] == ["50", "local[*]"], texts
+    assert last[2] == ["30", cluster.master_url], texts
+    assert not any("[Stage " in t for t in texts), texts
+    for t in texts:
+        assert not any(marker in t for marker in LOG4J), t
+    state = cluster.json()
+    done = {a["name"] for a in state.get("completedapps", [])}
+    assert {"cell-one", "cell-three"} <= done, done
+    assert not [a for a in state.get("activeapps", []) if a["name"].startswith("cell-")]

@@ -38,6 +38,8 @@ const char *http_strerror(int code)
         return "response too large";
     case HTTP_ENOMEM:
         return "out of memory";
+    case HTTP_ECANCELLED:
+        return "cancelled (the kernel is stopping)";
     }
     return "unknown http error";
 }
@@ -113,6 +115,8 @@ void http_destroy(struct http **self)
     while (h->requests) {
         struct request *r = h->requests;
         h->requests = r->next;
+        if (r->done)
+            r->done(r->ctx, HTTP_ECANCELLED, 0, "", 0, http_strerror(HTTP_ECANCELLED));
         request_free(h, r);
     }
     if (h->multi)

@@ -12,6 +12,7 @@ enum http_error {
     HTTP_ESTATUS = -2,      /* an answer, but not 2xx */
     HTTP_ETOOBIG = -3,      /* response above the size limit */
     HTTP_ENOMEM = -4,
+    HTTP_ECANCELLED = -5, /* http_destroy() with the request in flight: free ctx, nothing else */
 };
 
 #define HTTP_MAX_BODY (16u << 20)
@@ -28,7 +29,8 @@ struct http_fd {
 };
 
 /* Returns a new object (libcurl starts on the first request); http_destroy()s it,
- * cancelling what is in flight (callbacks are not called). */
+ * cancelling what is in flight: each callback then runs once with HTTP_ECANCELLED, so that
+ * its owner can free ctx. */
 struct http *http_new(void);
 void http_destroy(struct http **self);
 /* Starts a GET (post_form NULL) or a form POST. Borrows strings (copied). */

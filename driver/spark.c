@@ -75,12 +75,13 @@ static struct call *call_new(struct kernel *k)
     return c;
 }
 
-/* Takes the call; returns the kernel if the answer still matters. */
-static struct kernel *call_take(void *ctx)
+/* Takes the call; returns the kernel if the answer still matters (not cancelled by
+ * http_destroy, not made stale by a later start or stop). */
+static struct kernel *call_take(void *ctx, int status)
 {
     struct call *c = ctx;
     struct kernel *k = c->k;
-    int fresh = c->generation == k->spark->generation;
+    int fresh = status != HTTP_ECANCELLED && c->generation == k->spark->generation;
     free(c);
     return fresh ? k : NULL;
 }
@@ -339,7 +340,7 @@ static void launch(struct kernel *k)
 static void on_negotiated(void *ctx, int status, long code, const char *body, size_t len,
                           const char *error)
 {
-    struct kernel *k = call_take(ctx);
+    struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
     struct spark *s = k->spark;
@@ -440,7 +441,8 @@ static void on_killed(void *ctx, int status, long code, const char *body, size_t
 {
     (void)code, (void)body, (void)len;
     free(ctx);
-    if (status != HTTP_OK && status != HTTP_ESTATUS) /* the kill form answers with a 302 */
+    /* The kill form answers with a 302 (HTTP_ESTATUS) whatever happened. */
+    if (status != HTTP_OK && status != HTTP_ESTATUS && status != HTTP_ECANCELLED)
         log_warn("could not ask the master to kill the dead executor's application: %s",
                  error ? error : "no answer");
 }
@@ -554,7 +556,7 @@ static void on_jobs(void *ctx, int status, long code, const char *body, size_t l
                     const char *error)
 {
     (void)code, (void)error;
-    struct kernel *k = call_take(ctx);
+    struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
     struct spark *s = k->spark;
@@ -573,7 +575,7 @@ static void on_stages(void *ctx, int status, long code, const char *body, size_t
                       const char *error)
 {
     (void)code, (void)error;
-    struct kernel *k = call_take(ctx);
+    struct kernel *k = call_take(ctx, status);
     if (k != NULL && k->spark->progress && status == HTTP_OK)
         progress_update_stages(k->spark->progress, body, len);
 }
@@ -668,7 +670,7 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
                            const char *error)
 {
     (void)code, (void)error;
-    struct kernel *k = call_take(ctx);
+    struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
     struct spark *s = k->spark;
@@ -922,6 +924,8 @@ static void on_status_master(void *ctx, int status, long code, const char *body,
     struct call *c = ctx;
     struct kernel *k = c->k; /* a magic waits for its answer whatever the generation */
     free(c);
+    if (status == HTTP_ECANCELLED)
+        return;
     struct master_status *ms = NULL;
     char why[512] = "";
     if (status != HTTP_OK)

@@ -505,7 +505,7 @@ KERNEL_ENV_NEEDED = ("SPARK_MASTER_URL", "SPARKERNEL_MASTER_UI_URL", "POD_IP", "
                      "SPARKERNEL_LOCAL_DIR")
 # The settings.c keys of the slot formula and the step of each.
 SLOT_STEPS = {"spark.driver.port": ("SPARKERNEL_DRIVER_PORT", "2i"),
-              "spark.blockManager.port": ("SPARKERNEL_BLOCKMANAGER_PORT", "2i"),
+              "spark.driver.blockManager.port": ("SPARKERNEL_BLOCKMANAGER_PORT", "2i"),
               "spark.ui.port": ("SPARKERNEL_UI_PORT", "i")}
 
 

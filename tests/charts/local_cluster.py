@@ -263,8 +263,11 @@ def kernel_conf(settings_c, env):
     ports = {"driver": int(env["SPARKERNEL_DRIVER_PORT"]) + 2 * slot,
              "blockmgr": int(env["SPARKERNEL_BLOCKMANAGER_PORT"]) + 2 * slot,
              "ui": int(env["SPARKERNEL_UI_PORT"]) + slot}
-    conf.update({"spark.driver.port": str(ports["driver"]), "spark.blockManager.port": str(ports["blockmgr"]),
-                 "spark.ui.port": str(ports["ui"])})
+    # As driver/spark.c launches a session: the slot's ports, the driver-only block manager
+    # key (executors pick their own), and no drift to other ports.
+    conf.update({"spark.driver.port": str(ports["driver"]),
+                 "spark.driver.blockManager.port": str(ports["blockmgr"]),
+                 "spark.ui.port": str(ports["ui"]), "spark.port.maxRetries": "0"})
     return conf, slot, ports
 
 

@@ -86,6 +86,19 @@ static struct kernel *call_take(void *ctx, int status)
     return fresh ? k : NULL;
 }
 
+/* A GET whose answer goes to done with a fresh call; HTTP_OK once the request is under way
+ * (the call is then done's to free), an error otherwise (nothing to free). */
+static int ask(struct kernel *k, const char *url, long timeout_ms, http_done_fn done)
+{
+    struct call *c = call_new(k);
+    if (c == NULL)
+        return HTTP_ENOMEM;
+    int rc = http_request(k->http, url, NULL, timeout_ms, done, c);
+    if (rc != HTTP_OK)
+        free(c);
+    return rc;
+}
+
 /* ---------- a small string builder ---------- */
 
 struct sb {
@@ -401,12 +414,8 @@ static void start_session(struct kernel *k)
     s->state = S_NEGOTIATING;
     char url[600];
     snprintf(url, sizeof url, "%s/json/", s->master_ui);
-    struct call *c = call_new(k);
-    if (c == NULL ||
-        http_request(k->http, url, NULL,
-                     settings_get_int(s->settings, "sparkernel.negotiate.timeout.ms", 3000),
-                     on_negotiated, c) != HTTP_OK) {
-        free(c);
+    if (ask(k, url, settings_get_int(s->settings, "sparkernel.negotiate.timeout.ms", 3000),
+            on_negotiated) != HTTP_OK) {
         refuse(k,
                "The kernel could not start an HTTP request to the Spark master (out of memory?).");
     }
@@ -585,16 +594,11 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
     struct spark *s = k->spark;
     char url[800];
     snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->poll_url, s->app_id);
-    struct call *c = call_new(k);
-    if (c && http_request(k->http, url, NULL, timeout_ms, on_jobs, c) == HTTP_OK)
+    if (ask(k, url, timeout_ms, on_jobs) == HTTP_OK)
         s->jobs_in_flight = 1;
-    else
-        free(c);
     snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->poll_url,
              s->app_id);
-    c = call_new(k);
-    if (c == NULL || http_request(k->http, url, NULL, timeout_ms, on_stages, c) != HTTP_OK)
-        free(c);
+    ask(k, url, timeout_ms, on_stages);
 }
 
 static void report_waiting(struct kernel *k, const struct master_status *ms,
@@ -760,11 +764,8 @@ void spark_tick(struct kernel *k)
         if (settings_is_cluster(s->settings) && !s->master_in_flight && s->master_ui[0]) {
             char url[600];
             snprintf(url, sizeof url, "%s/json/", s->master_ui);
-            struct call *c = call_new(k);
-            if (c && http_request(k->http, url, NULL, 2000, on_master_poll, c) == HTTP_OK)
+            if (ask(k, url, 2000, on_master_poll) == HTTP_OK)
                 s->master_in_flight = 1;
-            else
-                free(c);
         }
     }
 }
@@ -949,9 +950,7 @@ static void magic_status(struct kernel *k)
     master_ui_url(s);
     char url[600];
     snprintf(url, sizeof url, "%s/json/", s->master_ui);
-    struct call *c = call_new(k);
-    if (c == NULL || http_request(k->http, url, NULL, 3000, on_status_master, c) != HTTP_OK) {
-        free(c);
+    if (ask(k, url, 3000, on_status_master) != HTTP_OK) {
         publish_status(k, NULL, "The kernel could not ask the master.");
         magic_done(k);
     }

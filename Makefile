@@ -1,8 +1,9 @@
 # sparkernel: a Jupyter kernel in C for PySpark on a Spark standalone cluster.
 #   make            build build/bin/sparkernel and the kernelspec under build/share/jupyter
-#   make test       unit + integration tests (what CI runs)
+#   make test       unit, integration, sanitizer, chart and fuzz tests (what CI runs)
 #   make asan       the same kernel with AddressSanitizer and UBSan, under build-asan/
 #   make run        the main job (see README.md)
+#   make lab        JupyterLab with the kernel and the notebooks on a local cluster
 #   make bench      benchmarks against ipykernel; writes tests/bench/results.md
 #   make install PREFIX=/usr/local
 
@@ -30,7 +31,7 @@ KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kerne
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/execution.c kernel/loop.c
 DRIVER_SRC := driver/frame.c driver/executor.c driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
-              driver/master.c driver/magics.c driver/progress.c driver/spark.c
+              driver/master.c driver/magics.c driver/progress.c driver/sharing.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ   := $(BUILD)/obj/kernel/main.o
@@ -42,7 +43,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all kernelspec test unit integration asan charts run bench bench-spark fuzz install \
+.PHONY: all kernelspec test unit integration asan charts run lab bench bench-spark fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -86,7 +87,7 @@ charts:
 	PYTHON=$(PYTHON) bash tests/charts/run.sh
 
 # The whole suite: README.md and .ci/run use this target.
-test: unit integration asan charts
+test: unit integration asan charts fuzz
 
 ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -108,7 +109,14 @@ bench-spark: all
 	    --out tests/bench/results-spark.md
 
 run: all
-	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter ./tests/support/run_main_job.sh
+	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter CLUSTER_ARGS="$(CLUSTER_ARGS)" \
+	    ./tests/support/run_main_job.sh
+
+# JupyterLab on 127.0.0.1 with the kernel and notebooks/, on the local cluster (out/cluster),
+# which stops when JupyterLab does. LAB_ARGS go to `jupyter lab` (e.g. --port=9999).
+LAB_ARGS ?=
+lab: all
+	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter ./tests/support/lab.sh $(LAB_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sparkernel/python/sparkernel_executor \
@@ -127,22 +135,55 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/support/*.c)
 
-# libFuzzer harnesses (clang), each run for FUZZ_SECONDS under ASan and UBSan; a crash fails.
+# libFuzzer harnesses (clang), one per parser of outside bytes (tests/fuzz/fuzz_<name>.c), each
+# run for FUZZ_SECONDS under ASan and UBSan (LeakSanitizer on); a crash, leak, UB report or
+# input slower than FUZZ_TIMEOUT seconds fails the target. Each links only the sources it needs,
+# compiled directly. make fuzz FUZZ_RUN="wire frame" runs a subset.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_NAMES   := progress wire connection frame master magics
+FUZZ_RUN     ?= $(FUZZ_NAMES)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=all $(shell pkg-config --cflags jansson)
+                -fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter
 
-$(BUILD)/fuzz/fuzz_progress: tests/fuzz/fuzz_progress.c driver/progress.c kernel/log.c \
-                             driver/progress.h kernel/log.h
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(shell pkg-config --libs jansson)
+FUZZ_SRC_progress   := driver/progress.c kernel/log.c
+FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
+FUZZ_SRC_connection := kernel/connection.c
+FUZZ_SRC_frame      := driver/frame.c
+FUZZ_SRC_master     := driver/master.c driver/curl_lazy.c kernel/log.c
+FUZZ_SRC_magics     := driver/magics.c driver/settings.c
+FUZZ_PKGS_progress   := jansson
+FUZZ_PKGS_wire       := jansson libzmq libsodium
+FUZZ_PKGS_connection := jansson
+FUZZ_PKGS_frame      := jansson
+FUZZ_PKGS_master     := jansson libcurl
+FUZZ_PKGS_magics     := jansson
+# libcurl is loaded with dlopen (driver/curl_lazy.c): its headers only, never its library.
+FUZZ_LIBS_master     := -ldl
 
-# New inputs go to $(BUILD)/fuzz/corpus-*; the seeds in tests/fuzz/corpus/ stay as they are.
-fuzz: $(BUILD)/fuzz/fuzz_progress
-	@mkdir -p $(BUILD)/fuzz/corpus-progress
-	$(BUILD)/fuzz/fuzz_progress -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-progress tests/fuzz/corpus/progress
+define FUZZ_RULE
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $$(wildcard kernel/*.h driver/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_FLAGS) $$(shell pkg-config --cflags $(FUZZ_PKGS_$(1))) -o $$@ \
+	    tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) \
+	    $$(shell pkg-config --libs $(filter-out libcurl,$(FUZZ_PKGS_$(1)))) $(FUZZ_LIBS_$(1))
+endef
+$(foreach f,$(FUZZ_NAMES),$(eval $(call FUZZ_RULE,$(f))))
+
+# New inputs go to $(BUILD)/fuzz/corpus-<name>; the seeds in tests/fuzz/corpus/<name>/ stay as
+# they are (tests/fuzz/make_seeds.py writes them). Every harness runs even after one fails;
+# crashing inputs are kept as $(BUILD)/fuzz/<name>-crash-*.
+fuzz: $(FUZZ_RUN:%=$(BUILD)/fuzz/fuzz_%)
+	@failed=""; \
+	for f in $(FUZZ_RUN); do \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$f; \
+	    echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$$f- \
+	        $(BUILD)/fuzz/corpus-$$f tests/fuzz/corpus/$$f || failed="$$failed $$f"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs in $(BUILD)/fuzz/)"; exit 1; fi
 
 # The local standalone cluster the main job and the tests use (tests/support/cluster.py).
 CLUSTER_ARGS ?=

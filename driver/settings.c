@@ -3,6 +3,8 @@
 #include "settings.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +48,22 @@ static const struct def defs[] = {
      "dynamic allocation without an external shuffle service"},
     {"spark.dynamicAllocation.maxExecutors", "SPARKERNEL_MAX_EXECUTORS", "2", K_INT,
      "per-session cap, so one notebook never takes the whole cluster"},
+    {"spark.dynamicAllocation.minExecutors", NULL, "0", K_INT,
+     "an idle notebook may hold no executor at all"},
+    {"spark.dynamicAllocation.initialExecutors", "SPARKERNEL_INITIAL_EXECUTORS", "1", K_INT,
+     "the warm session asks for one executor at start, so the first cell does not wait for it"},
     {"spark.dynamicAllocation.executorIdleTimeout", "SPARKERNEL_IDLE_TIMEOUT", "60s", K_STRING,
      "an idle notebook gives its executors back after this"},
+    {"spark.dynamicAllocation.cachedExecutorIdleTimeout", "SPARKERNEL_CACHED_IDLE_TIMEOUT", "60s",
+     K_STRING,
+     "executors holding cached data go too (follows the idle timeout unless set); the "
+     "cache is rebuilt from its source when next used"},
+    {"spark.dynamicAllocation.shuffleTracking.timeout", NULL, "60s", K_STRING,
+     "executors holding shuffle files of live DataFrames go too (follows the idle timeout "
+     "unless set; recomputed when needed)"},
+    {"sparkernel.yield.after.s", "SPARKERNEL_YIELD_AFTER_S", "5", K_INT,
+     "idle this long while another application waits for cores: give executors back now "
+     "(0: never)"},
     {"spark.app.name", "SPARKERNEL_APP_NAME", "sparkernel", K_STRING, "application name"},
     {"spark.authenticate", "SPARK_AUTHENTICATE", NULL, K_BOOL, "RPC authentication"},
     {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,
@@ -196,8 +212,13 @@ static int check_value(const struct def *d, const char *v)
         return SETTINGS_OK;
     }
     case K_MEMORY: {
+        /* Digits and a unit, as Spark reads a size (JavaUtils.byteStringAs): strtol alone
+         * would also take a sign, leading spaces and digits beyond long's range. */
+        if (!isdigit((unsigned char)*v))
+            return SETTINGS_EVALUE;
+        errno = 0;
         strtol(v, &end, 10);
-        if (end == v)
+        if (errno == ERANGE)
             return SETTINGS_EVALUE;
         const char *u = end;
         static const char *units[] = {"", "k", "kb", "m", "mb", "g", "gb", "t", "tb"};
@@ -235,6 +256,60 @@ int settings_set(struct settings *s, const char *key, const char *value, char *e
     }
     json_object_set_new(s->layer[SOURCE_NOTEBOOK], key, json_string(value));
     return SETTINGS_OK;
+}
+
+int settings_set_pair(struct settings *s, const char *pair, char *err, size_t len)
+{
+    const char *eq = strchr(pair, '=');
+    if (eq == NULL || eq == pair) {
+        snprintf(err, len,
+                 "%%spark config expects key=value pairs, like %%spark config "
+                 "spark.executor.memory=2g; got \"%s\".",
+                 pair);
+        return SETTINGS_ESYNTAX;
+    }
+    /* The whole key: a fixed buffer would cut a long one and set some other key. */
+    char *key = strndup(pair, (size_t)(eq - pair));
+    if (key == NULL) {
+        snprintf(err, len, "out of memory");
+        return SETTINGS_ENOMEM;
+    }
+    int rc = settings_set(s, key, eq + 1, err, len);
+    free(key);
+    return rc;
+}
+
+long settings_memory_mb(const char *v)
+{
+    if (v == NULL || *v == '\0')
+        return 1024;
+    char *end;
+    double n = strtod(v, &end), mb;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mb = n / 1024;
+        break;
+    case 'g':
+    case 'G':
+        mb = n * 1024;
+        break;
+    case 't':
+    case 'T':
+        mb = n * 1024 * 1024;
+        break;
+    case 'm':
+    case 'M':
+        mb = n;
+        break;
+    default:
+        mb = n / (1024 * 1024); /* plain bytes */
+    }
+    /* strtod also reads "inf", "nan", "-2" and 1e300, and converting a double outside long's
+     * range to long is undefined: no size is 0 (the caller's default), too large saturates. */
+    if (!(mb >= 0))
+        return 0;
+    return mb < (double)LONG_MAX ? (long)mb : LONG_MAX;
 }
 
 void settings_unset(struct settings *s, const char *key)

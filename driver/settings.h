@@ -34,6 +34,13 @@ void settings_destroy(struct settings **self);
  * checked; unknown spark.* keys pass through to the session. */
 int settings_set(struct settings *self, const char *key, const char *value, char *err,
                  size_t err_len);
+/* One word of %spark config, "key=value" (borrowed): splits it at the first '=' and
+ * settings_set()s the pair. SETTINGS_ESYNTAX, with a sentence in err, when there is no '=' or
+ * nothing before it. */
+int settings_set_pair(struct settings *self, const char *pair, char *err, size_t err_len);
+/* A Spark memory size ("512m", "2g", "1024k", "1t", plain bytes; borrowed) in MB, the unit the
+ * master reports; 1024 (Spark's default) for NULL or "". */
+long settings_memory_mb(const char *value);
 /* Removes a notebook-level value so the next source shows through. */
 void settings_unset(struct settings *self, const char *key);
 

@@ -10,12 +10,14 @@
 #include "ports.h"
 #include "progress.h"
 #include "settings.h"
+#include "sharing.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum session_state {
     S_IDLE = 0,
@@ -51,6 +53,11 @@ struct spark {
     json_t *magic_lines;
     size_t magic_index;
     char *magic_rest;
+    /* sharing the cluster (driver/sharing.c) */
+    char sessions_dir[512], kernel_id[64];
+    double idle_since;      /* wall clock: the notebook's last cell ended */
+    double next_yield_poll; /* monotonic */
+    int yield_in_flight, yielded, release_sent, executors_notice;
 };
 
 struct call {
@@ -62,6 +69,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -179,7 +193,7 @@ static void cell_display(struct kernel *k, const char *html, const char *plain)
 
 /* ---------- session life ---------- */
 
-struct spark *spark_new(char **env)
+struct spark *spark_new(char **env, const char *connection_file)
 {
     struct spark *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -193,6 +207,9 @@ struct spark *spark_new(char **env)
     for (char **e = env; e && *e; e++)
         if (strncmp(*e, "JPY_SESSION_NAME=", 17) == 0 && (*e)[17])
             snprintf(s->kernel_name, sizeof s->kernel_name, "%s", *e + 17);
+    sharing_dir(env, connection_file, s->sessions_dir, sizeof s->sessions_dir);
+    sharing_kernel_id(connection_file, s->kernel_id, sizeof s->kernel_id);
+    s->idle_since = wall_s();
     return s;
 }
 
@@ -209,30 +226,6 @@ void spark_destroy(struct spark **self)
     *self = NULL;
 }
 
-static long memory_mb(const char *v)
-{
-    if (v == NULL || *v == '\0')
-        return 1024;
-    char *end;
-    double n = strtod(v, &end);
-    switch (*end) {
-    case 'k':
-    case 'K':
-        return (long)(n / 1024);
-    case 'g':
-    case 'G':
-        return (long)(n * 1024);
-    case 't':
-    case 'T':
-        return (long)(n * 1024 * 1024);
-    case 'm':
-    case 'M':
-        return (long)n;
-    default:
-        return (long)(n / (1024 * 1024)); /* plain bytes */
-    }
-}
-
 static void send_executor(struct kernel *k, json_t *cmd)
 {
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
@@ -242,6 +235,28 @@ static void send_executor(struct kernel *k, json_t *cmd)
 
 static void magic_done(struct kernel *k);
 static void follow_cell(struct spark *s);
+
+/* This session's record for the other kernels (driver/sharing.h). */
+static void publish_record(struct spark *s)
+{
+    if (s->state != S_READY || !s->app_id[0] || !settings_is_cluster(s->settings))
+        return;
+    struct sharing_entry e = {.pid = getpid(),
+                              .busy = s->cell_active,
+                              .since = s->cell_active ? wall_s() : s->idle_since};
+    snprintf(e.app_id, sizeof e.app_id, "%s", s->app_id);
+    snprintf(e.kernel_id, sizeof e.kernel_id, "%s", s->kernel_id);
+    snprintf(e.notebook, sizeof e.notebook, "%s", s->kernel_name);
+    int rc = sharing_publish(s->sessions_dir, &e);
+    if (rc != 0)
+        log_debug("cannot write the session record in %s: %s", s->sessions_dir, strerror(-rc));
+}
+
+static void forget_record(struct spark *s)
+{
+    if (s->app_id[0])
+        sharing_remove(s->sessions_dir, s->app_id);
+}
 
 /* Negotiation is over (the session was launched or refused): whatever waited goes on. */
 static void negotiation_over(struct kernel *k)
@@ -300,6 +315,14 @@ static void launch(struct kernel *k)
             snprintf(addr, sizeof addr, "127.0.0.1");
         settings_derive(st, "spark.driver.host", addr);
     }
+    /* Executors holding cached blocks or live shuffle files go after the same idle time
+     * as the others, unless set on their own (Spark's defaults keep them forever). */
+    static const char *follow_idle[] = {"spark.dynamicAllocation.cachedExecutorIdleTimeout",
+                                        "spark.dynamicAllocation.shuffleTracking.timeout"};
+    const char *idle = settings_get(st, "spark.dynamicAllocation.executorIdleTimeout");
+    for (size_t i = 0; idle && i < sizeof follow_idle / sizeof follow_idle[0]; i++)
+        if (settings_source_of(st, follow_idle[i]) <= SOURCE_DERIVED)
+            settings_derive(st, follow_idle[i], idle);
     int explicit_ports =
         settings_source_of(st, "spark.driver.port") == SOURCE_NOTEBOOK ||
         settings_source_of(st, "spark.driver.blockManager.port") == SOURCE_NOTEBOOK ||
@@ -335,10 +358,12 @@ static void launch(struct kernel *k)
     json_object_set_new(conf, "spark.port.maxRetries", json_string("0"));
     json_object_set_new(conf, "spark.ui.showConsoleProgress", json_string("false"));
     if (settings_source_of(st, "spark.app.name") == SOURCE_DEFAULT)
-        json_object_set_new(
-            conf, "spark.app.name",
-            json_sprintf("sparkernel %s", s->kernel_name[0] ? s->kernel_name : k->session));
-    json_object_set_new(conf, "spark.sparkernel.kernel", json_string(k->session));
+        json_object_set_new(conf, "spark.app.name",
+                            json_sprintf("sparkernel %s", s->kernel_name[0] ? s->kernel_name
+                                                          : s->kernel_id[0] ? s->kernel_id
+                                                                            : k->session));
+    json_object_set_new(conf, "spark.sparkernel.kernel",
+                        json_string(s->kernel_id[0] ? s->kernel_id : k->session));
     if (s->kernel_name[0])
         json_object_set_new(conf, "spark.sparkernel.notebook", json_string(s->kernel_name));
     s->state = S_STARTING;
@@ -383,7 +408,7 @@ static void on_negotiated(void *ctx, int status, long code, const char *body, si
     char verdict[2048];
     const char *mem = settings_get(s->settings, "spark.executor.memory");
     rc = master_check_request(ms, settings_get_int(s->settings, "spark.executor.cores", 1),
-                              memory_mb(mem), verdict, sizeof verdict);
+                              settings_memory_mb(mem), verdict, sizeof verdict);
     if (rc != MASTER_OK) {
         char *table = master_format_workers(ms);
         snprintf(para, sizeof para, "%s\n\nWorkers of %s:\n%s", verdict, master,
@@ -432,6 +457,7 @@ static void stop_session(struct kernel *k)
     s->generation++;
     if (s->state == S_STARTING || s->state == S_READY)
         send_executor(k, json_pack("{s:s}", "type", "spark_stop"));
+    forget_record(s);
     s->state = S_STOPPED;
     s->app_id[0] = s->ui_url[0] = '\0'; /* %spark ui must not link a stopped session */
 }
@@ -472,6 +498,7 @@ void spark_on_executor_death(struct kernel *k)
 {
     struct spark *s = k->spark;
     kill_on_master(k, s->app_id);
+    forget_record(s);
     s->generation++;
     s->state = S_IDLE;
     s->app_id[0] = '\0';
@@ -505,6 +532,9 @@ void spark_on_state(struct kernel *k, json_t *ev)
                      : bind,
                  s->ports.ui);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
+        s->yielded = s->yield_in_flight = 0;
+        s->next_yield_poll = now_s() + settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+        publish_record(s);
         follow_cell(s); /* a cell that waited for the session has jobs to show */
     } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
         const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
@@ -514,6 +544,7 @@ void spark_on_state(struct kernel *k, json_t *ev)
     } else if (strcmp(state, "starting") == 0 && (s->state == S_READY || s->state == S_FAILED)) {
         /* The executor revives a session whose JVM died: its old application goes. */
         kill_on_master(k, s->app_id);
+        forget_record(s);
         s->generation++;
         s->state = S_STARTING;
         s->app_id[0] = s->ui_url[0] = s->failure[0] = '\0';
@@ -521,6 +552,7 @@ void spark_on_state(struct kernel *k, json_t *ev)
     } else if (strcmp(state, "failed") == 0 && s->state == S_READY) {
         const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
         kill_on_master(k, s->app_id);
+        forget_record(s);
         s->state = S_FAILED;
         s->app_id[0] = s->ui_url[0] = '\0';
         snprintf(s->failure, sizeof s->failure, "%s", err);
@@ -545,6 +577,17 @@ static void emit_progress(struct kernel *k, double now)
     }
 }
 
+/* The notebook went idle: other kernels see it, and the yield timer starts. */
+static void cell_over(struct spark *s)
+{
+    progress_destroy(&s->progress);
+    s->cell_active = 0;
+    s->idle_since = wall_s();
+    s->yielded = s->release_sent = 0;
+    s->next_yield_poll = now_s() + settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+    publish_record(s);
+}
+
 static void release_reply(struct kernel *k)
 {
     struct spark *s = k->spark;
@@ -556,8 +599,7 @@ static void release_reply(struct kernel *k)
         progress_finish(s->progress, now);
         emit_progress(k, now);
     }
-    progress_destroy(&s->progress);
-    s->cell_active = 0;
+    cell_over(s);
     execution_release_reply(k);
 }
 
@@ -632,12 +674,16 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
             const struct master_app *a = &ms->apps[i];
             if (strcmp(a->id, s->app_id) == 0 || a->cores == 0)
                 continue;
-            sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s\n", a->id, a->name,
-                   a->cores, a->memoryperexecutor, a->state);
+            char holder[512];
+            sharing_holder(a, s->app_id, s->sessions_dir, wall_s(), holder, sizeof holder);
+            sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s%s%s\n", a->id, a->name,
+                   a->cores, a->memoryperexecutor, a->state, holder[0] ? "; " : "", holder);
             sb_add(&html, "<li>%s &ldquo;", a->id);
             sb_escape(&html, a->name);
-            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, %s</li>", a->cores,
-                   a->memoryperexecutor, a->state);
+            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, %s%s", a->cores,
+                   a->memoryperexecutor, a->state, holder[0] ? "; " : "");
+            sb_escape(&html, holder);
+            sb_add(&html, "</li>");
         }
         sb_add(&text, "Ask their owners to stop idle sessions, or lower this notebook's needs "
                       "(%%spark config spark.executor.cores=1, then %%spark restart).\n");
@@ -692,6 +738,13 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
      * (they start, fail to call back, and the worker starts new ones). */
     double since = progress_waiting(s->progress) ? progress_waiting_since(s->progress) : 0;
     double now = now_s();
+    if (since > 0 && mine && mine->cores == 0 && !s->executors_notice && now - since >= 1.0) {
+        s->executors_notice = 1; /* the driver is warm; only executors are missing */
+        cell_stream(k, "stdout",
+                    "Waiting for executors: this session holds none right now (it gives them "
+                    "back when the notebook is idle); the master starts new ones as soon as it "
+                    "has free cores.\n");
+    }
     if (since > 0 && !s->waiting_reported &&
         now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
         s->waiting_reported = 1;
@@ -719,6 +772,8 @@ void spark_cell_begin(struct kernel *k, int count)
     s->cell_active = 1;
     s->cell_count = count;
     s->waiting_reported = 0;
+    s->executors_notice = 0;
+    publish_record(s);
     progress_destroy(&s->progress);
     follow_cell(s); /* or when the session becomes ready, if the cell waits for it */
 }
@@ -733,14 +788,57 @@ int spark_cell_end(struct kernel *k)
             poll_jobs(k, 1000);
         return 1;
     }
-    progress_destroy(&s->progress);
-    s->cell_active = 0;
+    cell_over(s);
     return 0;
+}
+
+/* While the notebook is idle and its session holds executors: another application waiting
+ * for cores makes it give them back now rather than after the idle timeout. */
+static int yield_armed(const struct spark *s)
+{
+    return !s->cell_active && s->state == S_READY && !s->yielded && s->next_yield_poll > 0 &&
+           s->master_ui[0] && settings_is_cluster(s->settings) &&
+           settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0;
+}
+
+static void on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,
+                          const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = call_take(ctx, status);
+    if (k == NULL)
+        return;
+    struct spark *s = k->spark;
+    s->yield_in_flight = 0;
+    struct master_status *ms = NULL;
+    if (!yield_armed(s) || status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
+        return;
+    const struct master_app *mine = NULL;
+    for (size_t i = 0; i < ms->napps; i++)
+        if (strcmp(ms->apps[i].id, s->app_id) == 0)
+            mine = &ms->apps[i];
+    char who[400];
+    if (mine == NULL || mine->cores == 0)
+        s->yielded = 1; /* nothing to give back until the next cell */
+    else if (sharing_contended(ms, s->app_id, s->sessions_dir, who, sizeof who)) {
+        /* Asked again at the next poll while cores remain (an executor that registered
+         * late); the release of one already going is a no-op in Spark. */
+        if (!s->release_sent)
+            log_info("the notebook is idle and %s waits for cores: giving back %d cores", who,
+                     mine->cores);
+        s->release_sent = 1;
+        send_executor(k, json_pack("{s:s}", "type", "spark_release"));
+    }
+    master_status_destroy(&ms);
 }
 
 long spark_next_tick_ms(struct kernel *k)
 {
     struct spark *s = k->spark;
+    if (yield_armed(s)) {
+        double ms = (s->next_yield_poll - now_s()) * 1000.0;
+        return ms < 0 ? 0 : (long)ms + 1;
+    }
     if (!s->cell_active || s->progress == NULL)
         return -1;
     double next = s->next_jobs_poll < s->next_master_poll ? s->next_jobs_poll : s->next_master_poll;
@@ -751,6 +849,16 @@ long spark_next_tick_ms(struct kernel *k)
 void spark_tick(struct kernel *k)
 {
     struct spark *s = k->spark;
+    if (yield_armed(s) && now_s() >= s->next_yield_poll) {
+        s->next_yield_poll = now_s() + 2.0;
+        if (!s->yield_in_flight) {
+            char url[600];
+            snprintf(url, sizeof url, "%s/json/", s->master_ui);
+            if (ask(k, url, 2000, on_yield_poll) == HTTP_OK)
+                s->yield_in_flight = 1;
+        }
+        return;
+    }
     if (!s->cell_active || s->progress == NULL || s->state != S_READY)
         return;
     double now = now_s();
@@ -873,25 +981,22 @@ static void cluster_html(struct kernel *k, const struct master_status *ms, struc
         free(workers);
     }
     sb_add(html, "<table><tr><th>application</th><th>name</th><th>cores</th><th>MB per "
-                 "executor</th><th>state</th><th>running for</th><th></th></tr>");
-    sb_add(text, "%-28s %-40s %5s %8s %-8s %s\n", "application", "name", "cores", "MB/exec",
-           "state", "running for");
+                 "executor</th><th>state</th><th>running for</th><th>held by</th></tr>");
+    sb_add(text, "%-28s %-32s %5s %8s %-8s %-11s %s\n", "application", "name", "cores", "MB/exec",
+           "state", "running for", "held by");
+    double now = wall_s();
     for (size_t i = 0; i < ms->napps; i++) {
         const struct master_app *a = &ms->apps[i];
-        int mine = strcmp(a->id, s->app_id) == 0;
-        int ours = strncmp(a->name, "sparkernel", 10) == 0;
+        char holder[512];
+        sharing_holder(a, s->app_id, s->sessions_dir, now, holder, sizeof holder);
         sb_add(html, "<tr><td><code>%s</code></td><td>", a->id);
         sb_escape(html, a->name);
-        sb_add(html, "</td><td>%d</td><td>%lld</td><td>%s</td><td>%.0f s</td><td>%s</td></tr>",
-               a->cores, a->memoryperexecutor, a->state, a->duration / 1000.0,
-               mine   ? "this notebook"
-               : ours ? "sparkernel session"
-                      : "");
-        sb_add(text, "%-28s %-40.40s %5d %8lld %-8s %.0f s%s\n", a->id, a->name, a->cores,
-               a->memoryperexecutor, a->state, a->duration / 1000.0,
-               mine   ? "  <- this notebook"
-               : ours ? "  (sparkernel)"
-                      : "");
+        sb_add(html, "</td><td>%d</td><td>%lld</td><td>%s</td><td>%.0f s</td><td>", a->cores,
+               a->memoryperexecutor, a->state, a->duration / 1000.0);
+        sb_escape(html, holder);
+        sb_add(html, "</td></tr>");
+        sb_add(text, "%-28s %-32.32s %5d %8lld %-8s %9.0f s  %s\n", a->id, a->name, a->cores,
+               a->memoryperexecutor, a->state, a->duration / 1000.0, holder);
     }
     sb_add(html, "</table>");
 }
@@ -971,25 +1076,14 @@ static void magic_config(struct kernel *k, json_t *words)
     struct sb text = {0};
     for (size_t i = 1; i < json_array_size(words); i++) {
         const char *w = json_string_value(json_array_get(words, i));
-        const char *eq = strchr(w, '=');
         char err[512];
-        if (eq == NULL || eq == w) {
-            snprintf(err, sizeof err,
-                     "%%spark config expects key=value pairs, like %%spark config "
-                     "spark.executor.memory=2g; got \"%s\".",
-                     w);
+        if (settings_set_pair(s->settings, w, err, sizeof err) != SETTINGS_OK) {
             free(text.s);
             magic_fail(k, "SparkConfigError", err);
             return;
         }
-        char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - w), w);
-        if (settings_set(s->settings, key, eq + 1, err, sizeof err) != SETTINGS_OK) {
-            free(text.s);
-            magic_fail(k, "SparkConfigError", err);
-            return;
-        }
-        sb_add(&text, "%s = %s (notebook)\n", key, eq + 1);
+        const char *eq = strchr(w, '=');
+        sb_add(&text, "%.*s = %s (notebook)\n", (int)(eq - w), w, eq + 1);
     }
     sb_add(&text, session_alive(s) ? "Applies to the next session: run %%spark restart.\n"
                                    : "Applies when the session starts.\n");
@@ -1079,6 +1173,7 @@ void spark_shutdown(struct kernel *k)
     struct spark *s = k->spark;
     s->generation++;
     progress_destroy(&s->progress);
+    forget_record(s);
     /* The executor stops its session on the way out; if its application is still on the
      * master (the executor had to be killed), the master's kill endpoint is the fallback. */
     if (settings_is_cluster(s->settings) && s->app_id[0] && s->master_ui[0]) {

@@ -11,8 +11,10 @@
 struct kernel;
 struct spark;
 
-/* Reads the settings from env (borrowed). Returns a new object; spark_destroy()s. */
-struct spark *spark_new(char **env);
+/* Reads the settings from env (borrowed); connection_file names the kernel (its id) and the
+ * directory where sessions publish their records (driver/sharing.h). Returns a new object;
+ * spark_destroy()s. */
+struct spark *spark_new(char **env, const char *connection_file);
 void spark_destroy(struct spark **self);
 
 /* The executor is ready: start the warm session if the settings ask for it. */

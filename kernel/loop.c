@@ -96,7 +96,7 @@ int kernel_open(struct kernel *k, const char *connection_file, char *detail, siz
     }
     extern char **environ;
     k->exec = executor_new(&k->exec_cfg);
-    k->spark = spark_new(environ);
+    k->spark = spark_new(environ, connection_file);
     k->http = http_new();
     if (k->exec == NULL || k->spark == NULL || k->http == NULL) {
         snprintf(detail, len, "out of memory");

@@ -6,12 +6,13 @@ import os
 import platform
 import signal
 import sys
+import threading
 import types
 from typing import Any
 
 from . import __version__
 from .frames import Channel
-from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs
+from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs, stop_spark
 from .streams import Flusher, flush_all, frame_stream
 
 _executing = False
@@ -26,7 +27,23 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(0)  # runs atexit handlers (a SparkSession stops cleanly)
+    """The kernel asked us to go, or died (PR_SET_PDEATHSIG sends SIGTERM when it is
+    killed, even with SIGKILL). Between cells SystemExit unwinds the main loop and the
+    atexit handlers stop the session. In a cell, IPython would catch SystemExit and go
+    on, so the session is stopped from a thread (its application leaves the master, its
+    running jobs end) and the process exits when that is done, or after a deadline."""
+    if not _executing:
+        raise SystemExit(0)
+
+    def terminate() -> None:
+        try:
+            cancel_cell_jobs(None)
+            stop_spark()
+        finally:
+            os._exit(0)
+
+    threading.Timer(20.0, os._exit, args=(0,)).start()
+    threading.Thread(target=terminate, name="terminate", daemon=True).start()
 
 
 def _defer_terminal_frontend() -> None:

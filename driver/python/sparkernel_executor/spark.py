@@ -40,7 +40,7 @@ from typing import Any
 from .frames import Channel
 from .session import Warm
 
-COMMANDS = ("spark_start", "spark_stop", "spark_refused")
+COMMANDS = ("spark_start", "spark_stop", "spark_refused", "spark_release")
 SQL_ROWS = 50
 _NAMES = ("spark", "sc")
 _SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
@@ -77,6 +77,12 @@ def cancel_cell_jobs(frame: Any = None) -> bool:
     Cancels the cell's Spark jobs; True when the KeyboardInterrupt is to be raised as the
     JVM call the cell waits in returns, rather than now (see Spark.interrupt)."""
     return _instance is not None and _instance.interrupt(frame)
+
+
+def stop_spark() -> None:
+    """Stops the kernel's session and its JVM (the executor is about to exit)."""
+    if _instance is not None:
+        _instance.shutdown()
 
 
 def _in_py4j_call(frame: Any) -> bool:
@@ -253,9 +259,29 @@ class Spark:
             self.start(conf, str(msg.get("notice") or ""))
         elif kind == "spark_stop":
             self._detach("stopped", _STOPPED, self._stop_job)
+        elif kind == "spark_release":
+            self.release()
         elif kind == "spark_refused":
             self._detach("refused", str(msg.get("message") or "The kernel refused to start "
                                         "a Spark session."), lambda gen: self._teardown())
+
+    def release(self) -> None:
+        """Gives the session's idle executors back to the cluster now (the notebook is idle
+        and another application waits for cores); the driver stays, and dynamic allocation
+        asks for executors again when a job needs them. SparkContext.killExecutors refuses
+        under dynamic allocation, so the scheduler backend is asked directly, without
+        lowering its target (which is already zero with no task pending) and without
+        force, so an executor that is busy after all keeps running."""
+        session = self._session
+        if session is None or self.in_cell:
+            return
+        try:
+            jsc = session.sparkContext._jsc.sc()
+            ids = jsc.getExecutorIds()
+            if not ids.isEmpty():
+                jsc.schedulerBackend().killExecutors(ids, False, False, False)
+        except Exception:
+            pass  # the session is going away; nothing to give back
 
     def start(self, conf: dict[str, str], notice: str) -> None:
         self._notice = notice

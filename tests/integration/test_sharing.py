@@ -1,0 +1,185 @@
+"""Many notebooks, one cluster: warm sessions that give their executors back, who holds
+what, explicit settings honoured, and no application left behind by a killed kernel.
+
+All against a real local standalone master and one worker of 2 cores."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+
+from cluster import LocalCluster
+from kernels import Kernel, outputs_of
+
+pytestmark = pytest.mark.timeout(600)
+
+# Spark's idle timeout is set far above what the tests wait, so an application that gives
+# its cores back in time does it because another one waits (sparkernel.yield.after.s).
+IDLE_TIMEOUT = "300s"
+YIELD_AFTER = 3
+JOB = "spark.range(2 * 10**6).selectExpr('sum(id)').collect()[0][0]"
+JOB_RESULT = str(sum(range(2 * 10**6)))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(workers=1, cores=2, memory="2g") as c:
+        yield c
+
+
+@pytest.fixture
+def sessions_dir():
+    with tempfile.TemporaryDirectory(prefix="sparkernel-sessions-") as d:
+        yield d
+
+
+def env_for(c: LocalCluster, sessions: str, notebook: str, **extra: str) -> dict:
+    env = {"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
+           "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
+           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_IDLE_TIMEOUT": IDLE_TIMEOUT,
+           "SPARKERNEL_YIELD_AFTER_S": str(YIELD_AFTER), "SPARKERNEL_SESSIONS_DIR": sessions,
+           "JPY_SESSION_NAME": notebook}
+    env.update(extra)
+    return env
+
+
+def apps(c: LocalCluster) -> dict[str, dict]:
+    return {a["id"]: a for a in c.json().get("activeapps", [])}
+
+
+def app_id(k: Kernel) -> str:
+    _, out = k.execute("sc.applicationId", timeout=120)
+    return outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"].strip("'")
+
+
+def result(out: list[dict]) -> str:
+    res = outputs_of(out, "execute_result")
+    return res[0]["content"]["data"]["text/plain"] if res else ""
+
+
+def wait_for(what: str, pred, timeout: float, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(step)
+
+
+def wait_cluster_empty(c: LocalCluster, timeout: float = 30) -> None:
+    wait_for("the cluster to be free", lambda: not apps(c) and not c.json()["coresused"],
+             timeout)
+
+
+def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
+    """Started one after another, each running a job in its first cell: all three finish,
+    and none waits for the idle timeout (300 s here) while another kernel is idle."""
+    wait_cluster_empty(cluster)
+    kernels: list[Kernel] = []
+    try:
+        times = []
+        for name in ("first.ipynb", "second.ipynb", "third.ipynb"):
+            k = Kernel(env=env_for(cluster, sessions_dir, name))
+            kernels.append(k)
+            t0 = time.monotonic()
+            reply, out = k.execute(JOB, timeout=240)
+            times.append(time.monotonic() - t0)
+            assert reply["content"]["status"] == "ok", out
+            assert result(out) == JOB_RESULT
+        # Bound: the JVM start of a new session plus yield.after plus one 2 s poll plus an
+        # executor start; far below the 300 s idle timeout that would apply otherwise.
+        assert max(times) < 120, times
+        ids = [app_id(k) for k in kernels]
+        assert len(set(ids)) == 3
+        active = apps(cluster)
+        assert all(i in active for i in ids), (ids, list(active))
+
+        _, out = kernels[0].execute("%spark status", timeout=60)
+        status = outputs_of(out, "display_data")[0]["content"]["data"]
+        text = status["text/plain"]
+        for i in ids:
+            assert i in text, text
+        assert "this notebook" in text
+        assert "sparkernel: second.ipynb" in text and "sparkernel: third.ipynb" in text, text
+        assert "idle" in text
+        assert "held by" in status["text/html"]
+    finally:
+        for k in kernels:
+            k.shutdown()
+    wait_cluster_empty(cluster)
+
+
+def test_idle_session_releases_executors_and_keeps_its_driver(cluster, sessions_dir):
+    wait_cluster_empty(cluster)
+    k = Kernel(env=env_for(cluster, sessions_dir, "idle.ipynb", SPARKERNEL_IDLE_TIMEOUT="5s"))
+    try:
+        reply, out = k.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        first = app_id(k)
+        assert apps(cluster)[first]["cores"] > 0
+        t0 = time.monotonic()
+        wait_for("the idle session's cores back on the master",
+                 lambda: apps(cluster)[first]["cores"] == 0, 30)
+        released_after = time.monotonic() - t0
+        assert released_after < 30
+        reply, out = k.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        assert result(out) == JOB_RESULT
+        assert app_id(k) == first, "the next cell started a new application"
+        assert len(apps(cluster)) == 1
+    finally:
+        k.shutdown()
+    wait_cluster_empty(cluster)
+
+
+def test_explicit_settings_are_honoured(cluster, sessions_dir):
+    wait_cluster_empty(cluster)
+    k = Kernel(env=env_for(cluster, sessions_dir, "static.ipynb", SPARKERNEL_WARM="false"))
+    try:
+        reply, out = k.execute("%spark config spark.dynamicAllocation.enabled=false "
+                               "spark.cores.max=1\n%spark restart", timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        reply, out = k.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        ident = app_id(k)
+        assert apps(cluster)[ident]["cores"] == 1  # cores.max, though 2 are free
+        _, out = k.execute("spark.conf.get('spark.dynamicAllocation.enabled')")
+        assert result(out) == "'false'"
+        _, out = k.execute("%spark status")
+        text = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
+        assert "spark.cores.max" in text and "notebook" in text
+    finally:
+        k.shutdown()
+    wait_cluster_empty(cluster)
+
+
+@pytest.mark.parametrize("mid_cell", [False, True], ids=["idle", "mid-cell"])
+def test_sigkill_of_the_kernel_releases_its_application(cluster, sessions_dir, mid_cell):
+    wait_cluster_empty(cluster)
+    k = Kernel(env=env_for(cluster, sessions_dir, "killed.ipynb"))
+    try:
+        reply, out = k.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        ident = app_id(k)
+        assert ident in apps(cluster)
+        if mid_cell:
+            k.kc.execute("import time\nspark.sparkContext.parallelize(range(1000), 2)"
+                         ".map(lambda x: (time.sleep(0.2), x)[1]).sum()")
+            wait_for("the job to run", lambda: apps(cluster)[ident]["cores"] > 0, 30)
+            time.sleep(2)
+        os.kill(k.km.provisioner.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        wait_for("the killed kernel's application to leave the master",
+                 lambda: ident not in apps(cluster), 15)
+        assert time.monotonic() - t0 < 15
+    finally:
+        try:
+            k.shutdown()
+        except Exception:
+            pass
+    wait_cluster_empty(cluster)

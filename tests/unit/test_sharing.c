@@ -1,0 +1,197 @@
+/* test_sharing: session records (write, read back, stale, malformed, unsafe ids), the kernel
+ * id from a connection file name, and the two decisions made from a master's /json/: does
+ * another application wait for cores, and who holds each application. */
+#include <criterion/criterion.h>
+
+#include "../../driver/master.h"
+#include "../../driver/sharing.h"
+#include "../../kernel/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void setup(void)
+{
+    log_set_level(LOG_ERROR);
+    snprintf(dir, sizeof dir, "/tmp/sparkernel-test-sharing-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(sharing, .init = setup, .fini = teardown);
+
+static struct sharing_entry entry(const char *app, pid_t pid, int busy, double since)
+{
+    struct sharing_entry e = {.pid = pid, .busy = busy, .since = since};
+    snprintf(e.app_id, sizeof e.app_id, "%s", app);
+    snprintf(e.kernel_id, sizeof e.kernel_id, "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab");
+    snprintf(e.notebook, sizeof e.notebook, "work/sales.ipynb");
+    return e;
+}
+
+/* A master with three applications: mine (2 cores), one WAITING, one RUNNING with 0. */
+static const char MASTER[] =
+    "{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"cores\":2,\"coresused\":2,"
+    "\"memory\":2048,\"memoryused\":1024,\"workers\":[{\"id\":\"w\",\"host\":\"h\",\"port\":1,"
+    "\"state\":\"ALIVE\",\"cores\":2,\"coresused\":2,\"memory\":2048,\"memoryused\":1024}],"
+    "\"activeapps\":[{\"id\":\"app-1\",\"name\":\"sparkernel a\",\"cores\":2,\"state\":"
+    "\"RUNNING\",\"memoryperexecutor\":512},{\"id\":\"app-2\",\"name\":\"etl\",\"cores\":0,"
+    "\"state\":\"WAITING\",\"memoryperexecutor\":1024},{\"id\":\"app-3\",\"name\":"
+    "\"sparkernel c\",\"cores\":0,\"state\":\"RUNNING\",\"memoryperexecutor\":512}]}";
+
+static struct master_status *master(const char *json)
+{
+    struct master_status *ms = NULL;
+    cr_assert_eq(master_parse(json, strlen(json), &ms), MASTER_OK);
+    return ms;
+}
+
+Test(sharing, record_round_trip_and_removal)
+{
+    struct sharing_entry e = entry("app-20261125151838-0000", getpid(), 1, 1764000000.5), got;
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    cr_assert_eq(sharing_lookup(dir, e.app_id, &got), 1);
+    cr_expect_str_eq(got.kernel_id, e.kernel_id);
+    cr_expect_str_eq(got.notebook, "work/sales.ipynb");
+    cr_expect_eq(got.pid, getpid());
+    cr_expect_eq(got.busy, 1);
+    cr_expect_float_eq(got.since, 1764000000.5, 1e-6);
+    e.busy = 0;
+    cr_assert_eq(sharing_publish(dir, &e), 0); /* replaced atomically */
+    cr_assert_eq(sharing_lookup(dir, e.app_id, &got), 1);
+    cr_expect_eq(got.busy, 0);
+    sharing_remove(dir, e.app_id);
+    cr_expect_eq(sharing_lookup(dir, e.app_id, &got), 0);
+}
+
+Test(sharing, record_of_a_dead_process_is_dropped)
+{
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    struct sharing_entry e = entry("app-dead", child, 0, 1), got;
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    cr_expect_eq(sharing_lookup(dir, "app-dead", &got), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/app-dead.json", dir);
+    cr_expect_neq(access(path, F_OK), 0, "stale record left behind");
+}
+
+Test(sharing, unsafe_ids_never_name_files)
+{
+    struct sharing_entry e = entry("../escape", getpid(), 0, 1), got;
+    cr_expect_lt(sharing_publish(dir, &e), 0);
+    snprintf(e.app_id, sizeof e.app_id, ".hidden");
+    cr_expect_lt(sharing_publish(dir, &e), 0);
+    snprintf(e.app_id, sizeof e.app_id, "a/b");
+    cr_expect_lt(sharing_publish(dir, &e), 0);
+    cr_expect_eq(sharing_lookup(dir, "../etc/passwd", &got), 0);
+    cr_expect_eq(sharing_lookup(dir, "", &got), 0);
+    cr_expect_eq(sharing_lookup(NULL, "app-1", &got), 0);
+}
+
+Test(sharing, malformed_records_are_refused)
+{
+    struct sharing_entry got;
+    const char *bad[] = {
+        "",
+        "[]",
+        "{\"app_id\":\"a\"}",
+        "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":-1,\"busy\":true,"
+        "\"since\":1.0}",
+        "{\"app_id\":\"../a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,\"busy\":true,"
+        "\"since\":1.0}",
+        "{\"app_id\":\"a\",\"kernel_id\":3,\"notebook\":\"n\",\"pid\":5,\"busy\":true,"
+        "\"since\":1.0}",
+        "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,\"busy\":\"yes\","
+        "\"since\":1.0}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(sharing_parse(bad[i], strlen(bad[i]), &got), -1, "accepted: %s", bad[i]);
+    const char *good = "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,"
+                       "\"busy\":false,\"since\":2}";
+    cr_expect_eq(sharing_parse(good, strlen(good), &got), 0);
+    cr_expect_eq(got.pid, 5);
+}
+
+Test(sharing, kernel_id_and_directory_from_the_connection_file)
+{
+    char id[64], d[512];
+    sharing_kernel_id("/run/jupyter/kernel-6f1c2a10-1111-2222-3333-444455556666.json", id,
+                      sizeof id);
+    cr_expect_str_eq(id, "6f1c2a10-1111-2222-3333-444455556666");
+    sharing_kernel_id("/tmp/conn.json", id, sizeof id);
+    cr_expect_str_eq(id, "");
+    sharing_kernel_id("kernel-.json", id, sizeof id);
+    cr_expect_str_eq(id, "");
+    char *env1[] = {"HOME=/root", NULL};
+    sharing_dir(env1, "/run/jupyter/kernel-x.json", d, sizeof d);
+    cr_expect_str_eq(d, "/run/jupyter/sparkernel-sessions");
+    char *env2[] = {"SPARKERNEL_SESSIONS_DIR=/shared/s", NULL};
+    sharing_dir(env2, "/run/jupyter/kernel-x.json", d, sizeof d);
+    cr_expect_str_eq(d, "/shared/s");
+}
+
+Test(sharing, a_waiting_application_is_contention)
+{
+    struct master_status *ms = master(MASTER);
+    char who[256] = "";
+    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who), 1);
+    cr_expect(strstr(who, "app-2") && strstr(who, "etl"), "%s", who);
+    /* from app-2's side: the only other app holding nothing is app-3, RUNNING, no record */
+    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who), 0);
+    master_status_destroy(&ms);
+}
+
+Test(sharing, a_sparkernel_record_decides_for_its_application)
+{
+    struct master_status *ms = master(MASTER);
+    char who[256] = "";
+    /* app-3 runs a cell with no core: it waits */
+    struct sharing_entry busy = entry("app-3", getpid(), 1, 1);
+    cr_assert_eq(sharing_publish(dir, &busy), 0);
+    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who), 1);
+    cr_expect(strstr(who, "app-3") != NULL, "%s", who);
+    /* a WAITING sparkernel session whose notebook is idle does not need cores */
+    struct sharing_entry idle = entry("app-2", getpid(), 0, 1);
+    cr_assert_eq(sharing_publish(dir, &idle), 0);
+    busy.busy = 0;
+    cr_assert_eq(sharing_publish(dir, &busy), 0);
+    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who), 0);
+    master_status_destroy(&ms);
+}
+
+Test(sharing, holders_are_named)
+{
+    struct master_status *ms = master(MASTER);
+    char out[512];
+    sharing_holder(&ms->apps[0], "app-1", dir, 100, out, sizeof out);
+    cr_expect_str_eq(out, "this notebook");
+    sharing_holder(&ms->apps[1], "app-1", dir, 100, out, sizeof out);
+    cr_expect_str_eq(out, ""); /* not a sparkernel session */
+    sharing_holder(&ms->apps[2], "app-1", dir, 100, out, sizeof out);
+    cr_expect(strstr(out, "sparkernel session") != NULL, "%s", out);
+    struct sharing_entry e = entry("app-3", getpid(), 0, 58);
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    sharing_holder(&ms->apps[2], "app-1", dir, 100, out, sizeof out);
+    cr_expect_str_eq(out, "sparkernel: work/sales.ipynb (kernel 0f1e2d3c), idle 42 s");
+    e.busy = 1;
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    sharing_holder(&ms->apps[2], "app-1", dir, 100, out, sizeof out);
+    cr_expect(strstr(out, "running a cell") != NULL, "%s", out);
+    master_status_destroy(&ms);
+}

@@ -720,7 +720,9 @@ static char *render_html(const struct progress *p, const struct job *j, const st
     double pct = v->total > 0 ? 100.0 * v->done / v->total : (is_done(v->status) ? 100 : 0);
     const char *fill = v->status == JOB_FAILED ? "#e57373" : "#43a047";
 
-    fputs("<div style=\"margin:2px 0;font-size:13px;line-height:1.5\">\n", f);
+    /* mathjax_ignore: JupyterLab would typeset Spark's "$anonfun$..." job names as TeX. */
+    fputs("<div class=\"mathjax_ignore\" style=\"margin:2px 0;font-size:13px;line-height:1.5\">\n",
+          f);
     fprintf(f, "<div><b>Spark job %d</b>", j->id);
     const char *title = j->description ? j->description : j->name;
     if (title[0] != '\0') {

@@ -69,6 +69,9 @@ static const struct def defs[] = {
     {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,
      "shared RPC secret (never shown)"},
     {"spark.network.crypto.enabled", "SPARKERNEL_RPC_ENCRYPTION", NULL, K_BOOL, "RPC encryption"},
+    {"sparkernel.cds", "SPARKERNEL_CDS", "true", K_BOOL,
+     "keep a class-data-sharing archive of the driver JVM (about 140 MB in "
+     "$SPARKERNEL_CACHE_DIR or ~/.cache/sparkernel): sessions start about twice as fast"},
     {"sparkernel.warm", "SPARKERNEL_WARM", "true", K_BOOL,
      "start the session in the background when the kernel starts"},
     {"sparkernel.negotiate.timeout.ms", "SPARKERNEL_NEGOTIATE_TIMEOUT_MS", "3000", K_INT,

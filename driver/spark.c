@@ -370,8 +370,10 @@ static void launch(struct kernel *k)
     log_info("starting the Spark session (master %s, driver %s ports %d/%d/%d, slot %d)",
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
-    send_executor(k, json_pack("{s:s, s:o, s:s, s:o}", "type", "spark_start", "conf", conf,
-                               "notice", s->notice, "port_candidates", candidates));
+    const char *cds = settings_get(st, "sparkernel.cds");
+    send_executor(k, json_pack("{s:s, s:o, s:s, s:o, s:b}", "type", "spark_start", "conf", conf,
+                               "notice", s->notice, "port_candidates", candidates, "cds",
+                               cds == NULL || strcmp(cds, "false") != 0));
     negotiation_over(k);
 }
 
@@ -690,6 +692,22 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
         sb_add(&html, "</ul>Ask their owners to stop idle sessions, or lower this notebook's "
                       "needs (<code>%%spark config spark.executor.cores=1</code>, then "
                       "<code>%%spark restart</code>).");
+    } else if (mine != NULL && mine->cores > 0) {
+        sb_add(&text,
+               "The master granted it %d cores, but its executors have not run a task: they are "
+               "still starting (a busy machine), or they cannot reach this driver at %s:%d "
+               "(block manager %d). If this lasts, check spark.driver.host (the pod IP or the "
+               "headless Service name) and that those ports are exposed, then %%spark restart.\n",
+               mine->cores, settings_get(s->settings, "spark.driver.host"), s->ports.driver,
+               s->ports.block_manager);
+        sb_add(&html,
+               "The master granted it %d cores, but its executors have not run a task: they are "
+               "still starting (a busy machine), or <b>they cannot reach this driver</b> at "
+               "<code>%s:%d</code> (block manager %d). If this lasts, check "
+               "<code>spark.driver.host</code> (the pod IP or the headless Service name) and "
+               "that those ports are exposed, then <code>%%spark restart</code>.",
+               mine->cores, settings_get(s->settings, "spark.driver.host"), s->ports.driver,
+               s->ports.block_manager);
     } else {
         sb_add(&text,
                "No other application holds the cores (%d of %d in use), so the likely cause is "

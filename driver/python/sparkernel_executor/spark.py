@@ -37,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from . import cds
 from .frames import Channel
 from .session import Warm
 
@@ -237,6 +238,7 @@ class Spark:
             "PYSPARK_SUBMIT_ARGS",
             f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
+        self._cds = False  # class-data sharing for the driver JVM (cds.py)
         self.in_cell = False
         for name in _NAMES:
             self._publish(name, _Pending(self, name))
@@ -256,6 +258,7 @@ class Spark:
                     for k, v in (msg.get("conf") or {}).items()}
             self._candidates = [c for c in (msg.get("port_candidates") or [])
                                 if isinstance(c, dict)]
+            self._cds = bool(msg.get("cds", False))
             self.start(conf, str(msg.get("notice") or ""))
         elif kind == "spark_stop":
             self._detach("stopped", _STOPPED, self._stop_job)
@@ -384,8 +387,10 @@ class Spark:
         pairs.setdefault("spark.ui.showConsoleProgress", "false")
         java_opts = pairs.get("spark.driver.extraJavaOptions", "")
         if "log4j2.configurationFile" not in java_opts:
-            pairs["spark.driver.extraJavaOptions"] = (
-                f"{java_opts} -Dlog4j2.configurationFile={props.as_uri()}".strip())
+            java_opts = f"{java_opts} -Dlog4j2.configurationFile={props.as_uri()}"
+        archive = cds.archive_path() if self._cds and "SharedArchiveFile" not in java_opts \
+            else None
+        pairs["spark.driver.extraJavaOptions"] = f"{java_opts} {cds.java_options(archive)}".strip()
         spark_conf = SparkConf(loadDefaults=False)
         for k, v in pairs.items():
             spark_conf.set(k, v)
@@ -407,6 +412,8 @@ class Spark:
         for k, v in pairs.items():
             builder = builder.config(k, v)
         self._live = builder.getOrCreate()
+        if archive is not None and not archive.exists():
+            cds.train(archive, f"-Dlog4j2.configurationFile={props.as_uri()}")
         return self._live
 
     def _explain(self, exc: BaseException) -> str:
@@ -487,8 +494,10 @@ class Spark:
         quiet, self._quiet_wait = self._quiet_wait, False
         if self._state == "starting" and job is not None:
             if not quiet:
-                print(f"Waiting for the Spark session (starting for "
-                      f"{time.monotonic() - self._since:.1f} s)\u2026", flush=True)
+                waited = time.monotonic() - self._since
+                print("Waiting for the Spark session to start\u2026" if waited < 1 else
+                      f"Waiting for the Spark session (starting for {waited:.0f} s)\u2026",
+                      flush=True)
             try:
                 job.get()
             except KeyboardInterrupt:

@@ -1,0 +1,95 @@
+"""The driver JVM's class-data-sharing archive (driver/python/sparkernel_executor/cds.py):
+the first session with no archive starts a background trainer that leaves one; the next
+session maps it, and a damaged archive costs nothing but the speed."""
+from __future__ import annotations
+
+import pathlib
+import time
+
+import psutil
+import pytest
+
+from cluster import LocalCluster
+from kernels import Kernel, outputs_of
+
+pytestmark = pytest.mark.timeout(600)
+
+CELL = "spark.range(10**5).count()"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(workers=1, cores=2, memory="1g") as c:
+        yield c
+
+
+def env_for(c: LocalCluster, cache: pathlib.Path, **extra: str) -> dict:
+    env = {"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
+           "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
+           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_CACHE_DIR": str(cache)}
+    env.update(extra)
+    return env
+
+
+def driver_jvm_cmdline(k: Kernel) -> str:
+    kernel = psutil.Process(k.km.provisioner.pid)
+    for p in kernel.children(recursive=True):
+        cmd = " ".join(p.cmdline())
+        if "java" in p.name() and "SparkSubmit" in cmd:
+            return cmd
+    raise AssertionError("no driver JVM under the kernel")
+
+
+def run_cell(k: Kernel) -> str:
+    reply, out = k.execute(CELL, timeout=240)
+    assert reply["content"]["status"] == "ok", out
+    text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+    assert "cds" not in text.lower() and "sharing" not in text.lower(), text
+    return outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"]
+
+
+def test_archive_is_trained_then_mapped(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    k = Kernel(env=env_for(cluster, cache))
+    try:
+        assert run_cell(k) == "100000"
+        assert "ArchiveClassesAtExit" not in driver_jvm_cmdline(k)  # the kernel's JVM never dumps
+    finally:
+        k.shutdown()
+    deadline = time.monotonic() + 300
+    while not list((cache / "cds").glob("driver-*.jsa")):
+        assert time.monotonic() < deadline, (cache / "cds" / "trainer.log").read_text()
+        time.sleep(1)
+    archive = next((cache / "cds").glob("driver-*.jsa"))
+    assert archive.stat().st_size > 10 << 20
+    assert not list((cache / "cds").glob("*.tmp*")), "trainer left files behind"
+
+    k = Kernel(env=env_for(cluster, cache))
+    try:
+        assert run_cell(k) == "100000"
+        assert f"-XX:SharedArchiveFile={archive}" in driver_jvm_cmdline(k)
+    finally:
+        k.shutdown()
+
+    # A damaged archive: the JVM runs without it, silently; no new trainer for that file.
+    archive.write_bytes(b"not an archive" * 1000)
+    k = Kernel(env=env_for(cluster, cache))
+    try:
+        assert run_cell(k) == "100000"
+    finally:
+        k.shutdown()
+
+
+def test_off_switch(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    k = Kernel(env=env_for(cluster, cache, SPARKERNEL_CDS="false"))
+    try:
+        assert run_cell(k) == "100000"
+        assert "SharedArchiveFile" not in driver_jvm_cmdline(k)
+        _, out = k.execute("%spark status")
+        text = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
+        assert "sparkernel.cds" in text
+    finally:
+        k.shutdown()
+    time.sleep(2)
+    assert not (cache / "cds").exists() or not list((cache / "cds").glob("*.jsa"))

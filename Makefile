@@ -43,7 +43,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all kernelspec test unit integration asan charts run lab bench bench-spark fuzz install \
+.PHONY: all kernelspec test unit integration asan charts run lab bench bench-kernel bench-spark bench-sharing fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -99,7 +99,10 @@ asan:
 	SPARKERNEL_SANITIZED=1 SPARKERNEL_BUILD_DIR=build-asan JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
 	    $(PYTHON) -m pytest -q tests/integration
 
-bench: all
+# Every benchmark: the kernel alone, Spark, three notebooks sharing a worker, the notebooks.
+bench: bench-kernel bench-spark bench-sharing
+
+bench-kernel: all
 	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
 	    --out tests/bench/results.md
 
@@ -107,6 +110,11 @@ bench: all
 bench-spark: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_spark.py \
 	    --out tests/bench/results-spark.md
+
+# Three notebooks sharing one 2-core worker (issue 8's benchmark).
+bench-sharing: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_sharing.py \
+	    --out tests/bench/results-sharing.md
 
 run: all
 	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter CLUSTER_ARGS="$(CLUSTER_ARGS)" \

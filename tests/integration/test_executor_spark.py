@@ -406,3 +406,30 @@ def test_taken_slot_falls_back_to_the_next_candidate(tmp_path):
     finally:
         ex.close()
         held.close()
+
+
+def test_taken_ui_port_falls_back_to_the_next_candidate(tmp_path):
+    """The same race on the UI port: the JVM's UI fails to bind (with spark.port.maxRetries
+    0 the driver gives up, and the gateway may die with it); the executor reads its log and
+    tries the next slot instead of failing the session."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    taken = held.getsockname()[1]
+    free = free_ports(2)
+    ex = Executor()
+    try:
+        conf = spark_conf(tmp_path / "spark.log", **{"spark.ui.port": str(taken)})
+        candidates = [
+            {"slot": 0, "driver": free[0], "block_manager": free[1], "ui": taken},
+            {"slot": 1, "driver": free_ports(1)[0], "block_manager": free_ports(1)[0],
+             "ui": free_ports(1)[0]},
+        ]
+        ex.send({"type": "spark_start", "conf": conf, "notice": "",
+                 "port_candidates": candidates})
+        ready = ex.spark_state("ready")
+        assert ready["ports"]["slot"] == 1 and ready["ports"]["ui"] != taken
+        assert ex.execute("spark.range(3).count()", 1).result == "3"
+    finally:
+        ex.close()
+        held.close()

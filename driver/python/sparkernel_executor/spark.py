@@ -337,6 +337,7 @@ class Spark:
                 attempt["spark.driver.port"] = str(ports.get("driver"))
                 attempt["spark.driver.blockManager.port"] = str(ports.get("block_manager"))
                 attempt["spark.ui.port"] = str(ports.get("ui"))
+            log_at = self._log_size()
             try:
                 session = self._build(attempt)
                 used = ports
@@ -344,7 +345,11 @@ class Spark:
             except BaseException as exc:
                 message = self._explain(exc)
                 self._teardown()
-                if "BindException" in message and i + 1 < len(candidates) and gen == self._gen:
+                # A port taken by another kernel between the kernel's probe and our bind:
+                # the JVM may say so in the exception, or only in its log before it dies
+                # (the UI's bind failure ends the gateway: the cell sees a py4j error).
+                taken = "BindException" in message or self._log_says_bind_failed(log_at)
+                if taken and i + 1 < len(candidates) and gen == self._gen:
                     continue
                 with self._lock:
                     if gen == self._gen:
@@ -415,6 +420,22 @@ class Spark:
         if archive is not None and not archive.exists():
             cds.train(archive, f"-Dlog4j2.configurationFile={props.as_uri()}")
         return self._live
+
+    def _log_size(self) -> int:
+        try:
+            return os.path.getsize(self._log_file) if self._log_file else 0
+        except OSError:
+            return 0
+
+    def _log_says_bind_failed(self, offset: int) -> bool:
+        """Whether the JVM logged a failed bind since offset (its log file)."""
+        try:
+            with open(self._log_file, "rb") as f:
+                f.seek(offset)
+                tail = f.read(1 << 20)
+        except (OSError, TypeError):
+            return False
+        return b"BindException" in tail or b"Failed to bind" in tail
 
     def _explain(self, exc: BaseException) -> str:
         what = _java_message(exc).rstrip(".")

@@ -24,9 +24,13 @@ def cluster():
 
 
 def env_for(c: LocalCluster, cache: pathlib.Path, **extra: str) -> dict:
-    env = {"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
+    # The cluster's driver environment: SPARK_CONF_DIR is a non-empty directory (its
+    # log4j2.properties), which the JVM refuses on the class path of an archive; the
+    # executor launches with an empty one instead (cds.conf_dir_plan).
+    env = c.driver_env()
+    env.update({"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
            "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
-           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_CACHE_DIR": str(cache)}
+           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_CACHE_DIR": str(cache)})
     env.update(extra)
     return env
 

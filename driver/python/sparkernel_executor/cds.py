@@ -58,7 +58,47 @@ def _java() -> str | None:
     return os.path.realpath(java) if java and os.access(java, os.X_OK) else None
 
 
-def archive_path() -> pathlib.Path | None:
+# Files of a Spark configuration directory that the driver JVM does not need on its class
+# path: spark-defaults.conf is handed over with --properties-file, and the kernel brings
+# its own log4j configuration.
+_CONF_NOT_ON_CLASSPATH = ("spark-defaults.conf", "log4j2.properties")
+
+
+def conf_dir_plan() -> tuple[bool, str | None, str | None]:
+    """The JVM cannot dump or map an archive with a non-empty directory on its class path,
+    and spark-class puts the configuration directory first on it ($SPARK_CONF_DIR, else
+    $SPARK_HOME/conf; the chart's holds spark-defaults.conf). Returns (possible, an empty
+    directory to launch with as SPARK_CONF_DIR or None, the properties file to pass or
+    None). Not possible when the directory holds what must stay on the class path (Hadoop
+    or Hive site files, spark-env.sh)."""
+    conf = os.environ.get("SPARK_CONF_DIR")
+    if not conf:
+        try:
+            from pyspark.find_spark_home import _find_spark_home
+
+            conf = os.path.join(_find_spark_home(), "conf")
+        except (ImportError, SystemExit):
+            return False, None, None
+    try:
+        names = [n for n in os.listdir(conf) if not n.endswith(".template")]
+    except OSError:
+        return True, None, None  # absent: nothing on the class path
+    if not names:
+        return True, None, None
+    if any(n not in _CONF_NOT_ON_CLASSPATH for n in names):
+        return False, None, None
+    empty = cache_dir() / "empty-conf"
+    try:
+        empty.mkdir(parents=True, exist_ok=True)
+        for stray in empty.iterdir():  # it must stay empty
+            stray.unlink()
+    except OSError:
+        return False, None, None
+    props = os.path.join(conf, "spark-defaults.conf")
+    return True, str(empty), props if os.path.isfile(props) else None
+
+
+def archive_path(conf_dir: str | None = None) -> pathlib.Path | None:
     """The archive for this JDK, Spark and configuration directory, or None without Java."""
     java = _java()
     if java is None:
@@ -73,7 +113,7 @@ def archive_path() -> pathlib.Path | None:
     except (ImportError, OSError, SystemExit):
         return None
     key = "|".join([java, str(st.st_size), str(st.st_mtime_ns), home, str(jst.st_mtime_ns),
-                    pyspark.__version__, os.environ.get("SPARK_CONF_DIR", "")])
+                    pyspark.__version__, conf_dir or os.environ.get("SPARK_CONF_DIR", "")])
     return cache_dir() / f"driver-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
@@ -84,7 +124,8 @@ def java_options(archive: pathlib.Path | None) -> str:
     return f"-XX:SharedArchiveFile={archive} -Xshare:auto {_QUIET}"
 
 
-def train(archive: pathlib.Path | None, log4j_options: str) -> subprocess.Popen | None:
+def train(archive: pathlib.Path | None, log4j_options: str,
+          conf_dir: str | None = None) -> subprocess.Popen | None:
     """Starts the trainer unless the archive exists or another kernel's trainer is at it.
     Returns the trainer process (never waited for by the caller) or None."""
     if archive is None or archive.exists():
@@ -119,6 +160,8 @@ def train(archive: pathlib.Path | None, log4j_options: str) -> subprocess.Popen 
               "tmp.unlink(missing_ok=True); lock.unlink(missing_ok=True)\n")
     env = dict(os.environ)
     env.pop("PYSPARK_SUBMIT_ARGS", None)
+    if conf_dir:
+        env["SPARK_CONF_DIR"] = conf_dir
     log = open(d / "trainer.log", "ab")
     try:
         return subprocess.Popen([sys.executable, "-c", script, options], env=env,

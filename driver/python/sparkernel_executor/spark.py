@@ -46,6 +46,8 @@ SQL_ROWS = 50
 _NAMES = ("spark", "sc")
 _SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
 _JDK_NOISE = (b"WARNING: Using incubator modules",)
+_JAVA_FRAMES = (b"\tat ", b"\t... ")  # stack frame lines of a logged Java exception
+_DISK_FULL = "No space left on device"
 _NEVER = ("No Spark session has been started in this kernel. Start one with "
           "%spark restart.")
 _STOPPED = "The Spark session was stopped. Start a new one with %spark restart."
@@ -71,6 +73,11 @@ class SparkUnavailable(Exception):
 
 class SparkSQLError(SparkUnavailable):
     """A %%sql statement failed; the message is Spark's, without the JVM's stack."""
+
+
+class SparkDiskFull(SparkUnavailable):
+    """A job ran out of disk space for its shuffle or spill files: one paragraph that
+    says where and what to do, instead of the JVM's stacks (Spark._java_error)."""
 
 
 def cancel_cell_jobs(frame: Any = None) -> bool:
@@ -185,10 +192,13 @@ logger.jetty.level = warn
 
 def _pump(fd: int) -> None:
     """The JVM's stderr to fd 2, without the JDK's incubator warning. Read from before
-    the launch, so nothing the JVM says while starting is lost or blocks it."""
+    the launch, so nothing the JVM says while starting is lost or blocks it. ERROR lines
+    keep their exception's message and causes but not its stack frames (in Spark's log in
+    full): a failing local-mode job logged a 40-line stack per task into the cell (a full
+    disk under spark.local.dir: over 100 lines before the error itself)."""
     with open(fd, "rb") as stream:
         for line in iter(stream.readline, b""):
-            if not line.startswith(_JDK_NOISE):
+            if not line.startswith(_JDK_NOISE) and not line.startswith(_JAVA_FRAMES):
                 try:
                     os.write(2, line)
                 except OSError:
@@ -227,6 +237,8 @@ class Spark:
         self._deferred: object | None = None  # an interrupt waiting for a JVM call
         self._published: dict[str, Any] = {}
         self._log_file = ""
+        self._log_seen = 0  # how far _master_lost has read the log (set when ready)
+        self._gone_master: str | None = None  # a lost master not back yet (_check_alive)
         self._props = pathlib.Path(tempfile.gettempdir(),
                                    f"sparkernel-{os.getpid()}-log4j2.properties")
         atexit.register(self._props.unlink, missing_ok=True)
@@ -239,6 +251,7 @@ class Spark:
             f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
         self._cds = False  # class-data sharing for the driver JVM (cds.py)
+        self._java_errors_hooked = False
         self.in_cell = False
         for name in _NAMES:
             self._publish(name, _Pending(self, name))
@@ -362,6 +375,7 @@ class Spark:
                 return
             self._session, self._state = session, "ready"
             seconds = time.monotonic() - self._since
+            self._log_seen, self._gone_master = self._log_size(), None
         self._publish("spark", session)
         self._publish("sc", sc)
         self._send({"type": "spark_state", "state": "ready", "app_id": sc.applicationId,
@@ -393,7 +407,8 @@ class Spark:
         java_opts = pairs.get("spark.driver.extraJavaOptions", "")
         if "log4j2.configurationFile" not in java_opts:
             java_opts = f"{java_opts} -Dlog4j2.configurationFile={props.as_uri()}"
-        archive = cds.archive_path() if self._cds and "SharedArchiveFile" not in java_opts \
+        cds_ok, conf_dir, props_file = cds.conf_dir_plan() if self._cds else (False, None, None)
+        archive = cds.archive_path(conf_dir) if cds_ok and "SharedArchiveFile" not in java_opts \
             else None
         pairs["spark.driver.extraJavaOptions"] = f"{java_opts} {cds.java_options(archive)}".strip()
         spark_conf = SparkConf(loadDefaults=False)
@@ -406,19 +421,29 @@ class Spark:
         # The kernel's own session passes its java options in the conf; the environment's
         # --driver-java-options (for user-built sessions) would override them.
         submit_args = os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+        saved_conf_dir = os.environ.get("SPARK_CONF_DIR")
+        if archive is not None and conf_dir:  # class-data sharing: see cds.conf_dir_plan
+            os.environ["SPARK_CONF_DIR"] = conf_dir
+            if props_file:
+                os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {props_file} pyspark-shell"
         try:
             gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_end})
         finally:
             os.close(write_end)
+            os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
             if submit_args is not None:
                 os.environ["PYSPARK_SUBMIT_ARGS"] = submit_args
+            if saved_conf_dir is None:
+                os.environ.pop("SPARK_CONF_DIR", None)
+            else:
+                os.environ["SPARK_CONF_DIR"] = saved_conf_dir
         SparkContext._ensure_initialized(gateway=gateway)
         builder = SparkSession.builder
         for k, v in pairs.items():
             builder = builder.config(k, v)
         self._live = builder.getOrCreate()
         if archive is not None and not archive.exists():
-            cds.train(archive, f"-Dlog4j2.configurationFile={props.as_uri()}")
+            cds.train(archive, f"-Dlog4j2.configurationFile={props.as_uri()}", conf_dir)
         return self._live
 
     def _log_size(self) -> int:
@@ -484,6 +509,8 @@ class Spark:
         when the cell must not run: its one error has been shown."""
         code = str(msg.get("code", ""))
         self._deferred = None
+        if not self._java_errors_hooked and "py4j.protocol" in sys.modules:
+            self._hook_java_errors()
         self._check_alive()
         if (self._state != "ready" or self._notice) and uses_spark(self._shell, code):
             try:
@@ -586,15 +613,22 @@ class Spark:
         gateway.get_return_value = get_return_value
 
     def _check_alive(self) -> None:
-        """A `spark.stop()` in a cell or a dead JVM: cells get a clear error, not py4j's."""
+        """A `spark.stop()` in a cell or a dead JVM: cells get a clear error, not py4j's.
+        A session the cluster dropped (master restarted, application killed) is revived."""
         session = self._session
         if session is None:
+            if (self._gone_master and self._state == "failed" and self._conf is not None
+                    and _master_answers(self._gone_master)):
+                self._quiet_wait = True  # the master is back: see _cluster_dropped
+                self.start(self._conf, "The Spark master is back; a new Spark session is "
+                                       "starting\u2026")
             return
         from pyspark import SparkContext
 
         proc = getattr(SparkContext._gateway, "proc", None)
         if SparkContext._active_spark_context is not None and proc is not None \
                 and proc.poll() is None:
+            self._cluster_dropped(session)
             return
         dead = proc is None or proc.poll() is not None
         if dead and self._conf is not None:
@@ -610,6 +644,92 @@ class Spark:
                      lambda gen: self._teardown())
         self._send({"type": "spark_state", "state": "failed", "error": self._problem}
                    if dead else {"type": "spark_state", "state": "stopped"})
+
+    def _hook_java_errors(self) -> None:
+        """Java errors a cell does not catch go through _java_error (IPython's custom
+        exception handler: run_code calls it instead of showing the traceback)."""
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors.exceptions.captured import CapturedException
+
+        self._java_errors_hooked = True
+        self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+
+    def _java_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
+                    tb_offset: int | None = None) -> None:
+        """A full disk becomes SparkDiskFull; any other Java error shows as before."""
+        try:
+            text = str(value)
+        except Exception:  # Py4JJavaError asks the JVM, which may be gone
+            text = ""
+        if _DISK_FULL not in text:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return
+        conf = self._conf or {}
+        local_dir = conf.get("spark.local.dir") or "/tmp"
+        master = conf.get("spark.master") or "local[*]"
+        where = (f"spark.local.dir ({local_dir}) on this machine"
+                 if master.startswith("local") else
+                 f"each worker's local directories (its SPARK_LOCAL_DIRS, which executors "
+                 f"use instead of spark.local.dir), or this driver's spark.local.dir "
+                 f"({local_dir})")
+        log = f" Full stacks in Spark's log: {self._log_file}." if self._log_file else ""
+        err = SparkDiskFull(
+            f"The disk is full: Spark could not write a job's shuffle or spill files "
+            f"({_DISK_FULL}). They go under {where}. Free space there, or give Spark a "
+            f"bigger disk (%spark config spark.local.dir=/path/to/big/disk, then %spark "
+            f"restart), or make the job write less (select fewer columns and filter before "
+            f"a shuffle). The session still works. Spark said: "
+            f"{_java_message(value).rstrip('.')}.{log}")
+        shell.showtraceback((SparkDiskFull, err, None))
+
+    def _cluster_dropped(self, session: Any) -> None:
+        """A live JVM whose application the cluster no longer runs. Without recovery mode
+        a restarted standalone master knows no application; the driver only logs
+        "Disconnected from Spark cluster! Waiting for reconnection..." and waits forever
+        (its app client re-registers only when a recovering master asks it to), the new
+        master has the worker kill its executors, and every job then waits for executors
+        that never come. An application the master killed (UI, "Master removed our
+        application") leaves a stopped SparkContext in a live JVM. Either way the user
+        gets a new session, as after a JVM death, and one line saying why; while the
+        master does not answer, a clear error and a new session at the first cell after
+        it is back."""
+        why = None
+        try:
+            if session.sparkContext._jsc.sc().isStopped():
+                why = "The cluster stopped this notebook's Spark application"
+        except Exception:
+            return  # the JVM is going away: the next cell sees it dead
+        master = str(self._conf.get("spark.master", "")) if self._conf else ""
+        if why is None and master.startswith("spark://") \
+                and self._log_since_ready(b"Disconnected from Spark cluster"):
+            why = "The Spark master restarted or lost this session's driver"
+        if why is None:
+            return
+        if self._conf is not None and (not master.startswith("spark://")
+                                       or _master_answers(master)):
+            self._quiet_wait = True
+            self.start(self._conf, f"{why}; a new Spark session is starting\u2026")
+            return
+        self._gone_master = master or None
+        problem = (f"{why}, and the master ({master}) does not answer now. The next cell "
+                   "starts a new session once it is back (or use %spark restart).")
+        self._detach("failed", problem, lambda gen: self._teardown())
+        self._send({"type": "spark_state", "state": "failed", "error": problem})
+
+    def _log_since_ready(self, needle: bytes) -> bool:
+        """Whether Spark's log got `needle` since the session was ready (read once)."""
+        try:
+            with open(self._log_file, "rb") as f:
+                f.seek(self._log_seen)
+                tail = b""
+                while chunk := f.read(1 << 20):
+                    if needle in tail + chunk:
+                        return True
+                    tail = chunk[-len(needle):]
+                    self._log_seen += len(chunk)
+        except (OSError, TypeError):
+            pass
+        return False
 
     def _publish(self, name: str, value: Any) -> None:
         """Sets `spark` or `sc` unless the user has put something else there."""
@@ -649,6 +769,20 @@ class Spark:
             except BaseException:
                 pass
         self._teardown()
+
+
+def _master_answers(master: str, timeout: float = 2.0) -> bool:
+    """Whether any master of a spark://h1:p1,h2:p2 URL accepts a connection."""
+    import socket
+
+    for hostport in master[len("spark://"):].split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _sql_message(exc: BaseException) -> str:

@@ -5,6 +5,8 @@
 #   make run        the main job (see README.md)
 #   make lab        JupyterLab with the kernel and the notebooks on a local cluster
 #   make bench      benchmarks against ipykernel; writes tests/bench/results.md
+#   make soak       10,000 checked requests: kernel RSS, then valgrind memcheck;
+#                   writes tests/soak/results.md
 #   make install PREFIX=/usr/local
 
 PREFIX   ?= /usr/local
@@ -43,7 +45,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all kernelspec test unit integration asan charts run lab bench bench-kernel bench-spark bench-sharing fuzz install \
+.PHONY: all kernelspec test unit integration asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -100,7 +102,7 @@ asan:
 	    $(PYTHON) -m pytest -q tests/integration
 
 # Every benchmark: the kernel alone, Spark, three notebooks sharing a worker, the notebooks.
-bench: bench-kernel bench-spark bench-sharing
+bench: bench-kernel bench-spark bench-sharing bench-notebooks
 
 bench-kernel: all
 	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
@@ -115,6 +117,19 @@ bench-spark: all
 bench-sharing: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_sharing.py \
 	    --out tests/bench/results-sharing.md
+
+# The example notebooks end to end with nbconvert, against ipykernel + PySpark (issue 5's).
+bench-notebooks: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_notebooks.py \
+	    --out tests/bench/results-notebooks.md
+
+# 10,000 mixed requests, every reply checked (tests/soak/soak.py): the kernel's RSS after 100
+# and after 10,000 (within 10%), the same with store_history=False (the history ring's
+# share), then under valgrind memcheck (no definite or indirect leak, ERROR SUMMARY 0).
+# About 5 minutes; CI runs a smaller one (tests/integration/test_soak.py).
+soak: all
+	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/soak/soak.py \
+	    --requests 10000 --out tests/soak/results.md
 
 run: all
 	PYTHON=$(PYTHON) JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter CLUSTER_ARGS="$(CLUSTER_ARGS)" \

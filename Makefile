@@ -95,11 +95,16 @@ ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
 
 # Builds the sanitized kernel (build-asan/) and runs the unit and integration suites on it.
+# Left out: the end-to-end runs of the notebooks, JupyterLab and the JVM archive (they drive
+# no kernel code the other Spark tests do not, and take minutes each) and the valgrind
+# soak (valgrind and ASan do not mix).
+ASAN_SKIP := --ignore=tests/integration/test_notebooks.py --ignore=tests/integration/test_lab.py \
+	     --ignore=tests/integration/test_cds.py --ignore=tests/integration/test_soak.py
 asan:
 	$(ASAN_MAKE) all unit build-asan/bin/master_probe
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	SPARKERNEL_SANITIZED=1 SPARKERNEL_BUILD_DIR=build-asan JUPYTER_PATH=$(CURDIR)/build-asan/share/jupyter \
-	    $(PYTHON) -m pytest -q tests/integration
+	    $(PYTHON) -m pytest -q tests/integration $(ASAN_SKIP)
 
 # Every benchmark: the kernel alone, Spark, three notebooks sharing a worker, the notebooks.
 bench: bench-kernel bench-spark bench-sharing bench-notebooks

@@ -69,6 +69,8 @@ static const struct def defs[] = {
     {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,
      "shared RPC secret (never shown)"},
     {"spark.network.crypto.enabled", "SPARKERNEL_RPC_ENCRYPTION", NULL, K_BOOL, "RPC encryption"},
+    {"sparkernel.log.level", "SPARKERNEL_LOG_LEVEL", "warn", K_STRING,
+     "level of Spark's log file (info costs a short job about 100 ms)"},
     {"sparkernel.cds", "SPARKERNEL_CDS", "true", K_BOOL,
      "keep a class-data-sharing archive of the driver JVM (about 140 MB in "
      "$SPARKERNEL_CACHE_DIR or ~/.cache/sparkernel): sessions start about twice as fast"},

@@ -371,9 +371,11 @@ static void launch(struct kernel *k)
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
     const char *cds = settings_get(st, "sparkernel.cds");
-    send_executor(k, json_pack("{s:s, s:o, s:s, s:o, s:b}", "type", "spark_start", "conf", conf,
-                               "notice", s->notice, "port_candidates", candidates, "cds",
-                               cds == NULL || strcmp(cds, "false") != 0));
+    const char *level = settings_get(st, "sparkernel.log.level");
+    send_executor(k, json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf",
+                               conf, "notice", s->notice, "port_candidates", candidates, "cds",
+                               cds == NULL || strcmp(cds, "false") != 0, "log_level",
+                               level ? level : "warn"));
     negotiation_over(k);
 }
 

@@ -77,6 +77,11 @@ int connection_load(const char *path, int allow_empty_key, struct connection *ou
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     fclose(f);
     if (root == NULL || !json_is_object(root)) {
+        /* jansson quotes the token at the error ("invalid token near 'abc'"), which in a
+         * damaged file can be the key itself: the reason and the line only. */
+        char *near = root ? NULL : strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         snprintf(detail, detail_len, "%s: %s (line %d)", path,
                  root ? "top level is not an object" : jerr.text, jerr.line);
         json_decref(root);

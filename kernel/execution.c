@@ -298,11 +298,19 @@ void execution_pump(struct kernel *k)
     }
 }
 
+/* Output belongs to the running request; between requests, to the last one. A request
+ * answered while a cell runs (kernel_info, interrupt, history...) changes last_parent and
+ * must not take the rest of the cell's output with it. */
+static json_t *parent_for_output(struct kernel *k)
+{
+    return k->current ? k->current->header : k->last_parent;
+}
+
 static void publish_stream(struct kernel *k, const char *name, const char *text, size_t len)
 {
     json_t *content = message_stream(name, text, len);
     if (content != NULL)
-        iopub_publish(k, "stream", k->last_parent, content);
+        iopub_publish(k, "stream", parent_for_output(k), content);
 }
 
 void execution_on_stream(struct kernel *k, enum executor_stream which)
@@ -341,11 +349,6 @@ static void drain_streams(struct kernel *k)
                 publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
             free(text);
         }
-}
-
-static json_t *parent_for_output(struct kernel *k)
-{
-    return k->current ? k->current->header : k->last_parent;
 }
 
 static void on_event(struct kernel *k, json_t *ev)

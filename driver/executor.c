@@ -301,6 +301,15 @@ int executor_reap(struct executor *ex, int *status)
     return r == ex->pid;
 }
 
+int executor_exited(struct executor *ex)
+{
+    if (ex->pid <= 0)
+        return 0;
+    siginfo_t info = {0};
+    return waitid(P_PID, (id_t)ex->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == ex->pid;
+}
+
 static int wait_exit(struct executor *ex, int ms, int *status)
 {
     for (int waited = 0; waited <= ms; waited += 10) {

@@ -61,6 +61,8 @@ char *executor_read_stream(struct executor *self, enum executor_stream which, si
 
 /* Reaps the child if it has exited (non-blocking). Returns 1 and fills *status when it has. */
 int executor_reap(struct executor *self, int *status);
+/* Whether the child has exited, without reaping it (executor_reap still sees it). */
+int executor_exited(struct executor *self);
 /* Waits up to ms for the child to exit, then SIGKILLs its process group and waits. Fills
  * *status. */
 void executor_wait(struct executor *self, int ms, int *status);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static json_t *fallback_language_info(struct kernel *k)
 {
@@ -285,6 +286,12 @@ void execution_pump(struct kernel *k)
         }
         if (st != EXECUTOR_READY || spark_holds_queue(k))
             return; /* requests wait for the ready event, or for the master's answer */
+        if (executor_exited(k->exec)) {
+            /* Killed between cells, and its SIGCHLD not handled yet: the request has not
+             * reached it, so it waits for the fresh executor instead of failing with it. */
+            execution_on_child(k);
+            return;
+        }
         struct wire_msg *req = dequeue(k);
         k->current = req;
         message_now_iso(k->current_started, sizeof k->current_started);
@@ -367,6 +374,7 @@ static void on_event(struct kernel *k, json_t *ev)
         }
         executor_set_ready(k->exec);
         log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
+        k->start_kills = 0;
         spark_on_executor_ready(k); /* before any cell, so a cell never waits on nothing */
         execution_pump(k);
     } else if (strcmp(type, "stream") == 0) {
@@ -480,6 +488,14 @@ void execution_on_child(struct kernel *k)
     spark_on_executor_death(k);
     json_decref(k->held_reply);
     k->held_reply = NULL;
+    if (!was_ready && WIFSIGNALED(status) && k->start_kills++ < 2) {
+        /* Killed while starting (by a user or a supervisor, not a failed import): start
+         * another rather than blame the python path; a third kill in a row counts as a
+         * failure, so an executor the OOM killer always takes does not loop. */
+        log_error("the Python executor %s while starting; starting another", how);
+        start_executor(k);
+        return;
+    }
     if (!was_ready) {
         snprintf(k->start_failure, sizeof k->start_failure, "the executor %s%s%s", how,
                  k->stderr_tail[0] ? ": " : "", k->stderr_tail);

@@ -46,6 +46,7 @@ struct kernel {
     char start_failure[2048];   /* why the last start failed, for the cells that waited */
     char stderr_tail[2048];     /* what a starting executor wrote to stderr */
     int sigfd;
+    int start_kills; /* starts in a row ended by a signal (killed, not failed) */
 
     struct pending *queue_head, *queue_tail; /* shell requests waiting for the executor */
     struct wire_msg *current;                /* the request the executor is working on */

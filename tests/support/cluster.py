@@ -13,6 +13,7 @@ CLI (state, logs and pid files under --dir, default out/cluster/):
 Python (free ports chosen by default, stopped on exit):
     with LocalCluster(workers=1, cores=2, memory="1g") as c:
         c.master_url, c.ui_url, c.json(), c.driver_env()
+        c.restart_master()  # or stop_master() ... start_master(): the workers stay
 
 Every daemon runs in its own process group (executors and Python workers it starts join it),
 so stop() takes down the whole tree. SPARK_CONF_DIR is <dir>/conf, whose log4j2.properties
@@ -327,6 +328,54 @@ class LocalCluster:
             raise
         return self
 
+    def stop_master(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Stops the master alone (`sig` to its process group, SIGKILL after `grace`
+        seconds); the workers keep running and try to reconnect to it."""
+        old = self.pids.pop("master", None)
+        if old is None:
+            return
+        if pid_alive(old) and pid_is_ours(old, self.dir):
+            _killpg_wait(old, sig, grace)
+        for p in [p for p in self.procs if p.pid == old]:
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            self.procs.remove(p)
+        self._write_state()
+
+    def start_master(self, wait_workers: bool = True) -> float:
+        """Starts a new master on the same host and ports after stop_master(). Without
+        recovery mode it knows no worker nor application: each worker finds it by itself
+        (its reconnection attempts come every 5 to 15 s at first, then every 60 s). With
+        wait_workers, returns once every worker is ALIVE on it. Returns the monotonic time
+        at which the new master was ALIVE."""
+        if "master" in self.pids:
+            raise ClusterError("the master is running; stop_master() first")
+        self._spawn("master", find_java(), [MASTER_CLASS, "--host", self.host, "--port",
+                                            str(self.master_port), "--webui-port",
+                                            str(self.ui_port)], self.master_opts)
+        self._write_state()
+        self._wait(lambda s: s.get("status") == "ALIVE", "the new master to be ALIVE")
+        alive_at = time.monotonic()
+        if wait_workers:
+            saved, self.timeout = self.timeout, max(self.timeout, 120.0)
+            try:
+                self._wait(lambda s: alive_workers(s) == self.workers,
+                           "%d worker(s) to re-register with the new master" % self.workers)
+            finally:
+                self.timeout = saved
+        return alive_at
+
+    def restart_master(self, down: float = 0.0, wait_workers: bool = True,
+                       sig: int = signal.SIGTERM) -> float:
+        """stop_master(sig), `down` seconds, start_master(wait_workers): the workers keep
+        running. Returns the monotonic time at which the new master was ALIVE."""
+        self.stop_master(sig)
+        if down > 0:
+            time.sleep(down)
+        return self.start_master(wait_workers)
+
     def _wait(self, ready, what: str) -> None:
         deadline = time.monotonic() + self.timeout
         last = "no answer yet"
@@ -405,6 +454,20 @@ def stop_pids(pids, state_dir: pathlib.Path, grace: float = 10.0) -> None:
         while time.monotonic() < deadline and any(group_alive(p) for p in pids):
             time.sleep(0.1)
         if not any(group_alive(p) for p in pids):
+            return
+
+
+def _killpg_wait(pgid: int, sig: int, grace: float = 10.0) -> None:
+    """`sig` to a process group, SIGKILL if it is still there after `grace` seconds."""
+    for s in (sig, signal.SIGKILL):
+        try:
+            os.killpg(pgid, s)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and group_alive(pgid):
+            time.sleep(0.1)
+        if not group_alive(pgid):
             return
 
 

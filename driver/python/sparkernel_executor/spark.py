@@ -37,7 +37,6 @@ import threading
 import time
 from typing import Any
 
-from . import cds
 from .frames import Channel
 from .session import Warm
 
@@ -254,6 +253,7 @@ class Spark:
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
         self._cds = False  # class-data sharing for the driver JVM (cds.py)
         self._log_level = "warn"  # of Spark's log file (sparkernel.log.level)
+        self._cell_waiting = False  # a cell waits for the session being started
         self._java_errors_hooked = False
         self.in_cell = False
         for name in _NAMES:
@@ -388,6 +388,31 @@ class Spark:
                     "ui_url": sc.uiWebUrl, "master": sc.master,
                     "spark_version": session.version, "seconds": round(seconds, 2),
                     "log_file": self._log_file, "ports": used}, gen)
+        if not self._cell_waiting and gen == self._gen:
+            # Its own thread: a start job must never wait for executors (a %spark stop
+            # queued behind it would too); stopping the session cancels it.
+            threading.Thread(target=self._warm_up, args=(session,), name="spark-warm-up",
+                             daemon=True).start()
+
+    def _warm_up(self, session: Any) -> None:
+        """One small job once the session is announced, when no cell waits for it: the
+        first job of a fresh driver pays for query planning, code generation and the
+        executor's first task (measured: a 10**6-row count took 4.5 s as a first job, well
+        under a second afterwards). A cell that arrives meanwhile runs at once (the session
+        is ready); one that already waited is not kept waiting for this."""
+        sc = session.sparkContext
+        try:
+            sc.setJobGroup("sparkernel-warm-up", "sparkernel: warming up the session")
+            session.range(1000, numPartitions=2).selectExpr("sum(id)").collect()
+        except Exception:
+            pass  # the session's own use will show what is wrong
+        finally:
+            try:
+                sc.setLocalProperty("spark.jobGroup.id", None)
+                sc.setLocalProperty("spark.job.description", None)
+                sc.setLocalProperty("spark.job.interruptOnCancel", None)
+            except Exception:
+                pass
 
     def _stop_job(self, gen: int) -> None:
         self._teardown()
@@ -398,6 +423,8 @@ class Spark:
         from pyspark.java_gateway import launch_gateway
         from pyspark.logger import PySparkLogger
         from pyspark.sql import SparkSession
+
+        from . import cds  # here, not at the top: the executor's own start stays fast
 
         # pyspark logs every SQL error again, as JSON with the JVM's stack, on stderr: the
         # cell already shows the exception.
@@ -537,6 +564,7 @@ class Spark:
 
     def _after_cell(self) -> None:
         self.in_cell = False
+        self._cell_waiting = False
         self._deferred = None
 
     def wait(self) -> Any:
@@ -552,6 +580,7 @@ class Spark:
                 print("Waiting for the Spark session to start\u2026" if waited < 1 else
                       f"Waiting for the Spark session (starting for {waited:.0f} s)\u2026",
                       flush=True)
+            self._cell_waiting = True
             try:
                 job.get()
             except KeyboardInterrupt:

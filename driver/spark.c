@@ -736,6 +736,15 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
     free(text.s);
 }
 
+/* This session's application in the master's answer, or NULL. */
+static const struct master_app *find_app(const struct master_status *ms, const char *id)
+{
+    for (size_t i = 0; i < ms->napps; i++)
+        if (strcmp(ms->apps[i].id, id) == 0)
+            return &ms->apps[i];
+    return NULL;
+}
+
 static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
                            const char *error)
 {
@@ -749,10 +758,7 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     if (!s->cell_active || s->progress == NULL || status != HTTP_OK ||
         master_parse(body, len, &ms) != MASTER_OK)
         return;
-    const struct master_app *mine = NULL;
-    for (size_t i = 0; i < ms->napps; i++)
-        if (strcmp(ms->apps[i].id, s->app_id) == 0)
-            mine = &ms->apps[i];
+    const struct master_app *mine = find_app(ms, s->app_id);
     /* A job of this cell running with no task for the whole threshold: either no executor
      * was granted (cores 0: others hold them) or the granted ones never reach the driver
      * (they start, fail to call back, and the worker starts new ones). */
@@ -833,10 +839,7 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     struct master_status *ms = NULL;
     if (!yield_armed(s) || status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
         return;
-    const struct master_app *mine = NULL;
-    for (size_t i = 0; i < ms->napps; i++)
-        if (strcmp(ms->apps[i].id, s->app_id) == 0)
-            mine = &ms->apps[i];
+    const struct master_app *mine = find_app(ms, s->app_id);
     char who[400];
     if (mine == NULL || mine->cores == 0)
         s->yielded = 1; /* nothing to give back until the next cell */

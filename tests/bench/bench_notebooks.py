@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 import nbformat  # noqa: E402
 
 import bench_kernel as bk  # noqa: E402
+import bench_spark as bs  # noqa: E402
 from cluster import LocalCluster  # noqa: E402
 
 NOTEBOOKS = [ROOT / "notebooks" / "spark-example.ipynb",
@@ -167,22 +168,6 @@ def wait_unmarked(token: str, timeout: float, trainers: bool = False) -> list[in
         time.sleep(0.2)
         pids = left()
     return pids
-
-
-def wait_cluster_free(c: LocalCluster, timeout: float = 120.0) -> None:
-    """Until the previous run's application has left and its cores are free."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            m = c.json(timeout=2)
-            if not m.get("activeapps") and not m.get("coresused"):
-                return
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise bk.BenchError("the cluster still has applications or used cores %.0f s "
-                                "after the previous run ended" % timeout)
-        time.sleep(0.2)
 
 
 # ---- one run --------------------------------------------------------------------------
@@ -429,7 +414,7 @@ def main() -> int:
                 sources[(nb_path.stem, lb)] = d / nb_path.name
 
         def run(stem: str, lb: str, what: str) -> tuple[float, dict]:
-            wait_cluster_free(cluster)
+            bs.wait_cluster_free(cluster, 120.0)  # the previous run's app gone, cores free
             wall, got = run_notebook(sources[(stem, lb)], specs[lb], envs[lb], tmp / lb,
                                      data_dir, what)
             left = wait_unmarked(token, GONE_TIMEOUT)

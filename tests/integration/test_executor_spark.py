@@ -386,53 +386,27 @@ def test_exit_stops_the_session_and_its_jvm(how):
     ex.close()
 
 
-def test_taken_slot_falls_back_to_the_next_candidate(tmp_path):
-    """Another process binds the first slot's driver port after the kernel's probe: the
-    executor tries the kernel's next candidate slot itself, and reports what it bound."""
+@pytest.mark.parametrize("port,key", [("driver", "spark.driver.port"),
+                                      ("ui", "spark.ui.port")])
+def test_taken_port_falls_back_to_the_next_candidate(tmp_path, port, key):
+    """Another process binds one of the first slot's ports after the kernel's probe: the
+    executor tries the kernel's next candidate slot itself, and reports what it bound. A
+    taken driver port shows as a BindException; a taken UI port may end the gateway (with
+    spark.port.maxRetries 0 the driver gives up), so the executor also reads its log."""
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     held.listen(1)
     taken = held.getsockname()[1]
-    free = free_ports(3)
     ex = Executor()
     try:
-        conf = spark_conf(tmp_path / "spark.log", **{"spark.driver.port": str(taken)})
-        candidates = [
-            {"slot": 0, "driver": taken, "block_manager": free[0], "ui": free[1]},
-            {"slot": 1, "driver": free[2], "block_manager": free_ports(1)[0],
-             "ui": free_ports(1)[0]},
-        ]
+        first = dict(zip(("driver", "block_manager", "ui"), free_ports(3)), slot=0)
+        first[port] = taken
+        second = dict(zip(("driver", "block_manager", "ui"), free_ports(3)), slot=1)
+        conf = spark_conf(tmp_path / "spark.log", **{key: str(taken)})
         ex.send({"type": "spark_start", "conf": conf, "notice": "",
-                 "port_candidates": candidates})
+                 "port_candidates": [first, second]})
         ready = ex.spark_state("ready")
-        assert ready["ports"]["slot"] == 1 and ready["ports"]["driver"] == free[2]
-        assert ex.execute("spark.range(3).count()", 1).result == "3"
-    finally:
-        ex.close()
-        held.close()
-
-
-def test_taken_ui_port_falls_back_to_the_next_candidate(tmp_path):
-    """The same race on the UI port: the JVM's UI fails to bind (with spark.port.maxRetries
-    0 the driver gives up, and the gateway may die with it); the executor reads its log and
-    tries the next slot instead of failing the session."""
-    held = socket.socket()
-    held.bind(("127.0.0.1", 0))
-    held.listen(1)
-    taken = held.getsockname()[1]
-    free = free_ports(2)
-    ex = Executor()
-    try:
-        conf = spark_conf(tmp_path / "spark.log", **{"spark.ui.port": str(taken)})
-        candidates = [
-            {"slot": 0, "driver": free[0], "block_manager": free[1], "ui": taken},
-            {"slot": 1, "driver": free_ports(1)[0], "block_manager": free_ports(1)[0],
-             "ui": free_ports(1)[0]},
-        ]
-        ex.send({"type": "spark_start", "conf": conf, "notice": "",
-                 "port_candidates": candidates})
-        ready = ex.spark_state("ready")
-        assert ready["ports"]["slot"] == 1 and ready["ports"]["ui"] != taken
+        assert ready["ports"]["slot"] == 1 and ready["ports"][port] == second[port]
         assert ex.execute("spark.range(3).count()", 1).result == "3"
     finally:
         ex.close()

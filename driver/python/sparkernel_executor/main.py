@@ -37,8 +37,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
     def terminate() -> None:
         try:
-            cancel_cell_jobs(None)
-            stop_spark()
+            stop_spark()  # stopping the context cancels the cell's running jobs too
         finally:
             os._exit(0)
 

@@ -400,19 +400,13 @@ class Spark:
         executor's first task (measured: a 10**6-row count took 4.5 s as a first job, well
         under a second afterwards). A cell that arrives meanwhile runs at once (the session
         is ready); one that already waited is not kept waiting for this."""
-        sc = session.sparkContext
         try:
-            sc.setJobGroup("sparkernel-warm-up", "sparkernel: warming up the session")
+            # The group is this thread's own (pyspark pins local properties per thread).
+            session.sparkContext.setJobGroup("sparkernel-warm-up",
+                                             "sparkernel: warming up the session")
             session.range(1000, numPartitions=2).selectExpr("sum(id)").collect()
         except Exception:
             pass  # the session's own use will show what is wrong
-        finally:
-            try:
-                sc.setLocalProperty("spark.jobGroup.id", None)
-                sc.setLocalProperty("spark.job.description", None)
-                sc.setLocalProperty("spark.job.interruptOnCancel", None)
-            except Exception:
-                pass
 
     def _stop_job(self, gen: int) -> None:
         self._teardown()

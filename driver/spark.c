@@ -745,6 +745,37 @@ static const struct master_app *find_app(const struct master_status *ms, const c
     return NULL;
 }
 
+/* One line in the cell when a job of a warm session waits for executors, saying why as far
+ * as the master's answer tells: no worker registered (a master that has just restarted gets
+ * its workers back within seconds), every core held by other applications, or the master
+ * still starting this session's executors (said only if that takes a few seconds). */
+static void executors_notice(struct kernel *k, const struct master_status *ms, double waited)
+{
+    struct spark *s = k->spark;
+    int free_cores = ms->cores - ms->coresused;
+    if (ms->aliveworkers > 0 && free_cores > 0 && waited < 3.0)
+        return;
+    s->executors_notice = 1;
+    char line[512];
+    if (ms->aliveworkers == 0)
+        snprintf(line, sizeof line,
+                 "Waiting for executors: no worker is registered with the master right now "
+                 "(after a master restart the workers register again within seconds); the job "
+                 "starts as soon as one is.\n");
+    else if (free_cores <= 0)
+        snprintf(line, sizeof line,
+                 "Waiting for executors: other applications hold all %d cores of the cluster "
+                 "right now (idle sparkernel sessions give theirs back); the job starts as soon "
+                 "as cores are free.\n",
+                 ms->cores);
+    else
+        snprintf(line, sizeof line,
+                 "Waiting for executors: the master has %d free core(s) and is starting this "
+                 "session's executors.\n",
+                 free_cores);
+    cell_stream(k, "stdout", line);
+}
+
 static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
                            const char *error)
 {
@@ -764,13 +795,8 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
      * (they start, fail to call back, and the worker starts new ones). */
     double since = progress_waiting(s->progress) ? progress_waiting_since(s->progress) : 0;
     double now = now_s();
-    if (since > 0 && mine && mine->cores == 0 && !s->executors_notice && now - since >= 1.0) {
-        s->executors_notice = 1; /* the driver is warm; only executors are missing */
-        cell_stream(k, "stdout",
-                    "Waiting for executors: this session holds none right now (it gives them "
-                    "back when the notebook is idle); the master starts new ones as soon as it "
-                    "has free cores.\n");
-    }
+    if (since > 0 && mine && mine->cores == 0 && !s->executors_notice && now - since >= 1.0)
+        executors_notice(k, ms, now - since);
     if (since > 0 && !s->waiting_reported &&
         now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
         s->waiting_reported = 1;

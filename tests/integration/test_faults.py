@@ -288,7 +288,11 @@ def test_master_restarted_between_cells_next_cell_reconnects(cluster):
         to_cell = time.monotonic() - back
         assert result(out) == "(100, 7)"
         lines = [l for l in stdout_text(out).splitlines() if l.strip()]
-        assert len(lines) == 1 and "master" in lines[0] and "new" in lines[0], lines
+        assert "master" in lines[0] and "new" in lines[0], lines
+        # The new master may not have its worker back yet (it re-registers on its own
+        # schedule): then, and only then, one line says the job waits for it.
+        assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith(
+            "Waiting for executors: no worker is registered")), lines
         app2, _ = session_ids(k)
         assert app2 != app_id and app_of(cluster, app2) is not None
         assert app_of(cluster, app_id) is None

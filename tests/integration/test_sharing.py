@@ -13,7 +13,7 @@ import time
 import pytest
 
 from cluster import LocalCluster
-from kernels import Kernel, outputs_of
+from kernels import Kernel, outputs_of, stdout_text
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -91,6 +91,10 @@ def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
             times.append(time.monotonic() - t0)
             assert reply["content"]["status"] == "ok", out
             assert result(out) == JOB_RESULT
+            # A cell that waits for executors says so in one line.
+            waits = [l for l in stdout_text(out).splitlines() if "executors" in l]
+            assert len(waits) <= 1 and all(
+                l.startswith("Waiting for executors: ") for l in waits), waits
         # Bound: the JVM start of a new session plus yield.after plus one 2 s poll plus an
         # executor start; far below the 300 s idle timeout that would apply otherwise.
         assert max(times) < 120, times

@@ -64,6 +64,10 @@ static const struct def defs[] = {
     {"sparkernel.yield.after.s", "SPARKERNEL_YIELD_AFTER_S", "5", K_INT,
      "idle this long while another application waits for cores: give executors back now "
      "(0: never)"},
+    {"sparkernel.share.turn.s", "SPARKERNEL_SHARE_TURN_S", "2", K_INT,
+     "another application has waited this long: of the sparkernel sessions holding cores, "
+     "the one holding them longest gives them back between two cells, so busy notebooks "
+     "take turns (0: never)"},
     {"spark.app.name", "SPARKERNEL_APP_NAME", "sparkernel", K_STRING, "application name"},
     {"spark.authenticate", "SPARK_AUTHENTICATE", NULL, K_BOOL, "RPC authentication"},
     {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,

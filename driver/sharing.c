@@ -62,9 +62,9 @@ int sharing_publish(const char *dir, const struct sharing_entry *e)
         return -EINVAL;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:b, s:f}", "app_id", e->app_id, "kernel_id",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:b, s:f, s:f}", "app_id", e->app_id, "kernel_id",
                           e->kernel_id, "notebook", e->notebook, "pid", (json_int_t)e->pid, "busy",
-                          e->busy, "since", e->since);
+                          e->busy, "since", e->since, "holding", e->holding);
     if (o == NULL)
         return -ENOMEM;
     char path[1024], tmp[1100];
@@ -93,10 +93,10 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out)
     const char *app = NULL, *kid = NULL, *nb = NULL;
     json_int_t pid = 0;
     int busy = 0;
-    double since = 0;
-    int ok =
-        o && json_unpack(o, "{s:s, s:s, s:s, s:I, s:b, s:F}", "app_id", &app, "kernel_id", &kid,
-                         "notebook", &nb, "pid", &pid, "busy", &busy, "since", &since) == 0;
+    double since = 0, holding = 0;
+    int ok = o && json_unpack(o, "{s:s, s:s, s:s, s:I, s:b, s:F, s?F}", "app_id", &app, "kernel_id",
+                              &kid, "notebook", &nb, "pid", &pid, "busy", &busy, "since", &since,
+                              "holding", &holding) == 0;
     if (ok && safe_id(app) && pid > 0 && pid < (1 << 30)) {
         snprintf(out->app_id, sizeof out->app_id, "%s", app);
         snprintf(out->kernel_id, sizeof out->kernel_id, "%s", kid);
@@ -104,6 +104,7 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out)
         out->pid = (pid_t)pid;
         out->busy = busy;
         out->since = since;
+        out->holding = holding > 0 ? holding : 0;
     } else
         ok = 0;
     json_decref(o);
@@ -147,6 +148,24 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
         }
     }
     return 0;
+}
+
+int sharing_longest_holder(const struct master_status *ms, const char *my_app, double my_holding,
+                           const char *dir, double now)
+{
+    if (my_holding <= 0)
+        my_holding = now;
+    for (size_t i = 0; ms && i < ms->napps; i++) {
+        const struct master_app *a = &ms->apps[i];
+        struct sharing_entry e;
+        if (a->id == NULL || a->cores <= 0 || (my_app && strcmp(a->id, my_app) == 0) ||
+            !sharing_lookup(dir, a->id, &e))
+            continue;
+        double theirs = e.holding > 0 ? e.holding : now;
+        if (theirs < my_holding || (theirs == my_holding && my_app && strcmp(a->id, my_app) < 0))
+            return 0;
+    }
+    return 1;
 }
 
 void sharing_holder(const struct master_app *a, const char *my_app, const char *dir, double now,

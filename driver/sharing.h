@@ -17,8 +17,9 @@ struct sharing_entry {
     char kernel_id[64];
     char notebook[256];
     pid_t pid;
-    int busy;     /* a cell is running */
-    double since; /* busy or idle since (seconds since the epoch) */
+    int busy;       /* a cell is running */
+    double since;   /* busy or idle since (seconds since the epoch) */
+    double holding; /* has held cores since (seconds since the epoch); 0: holds none */
 };
 
 /* The directory for records: $SPARKERNEL_SESSIONS_DIR if set (env, borrowed), else
@@ -44,6 +45,14 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out);
  * 0. dir may be NULL (records are then not consulted). */
 int sharing_contended(const struct master_status *ms, const char *my_app, const char *dir,
                       char *who, size_t len);
+
+/* Whether my_app, holding cores since my_holding (seconds since the epoch), is the
+ * sparkernel session that has held cores the longest: of the applications holding cores in
+ * ms whose record in dir is alive, none has an earlier "holding" (ties go to the smaller
+ * application id). Applications of other clients do not take part: only sparkernel sessions
+ * take turns. A record that does not say (yet) counts as holding since now. */
+int sharing_longest_holder(const struct master_status *ms, const char *my_app, double my_holding,
+                           const char *dir, double now);
 
 /* One short phrase for the holder of app a: "this notebook", "sparkernel: <notebook or
  * kernel id>, idle 42 s" / ", running a cell", or "" for other applications. */

@@ -56,6 +56,8 @@ struct spark {
     /* sharing the cluster (driver/sharing.c) */
     char sessions_dir[512], kernel_id[64];
     double idle_since;      /* wall clock: the notebook's last cell ended */
+    double holding_since;   /* wall clock: this session has held cores since (0: holds none) */
+    double contended_since; /* monotonic: another application has waited since (0: none) */
     double next_yield_poll; /* monotonic */
     int yield_in_flight, yielded, release_sent, executors_notice;
 };
@@ -243,7 +245,8 @@ static void publish_record(struct spark *s)
         return;
     struct sharing_entry e = {.pid = getpid(),
                               .busy = s->cell_active,
-                              .since = s->cell_active ? wall_s() : s->idle_since};
+                              .since = s->cell_active ? wall_s() : s->idle_since,
+                              .holding = s->holding_since};
     snprintf(e.app_id, sizeof e.app_id, "%s", s->app_id);
     snprintf(e.kernel_id, sizeof e.kernel_id, "%s", s->kernel_id);
     snprintf(e.notebook, sizeof e.notebook, "%s", s->kernel_name);
@@ -537,7 +540,8 @@ void spark_on_state(struct kernel *k, json_t *ev)
                  s->ports.ui);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
         s->yielded = s->yield_in_flight = 0;
-        s->next_yield_poll = now_s() + settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+        s->holding_since = s->contended_since = 0;
+        s->next_yield_poll = now_s() + 0.5;
         publish_record(s);
         follow_cell(s); /* a cell that waited for the session has jobs to show */
     } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
@@ -588,7 +592,7 @@ static void cell_over(struct spark *s)
     s->cell_active = 0;
     s->idle_since = wall_s();
     s->yielded = s->release_sent = 0;
-    s->next_yield_poll = now_s() + settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+    s->next_yield_poll = now_s() + 0.5; /* not between the cells of a "run all" */
     publish_record(s);
 }
 
@@ -776,6 +780,28 @@ static void executors_notice(struct kernel *k, const struct master_status *ms, d
     cell_stream(k, "stdout", line);
 }
 
+/* What an answer of the master says about sharing: since when this session has held cores
+ * (published in its record, so the sessions can tell whose turn it is to give them back)
+ * and since when another application has waited for them (its id and name in who).
+ * Returns whether one waits while this session holds cores. */
+static int track_share(struct spark *s, const struct master_status *ms,
+                       const struct master_app *mine, char *who, size_t len)
+{
+    int holds = mine != NULL && mine->cores > 0;
+    if (holds != (s->holding_since > 0)) {
+        s->holding_since = holds ? wall_s() : 0;
+        publish_record(s);
+    }
+    who[0] = '\0';
+    if (holds && sharing_contended(ms, s->app_id, s->sessions_dir, who, len)) {
+        if (s->contended_since == 0)
+            s->contended_since = now_s();
+        return 1;
+    }
+    s->contended_since = 0;
+    return 0;
+}
+
 static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
                            const char *error)
 {
@@ -786,10 +812,15 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     struct spark *s = k->spark;
     s->master_in_flight = 0;
     struct master_status *ms = NULL;
-    if (!s->cell_active || s->progress == NULL || status != HTTP_OK ||
-        master_parse(body, len, &ms) != MASTER_OK)
+    if (status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
         return;
     const struct master_app *mine = find_app(ms, s->app_id);
+    char who[400];
+    track_share(s, ms, mine, who, sizeof who);
+    if (!s->cell_active || s->progress == NULL) {
+        master_status_destroy(&ms);
+        return;
+    }
     /* A job of this cell running with no task for the whole threshold: either no executor
      * was granted (cores 0: others hold them) or the granted ones never reach the driver
      * (they start, fail to call back, and the worker starts new ones). */
@@ -844,13 +875,18 @@ int spark_cell_end(struct kernel *k)
     return 0;
 }
 
-/* While the notebook is idle and its session holds executors: another application waiting
- * for cores makes it give them back now rather than after the idle timeout. */
+/* While the notebook is idle and its session holds executors, the master is asked every
+ * 2 s whether another application waits for cores. If one does, the session gives its
+ * executors back now rather than after Spark's idle timeout: when the notebook has been
+ * idle for sparkernel.yield.after.s, or, between two cells of a busy notebook, when the
+ * other one has waited sparkernel.share.turn.s and this session is the sparkernel session
+ * that has held cores longest (so busy notebooks take turns, one release at a time). */
 static int yield_armed(const struct spark *s)
 {
     return !s->cell_active && s->state == S_READY && !s->yielded && s->next_yield_poll > 0 &&
            s->master_ui[0] && settings_is_cluster(s->settings) &&
-           settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0;
+           (settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0 ||
+            settings_get_int(s->settings, "sparkernel.share.turn.s", 2) > 0);
 }
 
 static void on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,
@@ -867,14 +903,24 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
         return;
     const struct master_app *mine = find_app(ms, s->app_id);
     char who[400];
+    int contended = track_share(s, ms, mine, who, sizeof who);
+    int after = settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+    int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 2);
+    const char *why = NULL;
     if (mine == NULL || mine->cores == 0)
         s->yielded = 1; /* nothing to give back until the next cell */
-    else if (sharing_contended(ms, s->app_id, s->sessions_dir, who, sizeof who)) {
+    else if (!contended)
+        ;
+    else if (after > 0 && wall_s() - s->idle_since >= after)
+        why = "the notebook is idle";
+    else if (turn > 0 && now_s() - s->contended_since >= turn &&
+             sharing_longest_holder(ms, s->app_id, s->holding_since, s->sessions_dir, wall_s()))
+        why = "this session has held its cores longest";
+    if (why) {
         /* Asked again at the next poll while cores remain (an executor that registered
          * late); the release of one already going is a no-op in Spark. */
         if (!s->release_sent)
-            log_info("the notebook is idle and %s waits for cores: giving back %d cores", who,
-                     mine->cores);
+            log_info("%s and %s waits for cores: giving back %d cores", why, who, mine->cores);
         s->release_sent = 1;
         send_executor(k, json_pack("{s:s}", "type", "spark_release"));
     }

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 
 import pytest
@@ -114,6 +115,54 @@ def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
         assert "held by" in status["text/html"]
     finally:
         for k in kernels:
+            k.shutdown()
+    wait_cluster_empty(cluster)
+
+
+def test_busy_notebooks_take_turns(cluster, sessions_dir):
+    """Two notebooks running a short job every second hold both cores and are never idle
+    for yield.after (600 s here), nor does Spark's idle timeout (300 s) free anything: a
+    third notebook gets cores only because the session that has held them longest gives
+    them back between two of its cells once the third has waited sparkernel.share.turn.s.
+    The two busy ones keep working; every job of all three completes."""
+    wait_cluster_empty(cluster)
+    busy = [Kernel(env=env_for(cluster, sessions_dir, name, SPARKERNEL_YIELD_AFTER_S="600"))
+            for name in ("a.ipynb", "b.ipynb")]
+    third = None
+    try:
+        for k in busy:
+            reply, out = k.execute(JOB, timeout=240)
+            assert reply["content"]["status"] == "ok", out
+        wait_for("both busy sessions to hold the cores",
+                 lambda: sum(a["cores"] for a in apps(cluster).values()) == 2, 60)
+        third = Kernel(env=env_for(cluster, sessions_dir, "c.ipynb",
+                                   SPARKERNEL_YIELD_AFTER_S="600"))
+        done: dict = {}
+
+        def run_third():
+            t0 = time.monotonic()
+            done["reply"], done["out"] = third.execute(JOB, timeout=240)
+            done["took"] = time.monotonic() - t0
+
+        waiter = threading.Thread(target=run_third)
+        waiter.start()
+        rounds = 0
+        deadline = time.monotonic() + 180
+        while waiter.is_alive() and time.monotonic() < deadline:
+            for k in busy:
+                reply, out = k.execute(JOB, timeout=240)
+                assert reply["content"]["status"] == "ok", out
+                assert result(out) == JOB_RESULT
+            rounds += 1
+            time.sleep(1.0)
+        waiter.join(60)
+        assert "reply" in done, "the third notebook never got cores"
+        assert done["reply"]["content"]["status"] == "ok", done["out"]
+        assert result(done["out"]) == JOB_RESULT
+        assert done["took"] < 90, done["took"]
+        assert rounds >= 2  # the busy ones were busy all along
+    finally:
+        for k in busy + ([third] if third else []):
             k.shutdown()
     wait_cluster_empty(cluster)
 

@@ -195,3 +195,56 @@ Test(sharing, holders_are_named)
     cr_expect(strstr(out, "running a cell") != NULL, "%s", out);
     master_status_destroy(&ms);
 }
+
+/* Two sparkernel sessions holding one core each and a third waiting. */
+static const char TURNS[] =
+    "{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"cores\":2,\"coresused\":2,"
+    "\"memory\":2048,\"memoryused\":1024,\"workers\":[{\"id\":\"w\",\"host\":\"h\",\"port\":1,"
+    "\"state\":\"ALIVE\",\"cores\":2,\"coresused\":2,\"memory\":2048,\"memoryused\":1024}],"
+    "\"activeapps\":[{\"id\":\"app-a\",\"name\":\"sparkernel a\",\"cores\":1,\"state\":"
+    "\"RUNNING\"},{\"id\":\"app-b\",\"name\":\"sparkernel b\",\"cores\":1,\"state\":"
+    "\"RUNNING\"},{\"id\":\"app-c\",\"name\":\"sparkernel c\",\"cores\":0,\"state\":"
+    "\"WAITING\"},{\"id\":\"app-x\",\"name\":\"etl\",\"cores\":0,\"state\":\"RUNNING\"}]}";
+
+Test(sharing, the_session_holding_cores_longest_takes_its_turn_first)
+{
+    struct master_status *ms = master(TURNS);
+    struct sharing_entry a = entry("app-a", getpid(), 0, 1), b = entry("app-b", getpid(), 1, 1);
+    a.holding = 100;
+    b.holding = 90;
+    cr_assert_eq(sharing_publish(dir, &a), 0);
+    cr_assert_eq(sharing_publish(dir, &b), 0);
+    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 0);
+    cr_expect_eq(sharing_longest_holder(ms, "app-b", 90, dir, 200), 1);
+    /* the same time: the smaller id goes first, and only one of them */
+    b.holding = 100;
+    cr_assert_eq(sharing_publish(dir, &b), 0);
+    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 1);
+    cr_expect_eq(sharing_longest_holder(ms, "app-b", 100, dir, 200), 0);
+    /* a record that does not say since when counts as holding since now */
+    b.holding = 0;
+    cr_assert_eq(sharing_publish(dir, &b), 0);
+    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 1);
+    cr_expect_eq(sharing_longest_holder(ms, "app-b", 0, dir, 200), 0);
+    /* a session with no record (another client, a dead kernel) takes no turn */
+    sharing_remove(dir, "app-a");
+    cr_expect_eq(sharing_longest_holder(ms, "app-b", 150, dir, 200), 1);
+    master_status_destroy(&ms);
+}
+
+Test(sharing, a_record_keeps_since_when_it_holds_cores)
+{
+    struct sharing_entry e = entry("app-a", getpid(), 0, 1), got;
+    e.holding = 1764000000.25;
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    cr_assert_eq(sharing_lookup(dir, "app-a", &got), 1);
+    cr_expect_float_eq(got.holding, 1764000000.25, 1e-6);
+    /* a record of an older kernel, without the field, holds nothing it says */
+    const char *old = "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,"
+                      "\"busy\":false,\"since\":2}";
+    cr_expect_eq(sharing_parse(old, strlen(old), &got), 0);
+    cr_expect_float_eq(got.holding, 0, 1e-9);
+    const char *bad = "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,"
+                      "\"busy\":false,\"since\":2,\"holding\":\"soon\"}";
+    cr_expect_eq(sharing_parse(bad, strlen(bad), &got), -1);
+}

@@ -346,6 +346,17 @@ void executor_stop(struct executor *ex, int grace_ms)
     executor_cleanup(ex);
 }
 
+int executor_detach(struct executor *ex)
+{
+    if (ex->pid <= 0 || ex->state != EXECUTOR_READY)
+        return 0;
+    close_fd(&ex->cmd_fd);
+    log_info("executor (pid %d) stops its Spark session on its own", (int)ex->pid);
+    ex->pid = -1; /* neither waited for nor killed */
+    executor_cleanup(ex);
+    return 1;
+}
+
 void executor_describe_status(int status, char *buf, size_t len)
 {
     if (WIFSIGNALED(status)) {

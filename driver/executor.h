@@ -69,6 +69,12 @@ void executor_wait(struct executor *self, int ms, int *status);
 /* Closes the command pipe, waits up to grace_ms for a clean exit, then SIGTERM, then
  * SIGKILL to the child's whole process group. Leaves the state STOPPED. */
 void executor_stop(struct executor *self, int grace_ms);
+/* At the kernel's exit: lets a ready child stop on its own. Closes the command pipe (EOF:
+ * the executor stops its Spark session, which takes seconds, and exits; it ignores the
+ * SIGTERM that PR_SET_PDEATHSIG sends when the kernel is gone, and gives up after a
+ * deadline of its own) and forgets the child without waiting. Returns 1 when detached, 0
+ * when there was no ready child (then nothing is done). */
+int executor_detach(struct executor *self);
 /* After a death: kills what is left of its process group and closes every fd. */
 void executor_cleanup(struct executor *self);
 /* Describes a wait status for a cell: "was killed by signal 9 (SIGKILL)". */

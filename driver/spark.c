@@ -1263,15 +1263,15 @@ void spark_run_magics(struct kernel *k, json_t *lines, const char *rest)
     magics_next(k);
 }
 
-void spark_shutdown(struct kernel *k)
+void spark_shutdown(struct kernel *k, int executor_detached)
 {
     struct spark *s = k->spark;
     s->generation++;
     progress_destroy(&s->progress);
     forget_record(s);
-    /* The executor stops its session on the way out; if its application is still on the
-     * master (the executor had to be killed), the master's kill endpoint is the fallback. */
-    if (settings_is_cluster(s->settings) && s->app_id[0] && s->master_ui[0]) {
+    /* A detached executor stops its session on its own; if it had to be killed and its
+     * application is still on the master, the master's kill endpoint is the fallback. */
+    if (!executor_detached && settings_is_cluster(s->settings) && s->app_id[0] && s->master_ui[0]) {
         int rc = master_kill_app(s->master_ui, s->app_id, 1000);
         if (rc == MASTER_OK)
             log_info("application %s killed on the master at shutdown", s->app_id);

@@ -39,8 +39,9 @@ void spark_run_magics(struct kernel *k, json_t *lines, const char *rest);
 long spark_next_tick_ms(struct kernel *k);
 void spark_tick(struct kernel *k);
 
-/* At kernel shutdown: if the application is still on the master after the executor has
- * stopped, kill it there (bounded wait). */
-void spark_shutdown(struct kernel *k);
+/* At kernel shutdown: forgets the session record; if the executor could not be left to
+ * stop its session (executor_detached 0: it was starting, or had died) and the application
+ * is still on the master, kills it there (bounded wait). */
+void spark_shutdown(struct kernel *k, int executor_detached);
 
 #endif

@@ -521,15 +521,20 @@ void execution_on_child(struct kernel *k)
         execution_pump(k);
 }
 
-void execution_shutdown(struct kernel *k)
+int execution_shutdown(struct kernel *k)
 {
     if (k->current != NULL)
         executor_interrupt(k->exec);
-    /* A starting executor does not read its command pipe until its imports are done:
-     * no grace period for it, SIGTERM at once. */
-    executor_stop(k->exec, executor_state(k->exec) == EXECUTOR_READY ? 3000 : 0);
+    /* A ready executor stops its Spark session after the kernel has exited: the client
+     * waits for the kernel's exit (nbconvert, papermill and a restart in JupyterLab all
+     * do), not for Spark's seconds of stopping. A starting one does not read its command
+     * pipe until its imports are done: SIGTERM at once. */
+    int detached = executor_detach(k->exec);
+    if (!detached)
+        executor_stop(k->exec, 0);
     struct wire_msg *m;
     while ((m = dequeue(k)) != NULL)
         wire_msg_destroy(&m);
     wire_msg_destroy(&k->current);
+    return detached;
 }

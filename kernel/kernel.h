@@ -96,7 +96,8 @@ void execution_on_events(struct kernel *k);
 void execution_on_stream(struct kernel *k, enum executor_stream which);
 void execution_on_child(struct kernel *k);
 void execution_abort_queue(struct kernel *k);
-void execution_shutdown(struct kernel *k);
+/* Returns 1 when the executor was left to stop its Spark session on its own. */
+int execution_shutdown(struct kernel *k);
 json_t *execution_language_info(struct kernel *k);
 /* For the %spark magics: run the rest of the current cell in the executor (or finish it
  * when there is none), or fail it with one error. */

@@ -255,8 +255,7 @@ int kernel_run(struct kernel *k)
             on_socket(k, CHANNEL_SHELL);
     }
     log_info("stopping (%lu bad messages dropped in this session)", k->dropped_total);
-    execution_shutdown(k);
-    spark_shutdown(k);
+    spark_shutdown(k, execution_shutdown(k));
     return 0;
 }
 

@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 from cluster import LocalCluster
@@ -56,7 +57,11 @@ def all_text(out: list[dict]) -> str:
 
 
 def test_session_runs_on_the_cluster_and_leaves_on_shutdown(cluster):
+    """... and leaves cleanly: the kernel exits at once and its executor, left to stop the
+    session on its own, ends the application as FINISHED (a clean SparkContext.stop), not
+    KILLED by the master's kill endpoint, then exits with its JVM."""
     k = Kernel(env=spark_env(cluster))
+    left = []
     try:
         reply, out = k.execute("spark.range(1000).count()", timeout=180)
         assert reply["content"]["status"] == "ok", all_text(out)
@@ -70,12 +75,18 @@ def test_session_runs_on_the_cluster_and_leaves_on_shutdown(cluster):
         status = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
         assert "ready" in status and app_id in status and "this notebook" in status
         assert "spark.executor.memory" in status and "environment" in status
+        left = psutil.Process(k.km.provisioner.pid).children(recursive=True)
+        assert any(p.name() == "java" for p in left), left
     finally:
         k.shutdown()
     deadline = time.monotonic() + 15
     while app_id in [a["id"] for a in active_apps(cluster)]:
         assert time.monotonic() < deadline, "application still on the master after shutdown"
         time.sleep(0.5)
+    done = [a for a in cluster.json().get("completedapps", []) if a["id"] == app_id]
+    assert done and done[0]["state"] == "FINISHED", done
+    _, alive = psutil.wait_procs(left, timeout=25)
+    assert not alive, alive
 
 
 def test_impossible_request_refused_fast_with_a_table(cluster):

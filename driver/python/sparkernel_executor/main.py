@@ -26,12 +26,16 @@ def _on_sigint(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
+STOP_DEADLINE_S = 20.0
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     """The kernel asked us to go, or died (PR_SET_PDEATHSIG sends SIGTERM when it is
     killed, even with SIGKILL). Between cells SystemExit unwinds the main loop and the
     atexit handlers stop the session. In a cell, IPython would catch SystemExit and go
     on, so the session is stopped from a thread (its application leaves the master, its
     running jobs end) and the process exits when that is done, or after a deadline."""
+    _stopping()
     if not _executing:
         raise SystemExit(0)
 
@@ -41,8 +45,26 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         finally:
             os._exit(0)
 
-    threading.Timer(20.0, os._exit, args=(0,)).start()
     threading.Thread(target=terminate, name="terminate", daemon=True).start()
+
+
+def _stopping() -> None:
+    """From here on the process only stops its session and exits. The kernel may exit
+    first without waiting (its clients wait for the kernel, not for Spark), and then its
+    death sends SIGTERM (PR_SET_PDEATHSIG): ignored, so it cannot cut the stop short. A
+    stop that hangs ends at a deadline; the JVM exits when its stdin closes with us. What
+    the stop prints has no cell to go to, and the kernel's pipes may be closed: it goes to
+    /dev/null rather than failing the stop with a broken pipe."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for name in ("stdout", "stderr"):
+        try:
+            getattr(sys, name).flush()
+        except (OSError, ValueError):
+            pass
+        setattr(sys, name, open(os.devnull, "w"))
+    deadline = threading.Timer(STOP_DEADLINE_S, os._exit, args=(0,))
+    deadline.daemon = True
+    deadline.start()
 
 
 def _defer_terminal_frontend() -> None:
@@ -206,10 +228,10 @@ def main() -> None:
         except KeyboardInterrupt:
             continue
         if msg is None:
+            _stopping()
             break  # the kernel closed the pipe: shut down cleanly
         flusher.busy.set()
         try:
             executor.handle(msg)
         finally:
             flusher.busy.clear()
-    flush_all(sys.stdout, sys.stderr)

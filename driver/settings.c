@@ -47,7 +47,9 @@ static const struct def defs[] = {
     {"spark.dynamicAllocation.shuffleTracking.enabled", NULL, "true", K_BOOL,
      "dynamic allocation without an external shuffle service"},
     {"spark.dynamicAllocation.maxExecutors", "SPARKERNEL_MAX_EXECUTORS", "2", K_INT,
-     "per-session cap, so one notebook never takes the whole cluster"},
+     "per-session cap: half of the cluster's cores when the session starts (at least one "
+     "executor; 2 without a master to ask), so one notebook never takes the whole cluster, "
+     "two run at once and the cores a session gives back go to one that has none"},
     {"spark.dynamicAllocation.minExecutors", NULL, "0", K_INT,
      "an idle notebook may hold no executor at all"},
     {"spark.dynamicAllocation.initialExecutors", "SPARKERNEL_INITIAL_EXECUTORS", "1", K_INT,
@@ -64,7 +66,7 @@ static const struct def defs[] = {
     {"sparkernel.yield.after.s", "SPARKERNEL_YIELD_AFTER_S", "5", K_INT,
      "idle this long while another application waits for cores: give executors back now "
      "(0: never)"},
-    {"sparkernel.share.turn.s", "SPARKERNEL_SHARE_TURN_S", "2", K_INT,
+    {"sparkernel.share.turn.s", "SPARKERNEL_SHARE_TURN_S", "1", K_INT,
      "another application has waited this long: of the sparkernel sessions holding cores, "
      "the one holding them longest gives them back between two cells, so busy notebooks "
      "take turns (0: never)"},

@@ -132,26 +132,36 @@ int sharing_lookup(const char *dir, const char *app_id, struct sharing_entry *ou
 }
 
 int sharing_contended(const struct master_status *ms, const char *my_app, const char *dir,
-                      char *who, size_t len)
+                      char *who, size_t len, double *since)
 {
+    int found = 0;
+    double first = 0; /* 0: no record says; such a waiter ranks first */
     for (size_t i = 0; ms && i < ms->napps; i++) {
         const struct master_app *a = &ms->apps[i];
         if (a->id == NULL || (my_app && strcmp(a->id, my_app) == 0) || a->cores > 0)
             continue;
         struct sharing_entry e;
         int waiting = a->state && strcmp(a->state, "WAITING") == 0;
-        if (sharing_lookup(dir, a->id, &e))
+        double t = 0;
+        if (sharing_lookup(dir, a->id, &e)) {
             waiting = e.busy; /* a sparkernel session says itself whether it needs cores */
-        if (waiting) {
-            snprintf(who, len, "%s \"%s\"", a->id, a->name ? a->name : "");
-            return 1;
-        }
+            t = e.since;
+        } else if (a->name && strncmp(a->name, "sparkernel", 10) == 0 && a->duration > 0 &&
+                   a->duration < SHARING_STARTING_MS)
+            waiting = 0; /* a session still starting: no cell of it waits yet */
+        if (!waiting || (found && (first == 0 || (t != 0 && t >= first))))
+            continue;
+        found = 1;
+        first = t;
+        snprintf(who, len, "%s \"%s\"", a->id, a->name ? a->name : "");
     }
-    return 0;
+    if (since)
+        *since = found ? first : 0;
+    return found;
 }
 
-int sharing_longest_holder(const struct master_status *ms, const char *my_app, double my_holding,
-                           const char *dir, double now)
+int sharing_gives_next(const struct master_status *ms, const char *my_app, double my_holding,
+                       int my_idle, const char *dir, double now, double idle_after)
 {
     if (my_holding <= 0)
         my_holding = now;
@@ -161,7 +171,13 @@ int sharing_longest_holder(const struct master_status *ms, const char *my_app, d
         if (a->id == NULL || a->cores <= 0 || (my_app && strcmp(a->id, my_app) == 0) ||
             !sharing_lookup(dir, a->id, &e))
             continue;
+        int idle = !e.busy && idle_after > 0 && now - e.since >= idle_after;
         double theirs = e.holding > 0 ? e.holding : now;
+        if (idle != my_idle) {
+            if (idle)
+                return 0; /* an idle session gives first */
+            continue;
+        }
         if (theirs < my_holding || (theirs == my_holding && my_app && strcmp(a->id, my_app) < 0))
             return 0;
     }

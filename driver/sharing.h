@@ -41,18 +41,28 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out);
 
 /* Whether another active application than mine waits for cores: one the master shows
  * WAITING (registered, no executor granted yet), or a sparkernel session whose record says
- * a cell is running while it holds no core. Writes its id and name into who. Returns 1 or
- * 0. dir may be NULL (records are then not consulted). */
+ * a cell is running while it holds no core. Writes the id and name of the one waiting
+ * longest into who, and into *since (if not NULL) since when it has waited, in seconds
+ * since the epoch, as its record says (its cell started then), or 0 when no record says
+ * (an application of another client). Returns 1 or 0. dir may be NULL (records are then
+ * not consulted). */
 int sharing_contended(const struct master_status *ms, const char *my_app, const char *dir,
-                      char *who, size_t len);
+                      char *who, size_t len, double *since);
 
-/* Whether my_app, holding cores since my_holding (seconds since the epoch), is the
- * sparkernel session that has held cores the longest: of the applications holding cores in
- * ms whose record in dir is alive, none has an earlier "holding" (ties go to the smaller
- * application id). Applications of other clients do not take part: only sparkernel sessions
- * take turns. A record that does not say (yet) counts as holding since now. */
-int sharing_longest_holder(const struct master_status *ms, const char *my_app, double my_holding,
-                           const char *dir, double now);
+/* A sparkernel application younger than this without a record is a session starting (it
+ * registers with the master, asking for its first executor, before its record is written):
+ * its notebook does not wait for cores yet. */
+#define SHARING_STARTING_MS 30000
+
+/* Whether my_app, holding cores since my_holding (seconds since the epoch) and idle for at
+ * least idle_after seconds or not (my_idle), is the sparkernel session that gives its cores
+ * back next, so that one waiter makes one session give: a session whose notebook has been
+ * idle that long goes before a busy one, then the one that has held cores longest (ties go
+ * to the smaller application id). Takes part: each application holding cores in ms whose
+ * record in dir is alive; applications of other clients do not take turns. A record that
+ * does not say since when it holds counts as holding since now. */
+int sharing_gives_next(const struct master_status *ms, const char *my_app, double my_holding,
+                       int my_idle, const char *dir, double now, double idle_after);
 
 /* One short phrase for the holder of app a: "this notebook", "sparkernel: <notebook or
  * kernel id>, idle 42 s" / ", running a cell", or "" for other applications. */

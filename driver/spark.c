@@ -382,6 +382,28 @@ static void launch(struct kernel *k)
     negotiation_over(k);
 }
 
+/* Without a cap of its own, a session takes at most half of the cluster's cores (at least
+ * one executor, and never below initialExecutors). A fixed cap of two executors would let
+ * one session take a small cluster whole, and a busy session below its cap would take the
+ * cores another gives back in its turn (the master serves applications in the order they
+ * registered), so a third notebook would never get one. */
+static void cap_executors(struct settings *st, const struct master_status *ms)
+{
+    const char *key = "spark.dynamicAllocation.maxExecutors";
+    if (settings_source_of(st, key) > SOURCE_DERIVED || ms->cores <= 0)
+        return;
+    int per = settings_get_int(st, "spark.executor.cores", 1);
+    int n = ms->cores / 2 / (per > 0 ? per : 1);
+    int initial = settings_get_int(st, "spark.dynamicAllocation.initialExecutors", 1);
+    if (n < initial)
+        n = initial;
+    if (n < 1)
+        n = 1;
+    char value[16];
+    snprintf(value, sizeof value, "%d", n);
+    settings_derive(st, key, value);
+}
+
 static void on_negotiated(void *ctx, int status, long code, const char *body, size_t len,
                           const char *error)
 {
@@ -426,6 +448,7 @@ static void on_negotiated(void *ctx, int status, long code, const char *body, si
         return;
     }
     snprintf(s->notice, sizeof s->notice, "%s", verdict);
+    cap_executors(s->settings, ms);
     master_status_destroy(&ms);
     launch(k);
 }
@@ -793,8 +816,14 @@ static int track_share(struct spark *s, const struct master_status *ms,
         publish_record(s);
     }
     who[0] = '\0';
-    if (holds && sharing_contended(ms, s->app_id, s->sessions_dir, who, len)) {
-        if (s->contended_since == 0)
+    double since = 0; /* wall clock; 0: the waiter's record does not say */
+    if (holds && sharing_contended(ms, s->app_id, s->sessions_dir, who, len, &since)) {
+        /* How long the waiter has waited, as its record says (this session may have held
+         * its cores through another's turn just before), else as seen from here. */
+        double waited = since > 0 ? wall_s() - since : 0;
+        if (waited > 0)
+            s->contended_since = now_s() - waited;
+        else if (s->contended_since == 0)
             s->contended_since = now_s();
         return 1;
     }
@@ -886,7 +915,7 @@ static int yield_armed(const struct spark *s)
     return !s->cell_active && s->state == S_READY && !s->yielded && s->next_yield_poll > 0 &&
            s->master_ui[0] && settings_is_cluster(s->settings) &&
            (settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0 ||
-            settings_get_int(s->settings, "sparkernel.share.turn.s", 2) > 0);
+            settings_get_int(s->settings, "sparkernel.share.turn.s", 1) > 0);
 }
 
 static void on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,
@@ -905,17 +934,16 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     char who[400];
     int contended = track_share(s, ms, mine, who, sizeof who);
     int after = settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
-    int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 2);
+    int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 1);
     const char *why = NULL;
+    int idle = after > 0 && wall_s() - s->idle_since >= after;
     if (mine == NULL || mine->cores == 0)
         s->yielded = 1; /* nothing to give back until the next cell */
-    else if (!contended)
+    else if (!contended || !(idle || (turn > 0 && now_s() - s->contended_since >= turn)))
         ;
-    else if (after > 0 && wall_s() - s->idle_since >= after)
-        why = "the notebook is idle";
-    else if (turn > 0 && now_s() - s->contended_since >= turn &&
-             sharing_longest_holder(ms, s->app_id, s->holding_since, s->sessions_dir, wall_s()))
-        why = "this session has held its cores longest";
+    else if (sharing_gives_next(ms, s->app_id, s->holding_since, idle, s->sessions_dir, wall_s(),
+                                after))
+        why = idle ? "the notebook is idle" : "this session has held its cores longest";
     if (why) {
         /* Asked again at the next poll while cores remain (an executor that registered
          * late); the release of one already going is a no-op in Spark. */
@@ -945,7 +973,8 @@ void spark_tick(struct kernel *k)
 {
     struct spark *s = k->spark;
     if (yield_armed(s) && now_s() >= s->next_yield_poll) {
-        s->next_yield_poll = now_s() + 2.0;
+        /* Every second while another waits (its turn comes at a poll), else every 2 s. */
+        s->next_yield_poll = now_s() + (s->contended_since > 0 ? 1.0 : 2.0);
         if (!s->yield_in_flight) {
             char url[600];
             snprintf(url, sizeof url, "%s/json/", s->master_ui);

@@ -150,10 +150,10 @@ Test(sharing, a_waiting_application_is_contention)
 {
     struct master_status *ms = master(MASTER);
     char who[256] = "";
-    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who), 1);
+    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who, NULL), 1);
     cr_expect(strstr(who, "app-2") && strstr(who, "etl"), "%s", who);
     /* from app-2's side: the only other app holding nothing is app-3, RUNNING, no record */
-    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who), 0);
+    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who, NULL), 0);
     master_status_destroy(&ms);
 }
 
@@ -164,14 +164,14 @@ Test(sharing, a_sparkernel_record_decides_for_its_application)
     /* app-3 runs a cell with no core: it waits */
     struct sharing_entry busy = entry("app-3", getpid(), 1, 1);
     cr_assert_eq(sharing_publish(dir, &busy), 0);
-    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who), 1);
+    cr_expect_eq(sharing_contended(ms, "app-2", dir, who, sizeof who, NULL), 1);
     cr_expect(strstr(who, "app-3") != NULL, "%s", who);
     /* a WAITING sparkernel session whose notebook is idle does not need cores */
     struct sharing_entry idle = entry("app-2", getpid(), 0, 1);
     cr_assert_eq(sharing_publish(dir, &idle), 0);
     busy.busy = 0;
     cr_assert_eq(sharing_publish(dir, &busy), 0);
-    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who), 0);
+    cr_expect_eq(sharing_contended(ms, "app-1", dir, who, sizeof who, NULL), 0);
     master_status_destroy(&ms);
 }
 
@@ -206,29 +206,61 @@ static const char TURNS[] =
     "\"RUNNING\"},{\"id\":\"app-c\",\"name\":\"sparkernel c\",\"cores\":0,\"state\":"
     "\"WAITING\"},{\"id\":\"app-x\",\"name\":\"etl\",\"cores\":0,\"state\":\"RUNNING\"}]}";
 
-Test(sharing, the_session_holding_cores_longest_takes_its_turn_first)
+Test(sharing, one_session_gives_next_idle_first_then_the_longest_holder)
 {
     struct master_status *ms = master(TURNS);
-    struct sharing_entry a = entry("app-a", getpid(), 0, 1), b = entry("app-b", getpid(), 1, 1);
+    /* both run cells: the one holding cores longest gives */
+    struct sharing_entry a = entry("app-a", getpid(), 1, 150), b = entry("app-b", getpid(), 1, 150);
     a.holding = 100;
     b.holding = 90;
     cr_assert_eq(sharing_publish(dir, &a), 0);
     cr_assert_eq(sharing_publish(dir, &b), 0);
-    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 0);
-    cr_expect_eq(sharing_longest_holder(ms, "app-b", 90, dir, 200), 1);
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 100, 0, dir, 200, 5), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-b", 90, 0, dir, 200, 5), 1);
     /* the same time: the smaller id goes first, and only one of them */
     b.holding = 100;
     cr_assert_eq(sharing_publish(dir, &b), 0);
-    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 1);
-    cr_expect_eq(sharing_longest_holder(ms, "app-b", 100, dir, 200), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 100, 0, dir, 200, 5), 1);
+    cr_expect_eq(sharing_gives_next(ms, "app-b", 100, 0, dir, 200, 5), 0);
     /* a record that does not say since when counts as holding since now */
     b.holding = 0;
     cr_assert_eq(sharing_publish(dir, &b), 0);
-    cr_expect_eq(sharing_longest_holder(ms, "app-a", 100, dir, 200), 1);
-    cr_expect_eq(sharing_longest_holder(ms, "app-b", 0, dir, 200), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 100, 0, dir, 200, 5), 1);
+    cr_expect_eq(sharing_gives_next(ms, "app-b", 0, 0, dir, 200, 5), 0);
+    /* a notebook idle for idle_after goes before a busy one that has held longer */
+    b.holding = 50;
+    b.busy = 0;
+    b.since = 190; /* idle 10 s */
+    cr_assert_eq(sharing_publish(dir, &b), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 100, 0, dir, 200, 5), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-b", 50, 1, dir, 200, 5), 1);
+    b.since = 198; /* idle 2 s: not yet */
+    cr_assert_eq(sharing_publish(dir, &b), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 100, 0, dir, 200, 5), 0);
+    cr_expect_eq(sharing_gives_next(ms, "app-b", 50, 0, dir, 200, 5), 1);
     /* a session with no record (another client, a dead kernel) takes no turn */
-    sharing_remove(dir, "app-a");
-    cr_expect_eq(sharing_longest_holder(ms, "app-b", 150, dir, 200), 1);
+    sharing_remove(dir, "app-b");
+    cr_expect_eq(sharing_gives_next(ms, "app-a", 150, 0, dir, 200, 5), 1);
+    master_status_destroy(&ms);
+}
+
+Test(sharing, a_sparkernel_session_still_starting_does_not_wait_yet)
+{
+    /* app-n registered 4 s ago and has no record yet; app-o, 60 s ago, has none either */
+    struct master_status *ms =
+        master("{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"workers\":[],\"activeapps\":["
+               "{\"id\":\"app-a\",\"name\":\"sparkernel a\",\"cores\":1,\"state\":\"RUNNING\"},"
+               "{\"id\":\"app-n\",\"name\":\"sparkernel n\",\"cores\":0,\"state\":\"WAITING\","
+               "\"duration\":4000}]}");
+    char who[256] = "";
+    cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, NULL), 0);
+    master_status_destroy(&ms);
+    ms = master("{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"workers\":[],"
+                "\"activeapps\":[{\"id\":\"app-o\",\"name\":\"sparkernel o\",\"cores\":0,"
+                "\"state\":\"WAITING\",\"duration\":60000},{\"id\":\"app-e\",\"name\":"
+                "\"etl\",\"cores\":0,\"state\":\"WAITING\",\"duration\":4000}]}");
+    cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, NULL), 1);
+    cr_expect(strstr(who, "app-o") != NULL, "%s", who); /* the first of two without a record */
     master_status_destroy(&ms);
 }
 
@@ -247,4 +279,28 @@ Test(sharing, a_record_keeps_since_when_it_holds_cores)
     const char *bad = "{\"app_id\":\"a\",\"kernel_id\":\"k\",\"notebook\":\"n\",\"pid\":5,"
                       "\"busy\":false,\"since\":2,\"holding\":\"soon\"}";
     cr_expect_eq(sharing_parse(bad, strlen(bad), &got), -1);
+}
+
+Test(sharing, the_waiter_waiting_longest_says_since_when)
+{
+    struct master_status *ms = master(TURNS);
+    char who[256] = "";
+    double since = -1;
+    /* app-c is WAITING with no record: no one says since when */
+    cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, &since), 1);
+    cr_expect(strstr(who, "app-c") != NULL, "%s", who);
+    cr_expect_float_eq(since, 0, 1e-9);
+    /* its record: a cell running since 500; app-x (RUNNING, no core) runs one since 400 */
+    struct sharing_entry c = entry("app-c", getpid(), 1, 500), x = entry("app-x", getpid(), 1, 400);
+    cr_assert_eq(sharing_publish(dir, &c), 0);
+    cr_assert_eq(sharing_publish(dir, &x), 0);
+    cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, &since), 1);
+    cr_expect(strstr(who, "app-x") != NULL, "%s", who);
+    cr_expect_float_eq(since, 400, 1e-9);
+    /* neither runs a cell: nobody waits */
+    c.busy = x.busy = 0;
+    cr_assert_eq(sharing_publish(dir, &c), 0);
+    cr_assert_eq(sharing_publish(dir, &x), 0);
+    cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, &since), 0);
+    master_status_destroy(&ms);
 }

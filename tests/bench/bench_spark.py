@@ -50,12 +50,13 @@ TARGETS = {"a": 0.8, "b": 0.2, "c": 1.05}
 
 
 # (c) measures what the kernel adds to Spark work, so both sessions get the same executors:
-# sparkernel's defaults (1-core executors, dynamic allocation, one executor from the start).
+# sparkernel's defaults (1-core executors, dynamic allocation, one executor from the start,
+# at most half of the cluster's 2 cores: the cap the kernel derives from the master).
 MATCHED = ("".join(".config(%r, %r)" % kv for kv in (
     ("spark.executor.cores", "1"), ("spark.dynamicAllocation.enabled", "true"),
     ("spark.dynamicAllocation.shuffleTracking.enabled", "true"),
     ("spark.dynamicAllocation.initialExecutors", "1"),
-    ("spark.dynamicAllocation.maxExecutors", "2"))))
+    ("spark.dynamicAllocation.maxExecutors", "1"))))
 
 
 def session_prefix(url: str, matched: bool = False) -> str:

@@ -113,6 +113,12 @@ def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
         assert "sparkernel: second.ipynb" in text and "sparkernel: third.ipynb" in text, text
         assert "idle" in text
         assert "held by" in status["text/html"]
+        # The cap each took: half of the worker's 2 cores, derived from the master.
+        _, out = kernels[0].execute(
+            "spark.conf.get('spark.dynamicAllocation.maxExecutors')", timeout=60)
+        assert result(out) == "'1'", out
+        line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
+        assert "derived" in line, line
     finally:
         for k in kernels:
             k.shutdown()

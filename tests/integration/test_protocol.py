@@ -154,7 +154,12 @@ def test_shutdown_with_and_without_restart():
         reply = k.kc.get_control_msg(timeout=10)
         assert reply["parent_header"]["msg_id"] == msg_id
         assert reply["content"] == {"status": "ok", "restart": True}
-        k.km.restart_kernel(now=False)
+        # The kernel exits after its reply. restart_kernel(now=False) would send a second
+        # shutdown_request, which the manager's control socket (linger 100 ms) can still
+        # deliver to the new kernel once it binds the same port: the new kernel would then
+        # shut down too. The request was ours, so restart without another.
+        k.km.provisioner.process.wait(15)
+        k.km.restart_kernel(now=True)
         k.kc.wait_for_ready(timeout=60)
         reply, out = k.execute("'marker' in dir()")
         assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == "False"

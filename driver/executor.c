@@ -350,10 +350,9 @@ int executor_detach(struct executor *ex)
 {
     if (ex->pid <= 0 || ex->state != EXECUTOR_READY)
         return 0;
-    close_fd(&ex->cmd_fd);
     log_info("executor (pid %d) stops its Spark session on its own", (int)ex->pid);
-    ex->pid = -1; /* neither waited for nor killed */
-    executor_cleanup(ex);
+    ex->pid = -1;         /* neither waited for nor killed */
+    executor_cleanup(ex); /* closes the command pipe: EOF */
     return 1;
 }
 

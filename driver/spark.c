@@ -939,9 +939,8 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     int idle = after > 0 && wall_s() - s->idle_since >= after;
     if (mine == NULL || mine->cores == 0)
         s->yielded = 1; /* nothing to give back until the next cell */
-    else if (!contended || !(idle || (turn > 0 && now_s() - s->contended_since >= turn)))
-        ;
-    else if (sharing_gives_next(ms, s->app_id, s->holding_since, idle, s->sessions_dir, wall_s(),
+    else if (contended && (idle || (turn > 0 && now_s() - s->contended_since >= turn)) &&
+             sharing_gives_next(ms, s->app_id, s->holding_since, idle, s->sessions_dir, wall_s(),
                                 after))
         why = idle ? "the notebook is idle" : "this session has held its cores longest";
     if (why) {

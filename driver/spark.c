@@ -374,11 +374,18 @@ static void launch(struct kernel *k)
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
     const char *cds = settings_get(st, "sparkernel.cds");
+    const char *ecds = settings_get(st, "sparkernel.executor.cds");
     const char *level = settings_get(st, "sparkernel.log.level");
-    send_executor(k, json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf",
-                               conf, "notice", s->notice, "port_candidates", candidates, "cds",
-                               cds == NULL || strcmp(cds, "false") != 0, "log_level",
-                               level ? level : "warn"));
+    json_t *msg =
+        json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf", conf, "notice",
+                  s->notice, "port_candidates", candidates, "cds",
+                  cds == NULL || strcmp(cds, "false") != 0, "log_level", level ? level : "warn");
+    if (msg && (ecds == NULL || strcmp(ecds, "false") != 0))
+        json_object_set_new(msg, "executor_cds",
+                            json_pack("{s:s?, s:s?}", "dir",
+                                      settings_get(st, "sparkernel.executor.cds.dir"), "spark_home",
+                                      settings_get(st, "sparkernel.worker.spark.home")));
+    send_executor(k, msg);
     negotiation_over(k);
 }
 

@@ -76,7 +76,8 @@ def ensure_cds_archive(k: bk.Kernel) -> str:
     archive = cds.archive_path(conf_dir) if possible else None
     if archive is None:
         return "not possible here (no Java, or site files in SPARK_CONF_DIR)"
-    if not archive.exists():
+    executors = cds.executor_archive_path(cds.cache_dir(), cds.spark_home())
+    if not archive.exists() or not cds.executor_ready(executors):
         try:
             k.start()
             k.kernel_info(bk.START_TIMEOUT)
@@ -84,10 +85,14 @@ def ensure_cds_archive(k: bk.Kernel) -> str:
         finally:
             k.stop()
         deadline = time.monotonic() + 300
-        while not archive.exists() and time.monotonic() < deadline:
+        while not (archive.exists() and cds.executor_ready(executors)) \
+                and time.monotonic() < deadline:
             time.sleep(1)
-    return "%s (%.0f MB)" % (archive, archive.stat().st_size / 2**20) if archive.exists() \
-        else "not made within 300 s"
+    if not archive.exists():
+        return "not made within 300 s"
+    return "driver %s (%.0f MB); executors %s" % (
+        archive, archive.stat().st_size / 2**20,
+        executors if cds.executor_ready(executors) else "none made within 300 s")
 
 
 def wait_cluster_free(c: LocalCluster, timeout: float = 60.0) -> None:

@@ -97,3 +97,65 @@ def test_off_switch(cluster, tmp_path):
         k.shutdown()
     time.sleep(2)
     assert not (cache / "cds").exists() or not list((cache / "cds").glob("*.jsa"))
+
+
+def executor_jvms() -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in (p.info["cmdline"] or []):
+            out.append(p)
+    return out
+
+
+def maps_of(p: psutil.Process) -> str:
+    return pathlib.Path(f"/proc/{p.pid}/maps").read_text()
+
+
+def test_executor_archive_is_dumped_then_mapped(cluster, tmp_path):
+    """The first session's executor dumps an archive when it exits, under a name of its
+    own; the next session start moves it into place and its executor maps it."""
+    cache = tmp_path / "cache"
+    d = cache / "cds"
+    k = Kernel(env=env_for(cluster, cache))
+    try:
+        assert run_cell(k) == "100000"
+        jvms = executor_jvms()
+        assert len(jvms) == 1, jvms
+        argv = jvms[0].cmdline()
+        assert argv[argv.index("-cp") + 1].split(":")[0].endswith("/jars/*"), argv
+        cmds = [" ".join(argv)]
+        # The worker's {{APP_ID}} and {{EXECUTOR_ID}} substituted in the dump's name.
+        assert "-XX:ArchiveClassesAtExit=%s/executor-" % d in cmds[0], cmds[0]
+        assert "{{" not in cmds[0] and ".jsa.tmp-app-" in cmds[0], cmds[0]
+    finally:
+        k.shutdown()
+    deadline = time.monotonic() + 120
+    while not [p for p in d.glob("executor-*.jsa.tmp-app-*")
+               if p.read_bytes()[:4] == bytes.fromhex("a8ab0bf0")]:
+        assert time.monotonic() < deadline, sorted(p.name for p in d.iterdir())
+        time.sleep(0.5)
+    assert not list(d.glob("executor-*.jsa"))  # moved into place by the next session
+
+    k = Kernel(env=env_for(cluster, cache))
+    try:
+        assert run_cell(k) == "100000"
+        archives = list(d.glob("executor-*.jsa"))
+        assert len(archives) == 1 and archives[0].stat().st_size > 10 << 20, archives
+        assert not list(d.glob("executor-*.tmp-*")), "dump or lock left behind"
+        jvms = executor_jvms()
+        assert len(jvms) == 1
+        assert str(archives[0]) in maps_of(jvms[0]), "the executor does not map the archive"
+    finally:
+        k.shutdown()
+
+
+def test_executor_archive_off_switch(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    k = Kernel(env=env_for(cluster, cache, SPARKERNEL_EXECUTOR_CDS="false"))
+    try:
+        assert run_cell(k) == "100000"
+        argv = executor_jvms()[0].cmdline()
+        assert not any("Archive" in a for a in argv), argv
+        assert not argv[argv.index("-cp") + 1].split(":")[0].endswith("/jars/*"), argv
+    finally:
+        k.shutdown()

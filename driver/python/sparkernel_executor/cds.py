@@ -1,4 +1,6 @@
-"""A class-data-sharing archive for the driver JVM: Spark's driver loads some 10,000
+"""Class-data-sharing archives for the driver JVM and for the executors' JVMs.
+
+The driver: Spark's driver loads some 10,000
 classes while its session starts and runs its first job, and a JVM that maps them from an
 archive instead of parsing and verifying them starts about twice as fast.
 
@@ -12,7 +14,22 @@ jars) runs without it; the archive's name hashes what decides the match, so an u
 builds a new one.
 
 The archive lives in $SPARKERNEL_CACHE_DIR/cds, else $XDG_CACHE_HOME/sparkernel/cds, else
-~/.cache/sparkernel/cds."""
+~/.cache/sparkernel/cds.
+
+The executors: a worker starts each executor JVM, and on a cold cluster that start (4 s
+on two cores) is what the first job waits for. The executor's own JVM is the only one
+with the worker's class path, so the first session with no archive asks its executors to
+dump one when they exit (-XX:ArchiveClassesAtExit, a name of their own per executor from
+the worker's {{APP_ID}} and {{EXECUTOR_ID}}), and a later session start moves a finished
+dump into place (executor_plan). The directory must be at the same path on the workers
+and on the kernel's host: the kernel's cache dir when they share a filesystem, the shared
+volume in the chart (sparkernel.executor.cds.dir). Two things make the archive usable:
+Spark's jars must come first on the executor's class path (the worker puts its
+configuration directory first, and a JVM cannot dump or map an archive with a non-empty
+directory before the jars it loads from), so the session passes them as
+spark.executor.extraClassPath, which Spark places first and which then replaces the
+later entry of the same name; and every executor JVM of the archive's key must see the
+same jars, which the JVM checks itself (a mismatched archive is not used)."""
 from __future__ import annotations
 
 import hashlib
@@ -142,6 +159,7 @@ def train(archive: pathlib.Path | None, log4j_options: str,
     except OSError:
         return None  # another trainer runs, or the cache is not writable
     os.close(fd)
+    _prune(archive)
     tmp = archive.with_suffix(f".tmp-{os.getpid()}")
     options = f"-XX:ArchiveClassesAtExit={tmp} {_QUIET} {log4j_options}".strip()
     # The trainer moves the archive into place once its JVM has written it, then drops the
@@ -172,3 +190,113 @@ def train(archive: pathlib.Path | None, log4j_options: str,
         return None
     finally:
         log.close()
+
+
+# ---- executors ----
+
+_DYNAMIC_MAGIC = bytes.fromhex("a8ab0bf0")  # a dynamic archive's header, written last
+_KEEP = 4  # archives of one kind kept; older ones are removed when a new one arrives
+
+
+def spark_home() -> str:
+    """This host's Spark home (pyspark's), or "" when pyspark cannot say."""
+    try:
+        from pyspark.find_spark_home import _find_spark_home
+
+        return str(_find_spark_home())
+    except (ImportError, SystemExit):
+        return ""
+
+
+def executor_archive_path(directory: str | os.PathLike, spark_home: str) -> pathlib.Path | None:
+    """The executors' archive for this Spark version and the workers' Spark home."""
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    jars = os.path.join(spark_home, "jars")
+    try:  # the jars of this host when they are the workers' too (one machine, one image)
+        stamp = str(os.stat(jars).st_mtime_ns)
+    except OSError:
+        stamp = ""
+    key = "|".join([pyspark.__version__, spark_home, stamp])
+    return pathlib.Path(directory, f"executor-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa")
+
+
+def _finished(path: pathlib.Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == _DYNAMIC_MAGIC
+    except OSError:
+        return False
+
+
+def executor_ready(archive: pathlib.Path) -> bool:
+    """Whether the next session start will map the executors' archive: it is in place, or
+    a finished dump waits to be moved there."""
+    return archive.is_file() or any(
+        _finished(p) for p in archive.parent.glob(archive.name + ".tmp-*"))
+
+
+def _prune(archive: pathlib.Path) -> None:
+    """Keeps the _KEEP archives of archive's kind used last (atime, else mtime)."""
+    kind = archive.name.split("-", 1)[0]
+    found = []
+    for p in archive.parent.glob(f"{kind}-*.jsa"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        found.append((max(st.st_atime, st.st_mtime), p))
+    for _, p in sorted(found, reverse=True)[_KEEP:]:
+        if p != archive:
+            p.unlink(missing_ok=True)
+
+
+def promote(archive: pathlib.Path) -> bool:
+    """Moves a finished executor dump into place (rename: a JVM that maps the old file
+    keeps it), removes the others and the lock. Returns whether the archive exists."""
+    dumps = sorted(archive.parent.glob(archive.name + ".tmp-*"))
+    done = [p for p in dumps if not p.name.endswith(".tmp-lock") and _finished(p)]
+    if done:
+        try:
+            done[0].replace(archive)
+        except OSError:
+            return archive.is_file()
+        for p in dumps:
+            if p != done[0]:
+                p.unlink(missing_ok=True)
+        _prune(archive)
+    return archive.is_file()
+
+
+def executor_plan(directory: str | os.PathLike | None, spark_home: str,
+                  conf: dict[str, str]) -> dict[str, str]:
+    """spark.executor.* properties to add to conf: map the executors' archive, or dump one
+    when there is none and no other session is at it (a lock; a dump that never finished,
+    for instance because the workers cannot write the directory, is tried again after
+    _STALE_S). Nothing when the session sets the executors' class path or archive itself."""
+    opts = conf.get("spark.executor.extraJavaOptions", "")
+    if "spark.executor.extraClassPath" in conf or "SharedArchiveFile" in opts \
+            or "ArchiveClassesAtExit" in opts or not spark_home:
+        return {}
+    archive = executor_archive_path(directory or cache_dir(), spark_home)
+    if archive is None:
+        return {}
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        if not promote(archive):
+            lock = archive.parent / (archive.name + ".tmp-lock")
+            now = time.time()
+            for old in archive.parent.glob(archive.name + ".tmp-*"):
+                if now - old.stat().st_mtime > _STALE_S:
+                    old.unlink(missing_ok=True)
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            ours = f"-XX:ArchiveClassesAtExit={archive}.tmp-{{{{APP_ID}}}}-{{{{EXECUTOR_ID}}}}"
+        else:
+            ours = f"-XX:SharedArchiveFile={archive} -Xshare:auto"
+    except OSError:
+        return {}  # another session dumps, or the directory is not writable
+    # Ours first: a -Xlog the user gives the executors still applies after _QUIET.
+    return {"spark.executor.extraClassPath": os.path.join(spark_home, "jars", "*"),
+            "spark.executor.extraJavaOptions": f"{ours} {_QUIET} {opts}".strip()}

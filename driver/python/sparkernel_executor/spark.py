@@ -252,6 +252,7 @@ class Spark:
             f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
         self._cds = False  # class-data sharing for the driver JVM (cds.py)
+        self._executor_cds: dict | None = None  # and for the executors': dir, spark_home
         self._log_level = "warn"  # of Spark's log file (sparkernel.log.level)
         self._cell_waiting = False  # a cell waits for the session being started
         self._java_errors_hooked = False
@@ -275,6 +276,8 @@ class Spark:
             self._candidates = [c for c in (msg.get("port_candidates") or [])
                                 if isinstance(c, dict)]
             self._cds = bool(msg.get("cds", False))
+            ecds = msg.get("executor_cds")
+            self._executor_cds = ecds if isinstance(ecds, dict) else None
             level = str(msg.get("log_level") or "warn").lower()
             self._log_level = level if level in ("trace", "debug", "info", "warn", "error") \
                 else "warn"
@@ -437,7 +440,12 @@ class Spark:
         cds_ok, conf_dir, props_file = cds.conf_dir_plan() if self._cds else (False, None, None)
         archive = cds.archive_path(conf_dir) if cds_ok and "SharedArchiveFile" not in java_opts \
             else None
-        pairs["spark.driver.extraJavaOptions"] = f"{java_opts} {cds.java_options(archive)}".strip()
+        # The archive's options first: a -Xlog of the user's still applies after them.
+        pairs["spark.driver.extraJavaOptions"] = f"{cds.java_options(archive)} {java_opts}".strip()
+        if self._executor_cds is not None:
+            pairs.update(cds.executor_plan(self._executor_cds.get("dir"),
+                                           self._executor_cds.get("spark_home")
+                                           or cds.spark_home(), pairs))
         spark_conf = SparkConf(loadDefaults=False)
         for k, v in pairs.items():
             spark_conf.set(k, v)

@@ -263,6 +263,10 @@ securityContext:
 # spark-defaults.conf): the local-dir emptyDir.
 - name: SPARKERNEL_LOCAL_DIR
   value: {{ .Values.spark.localDir | quote }}
+# The executors' class-data-sharing archive: on the shared volume, which the workers mount
+# at the same path; their executors dump it, the kernel moves it into place.
+- name: SPARKERNEL_EXECUTOR_CDS_DIR
+  value: {{ printf "%s/.sparkernel/cds" .Values.persistence.mountPath | quote }}
 {{- $owned := include "sparkernel.kernelOwnedEnv" . | fromJson }}
 {{- $pairs := list }}
 {{- range $key, $value := .Values.spark.defaults }}

@@ -45,7 +45,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all kernelspec test unit integration asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks soak fuzz install \
+.PHONY: all kernelspec test unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -84,12 +84,32 @@ unit: $(UNIT_BIN)
 integration: all $(PROBE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
 
+# The driver suite against PySpark 3.5 (the original cluster's images), in its own venv:
+# the kernel's executor, the cluster the tests start and the clients all run 3.5.
+COMPAT_VENV  ?= .venv-compat
+COMPAT_TESTS := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
+                tests/integration/test_executor_spark.py tests/integration/test_cds.py
+
+$(COMPAT_VENV)/.installed: requirements-compat.txt
+	[ -x $(COMPAT_VENV)/bin/python ] || python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-compat.txt
+	touch $@
+
+test-compat: all $(PROBE_BIN) $(COMPAT_VENV)/.installed
+	@mkdir -p $(BUILD)/compat/share/jupyter/kernels/sparkernel
+	$(COMPAT_VENV)/bin/python kernelspec/render.py --bin $(CURDIR)/$(BIN) \
+	    --python $(CURDIR)/$(COMPAT_VENV)/bin/python --pythonpath $(PYDIR) \
+	    --out $(BUILD)/compat/share/jupyter/kernels/sparkernel
+	$(COMPAT_VENV)/bin/python -c 'import pyspark; assert pyspark.__version__.startswith("3.5."), pyspark.__version__'
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/compat/share/jupyter $(COMPAT_VENV)/bin/python -m pytest -q \
+	    $(COMPAT_TESTS)
+
 # The Helm chart: lint, render with several value sets, validate offline (tests/charts).
 charts:
 	PYTHON=$(PYTHON) bash tests/charts/run.sh
 
 # The whole suite: README.md and .ci/run use this target.
-test: unit integration asan charts fuzz
+test: unit integration test-compat asan charts fuzz
 
 ASAN_MAKE := $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"

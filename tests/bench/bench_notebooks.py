@@ -154,7 +154,8 @@ def is_trainer(pid: int) -> bool:
             cmd = f.read()
     except OSError:
         return False
-    return b"sparkernel-cds-trainer" in cmd or b"ArchiveClassesAtExit" in cmd
+    # A JVM's own option, not a session's --conf spark.executor.extraJavaOptions=...
+    return b"sparkernel-cds-trainer" in cmd or b"\0-XX:ArchiveClassesAtExit" in cmd
 
 
 def wait_unmarked(token: str, timeout: float, trainers: bool = False) -> list[int]:

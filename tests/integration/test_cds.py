@@ -46,7 +46,7 @@ def driver_jvm_cmdline(k: Kernel) -> str:
 
 def run_cell(k: Kernel) -> str:
     reply, out = k.execute(CELL, timeout=240)
-    assert reply["content"]["status"] == "ok", out
+    assert reply["content"]["status"] == "ok", [m["content"] for m in out if m["msg_type"] in ("error", "stream")]
     text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
     assert "cds" not in text.lower() and "sharing" not in text.lower(), text
     return outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"]
@@ -57,7 +57,9 @@ def test_archive_is_trained_then_mapped(cluster, tmp_path):
     k = Kernel(env=env_for(cluster, cache))
     try:
         assert run_cell(k) == "100000"
-        assert "ArchiveClassesAtExit" not in driver_jvm_cmdline(k)  # the kernel's JVM never dumps
+        # The kernel's JVM never dumps (its command line names the executors' option only
+        # inside --conf spark.executor.extraJavaOptions=...).
+        assert not [a for a in driver_jvm_cmdline(k).split() if a.startswith("-XX:Archive")]
     finally:
         k.shutdown()
     deadline = time.monotonic() + 300
@@ -66,7 +68,7 @@ def test_archive_is_trained_then_mapped(cluster, tmp_path):
         time.sleep(1)
     archive = next((cache / "cds").glob("driver-*.jsa"))
     assert archive.stat().st_size > 10 << 20
-    assert not list((cache / "cds").glob("*.tmp*")), "trainer left files behind"
+    assert not list((cache / "cds").glob("driver-*.tmp*")), "trainer left files behind"
 
     k = Kernel(env=env_for(cluster, cache))
     try:
@@ -86,13 +88,17 @@ def test_archive_is_trained_then_mapped(cluster, tmp_path):
 
 def test_off_switch(cluster, tmp_path):
     cache = tmp_path / "cache"
-    k = Kernel(env=env_for(cluster, cache, SPARKERNEL_CDS="false"))
+    k = Kernel(env=env_for(cluster, cache, SPARKERNEL_CDS="false",
+                           SPARKERNEL_EXECUTOR_CDS="false"))
     try:
         assert run_cell(k) == "100000"
         assert "SharedArchiveFile" not in driver_jvm_cmdline(k)
+        argv = executor_jvms()[0].cmdline()  # nor the executors, nor their class path
+        assert not any("Archive" in a for a in argv), argv
+        assert not argv[argv.index("-cp") + 1].split(":")[0].endswith("/jars/*"), argv
         _, out = k.execute("%spark status")
         text = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
-        assert "sparkernel.cds" in text
+        assert "sparkernel.cds" in text and "sparkernel.executor.cds" in text
     finally:
         k.shutdown()
     time.sleep(2)
@@ -136,7 +142,14 @@ def test_executor_archive_is_dumped_then_mapped(cluster, tmp_path):
         time.sleep(0.5)
     assert not list(d.glob("executor-*.jsa"))  # moved into place by the next session
 
-    k = Kernel(env=env_for(cluster, cache))
+    # The deployment's spark-defaults.conf gives the executors options of its own: the
+    # session adds to them rather than replacing them.
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "log4j2.properties").write_text((cluster.conf_dir / "log4j2.properties").read_text())
+    (conf / "spark-defaults.conf").write_text(
+        "spark.executor.extraJavaOptions  -Dtest.kept.by.deployment=yes\n")
+    k = Kernel(env=env_for(cluster, cache, SPARK_CONF_DIR=str(conf)))
     try:
         assert run_cell(k) == "100000"
         archives = list(d.glob("executor-*.jsa"))
@@ -145,17 +158,7 @@ def test_executor_archive_is_dumped_then_mapped(cluster, tmp_path):
         jvms = executor_jvms()
         assert len(jvms) == 1
         assert str(archives[0]) in maps_of(jvms[0]), "the executor does not map the archive"
+        assert "-Dtest.kept.by.deployment=yes" in jvms[0].cmdline(), jvms[0].cmdline()
     finally:
         k.shutdown()
 
-
-def test_executor_archive_off_switch(cluster, tmp_path):
-    cache = tmp_path / "cache"
-    k = Kernel(env=env_for(cluster, cache, SPARKERNEL_EXECUTOR_CDS="false"))
-    try:
-        assert run_cell(k) == "100000"
-        argv = executor_jvms()[0].cmdline()
-        assert not any("Archive" in a for a in argv), argv
-        assert not argv[argv.index("-cp") + 1].split(":")[0].endswith("/jars/*"), argv
-    finally:
-        k.shutdown()

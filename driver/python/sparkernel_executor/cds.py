@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,24 @@ def spark_home() -> str:
         return ""
 
 
+def spark_defaults() -> dict[str, str]:
+    """The properties of spark-defaults.conf in $SPARK_CONF_DIR, else Spark's home's conf
+    (Java properties: key and value separated by '=', ':' or blanks; no continuations)."""
+    conf = os.environ.get("SPARK_CONF_DIR") or os.path.join(spark_home(), "conf")
+    out: dict[str, str] = {}
+    try:
+        with open(os.path.join(conf, "spark-defaults.conf"), encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line or line[0] in "#!":
+                    continue
+                parts = re.split(r"\s*[=:]\s*|\s+", line, maxsplit=1)
+                out[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
+    except (OSError, UnicodeDecodeError):
+        pass
+    return out
+
+
 def executor_archive_path(directory: str | os.PathLike, spark_home: str) -> pathlib.Path | None:
     """The executors' archive for this Spark version and the workers' Spark home."""
     try:
@@ -271,18 +290,22 @@ def promote(archive: pathlib.Path) -> bool:
 
 
 def executor_plan(directory: str | os.PathLike | None, spark_home: str,
-                  conf: dict[str, str]) -> dict[str, str]:
+                  conf: dict[str, str]) -> tuple[dict[str, str], pathlib.Path | None]:
     """spark.executor.* properties to add to conf: map the executors' archive, or dump one
     when there is none and no other session is at it (a lock; a dump that never finished,
     for instance because the workers cannot write the directory, is tried again after
-    _STALE_S). Nothing when the session sets the executors' class path or archive itself."""
+    _STALE_S). Nothing when the session sets the executors' class path or archive itself.
+    Also returns the archive when this session's executors dump it: every one of them
+    does when it exits (the option is fixed for the application's life), so the session
+    moves the first finished dump into place after each cell (promote) rather than leave
+    the others to pile up until the next session starts."""
     opts = conf.get("spark.executor.extraJavaOptions", "")
     if "spark.executor.extraClassPath" in conf or "SharedArchiveFile" in opts \
             or "ArchiveClassesAtExit" in opts or not spark_home:
-        return {}
+        return {}, None
     archive = executor_archive_path(directory or cache_dir(), spark_home)
     if archive is None:
-        return {}
+        return {}, None
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
         if not promote(archive):
@@ -296,7 +319,8 @@ def executor_plan(directory: str | os.PathLike | None, spark_home: str,
         else:
             ours = f"-XX:SharedArchiveFile={archive} -Xshare:auto"
     except OSError:
-        return {}  # another session dumps, or the directory is not writable
+        return {}, None  # another session dumps, or the directory is not writable
     # Ours first: a -Xlog the user gives the executors still applies after _QUIET.
-    return {"spark.executor.extraClassPath": os.path.join(spark_home, "jars", "*"),
-            "spark.executor.extraJavaOptions": f"{ours} {_QUIET} {opts}".strip()}
+    return ({"spark.executor.extraClassPath": os.path.join(spark_home, "jars", "*"),
+             "spark.executor.extraJavaOptions": f"{ours} {_QUIET} {opts}".strip()},
+            archive if "ArchiveClassesAtExit" in ours else None)

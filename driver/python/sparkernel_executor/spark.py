@@ -253,9 +253,11 @@ class Spark:
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
         self._cds = False  # class-data sharing for the driver JVM (cds.py)
         self._executor_cds: dict | None = None  # and for the executors': dir, spark_home
+        self._dumping: pathlib.Path | None = None  # the archive this session's executors dump
         self._log_level = "warn"  # of Spark's log file (sparkernel.log.level)
         self._cell_waiting = False  # a cell waits for the session being started
         self._java_errors_hooked = False
+        self._importing = threading.Lock()  # held while the session's thread builds it
         self.in_cell = False
         for name in _NAMES:
             self._publish(name, _Pending(self, name))
@@ -361,7 +363,8 @@ class Spark:
                 attempt["spark.ui.port"] = str(ports.get("ui"))
             log_at = self._log_size()
             try:
-                session = self._build(attempt)
+                with self._importing:
+                    session = self._build(attempt)
                 used = ports
                 break
             except BaseException as exc:
@@ -418,15 +421,18 @@ class Spark:
     def _build(self, conf: dict[str, str]) -> Any:
         from pyspark import SparkConf, SparkContext
         from pyspark.java_gateway import launch_gateway
-        from pyspark.logger import PySparkLogger
         from pyspark.sql import SparkSession
 
         from . import cds  # here, not at the top: the executor's own start stays fast
 
-        # pyspark logs every SQL error again, as JSON with the JVM's stack, on stderr: the
-        # cell already shows the exception.
-        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+        try:  # PySpark 4: it logs every SQL error again, as JSON with the JVM's stack, on
+            # stderr; the cell already shows the exception. PySpark 3.5 has no such logger.
+            from pyspark.logger import PySparkLogger
+
+            for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+                PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+        except ImportError:
+            pass
 
         self._log_file = conf.get("sparkernel.log.file") or os.path.join(
             tempfile.gettempdir(), f"sparkernel-{os.getpid()}-spark.log")
@@ -434,6 +440,12 @@ class Spark:
         props.write_text(_log4j_properties(self._log_file, self._log_level))
         pairs = {k: v for k, v in conf.items() if k.startswith("spark.")}
         pairs.setdefault("spark.ui.showConsoleProgress", "false")
+        # The kernel adds to these; what the deployment's spark-defaults.conf says stays.
+        defaults = cds.spark_defaults()
+        for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions",
+                    "spark.executor.extraClassPath"):
+            if key in defaults:
+                pairs.setdefault(key, defaults[key])
         java_opts = pairs.get("spark.driver.extraJavaOptions", "")
         if "log4j2.configurationFile" not in java_opts:
             java_opts = f"{java_opts} -Dlog4j2.configurationFile={props.as_uri()}"
@@ -442,10 +454,12 @@ class Spark:
             else None
         # The archive's options first: a -Xlog of the user's still applies after them.
         pairs["spark.driver.extraJavaOptions"] = f"{cds.java_options(archive)} {java_opts}".strip()
+        self._dumping = None
         if self._executor_cds is not None:
-            pairs.update(cds.executor_plan(self._executor_cds.get("dir"),
-                                           self._executor_cds.get("spark_home")
-                                           or cds.spark_home(), pairs))
+            extra, self._dumping = cds.executor_plan(
+                self._executor_cds.get("dir"),
+                self._executor_cds.get("spark_home") or cds.spark_home(), pairs)
+            pairs.update(extra)
         spark_conf = SparkConf(loadDefaults=False)
         for k, v in pairs.items():
             spark_conf.set(k, v)
@@ -544,8 +558,7 @@ class Spark:
         when the cell must not run: its one error has been shown."""
         code = str(msg.get("code", ""))
         self._deferred = None
-        if not self._java_errors_hooked and "py4j.protocol" in sys.modules:
-            self._hook_java_errors()
+        self._hook_java_errors()
         self._check_alive()
         if (self._state != "ready" or self._notice) and uses_spark(self._shell, code):
             try:
@@ -553,6 +566,7 @@ class Spark:
             except (SparkUnavailable, KeyboardInterrupt) as exc:
                 self._shell.showtraceback((type(exc), exc, None))  # no frames of ours
                 return False
+            self._hook_java_errors()
         session = self._session
         if session is not None:
             group = f"sparkernel-{msg.get('execution_count', 0)}"
@@ -568,6 +582,13 @@ class Spark:
         self.in_cell = False
         self._cell_waiting = False
         self._deferred = None
+        if self._dumping is not None:  # this session's executors dump the archive
+            from . import cds
+
+            try:
+                cds.promote(self._dumping)
+            except OSError:
+                pass
 
     def wait(self) -> Any:
         """The ready session, waiting for it if it is starting (main thread, in a cell)."""
@@ -684,12 +705,21 @@ class Spark:
 
     def _hook_java_errors(self) -> None:
         """Java errors a cell does not catch go through _java_error (IPython's custom
-        exception handler: run_code calls it instead of showing the traceback)."""
-        from py4j.protocol import Py4JJavaError
-        from pyspark.errors.exceptions.captured import CapturedException
+        exception handler: run_code calls it instead of showing the traceback). Once
+        pyspark is loaded, and never while the session's thread imports it: PySpark 3.5's
+        modules import each other in a cycle, and two threads importing them in another
+        order get a partly initialised module (ImportError)."""
+        if self._java_errors_hooked or "py4j.protocol" not in sys.modules \
+                or not self._importing.acquire(blocking=False):
+            return
+        try:
+            from py4j.protocol import Py4JJavaError
+            from pyspark.errors.exceptions.captured import CapturedException
 
-        self._java_errors_hooked = True
-        self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+            self._java_errors_hooked = True
+            self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+        finally:
+            self._importing.release()
 
     def _java_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
                     tb_offset: int | None = None) -> None:

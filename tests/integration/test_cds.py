@@ -78,7 +78,11 @@ def test_archive_is_trained_then_mapped(cluster, tmp_path):
         k.shutdown()
 
     # A damaged archive: the JVM runs without it, silently; no new trainer for that file.
-    archive.write_bytes(b"not an archive" * 1000)
+    # Put in place as a new file, as sparkernel itself does: the last kernel's JVM may
+    # still be stopping and map the old one (a file truncated under a mapping is SIGBUS).
+    damaged = archive.with_suffix(".damaged")
+    damaged.write_bytes(b"not an archive" * 1000)
+    damaged.replace(archive)
     k = Kernel(env=env_for(cluster, cache))
     try:
         assert run_cell(k) == "100000"

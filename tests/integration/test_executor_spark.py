@@ -358,8 +358,20 @@ def test_failed_start_then_refused():
         ex.close()
 
 
-@pytest.mark.parametrize("how", ["eof", "sigterm"])
+def tgkill(pid: int, tid: int, sig: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234, pid, tid, sig) != 0:  # SYS_tgkill on x86-64
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+@pytest.mark.parametrize("how", ["eof", "sigterm", "sigterm-to-a-thread"])
 def test_exit_stops_the_session_and_its_jvm(how):
+    """The kernel closes the pipe, or SIGTERM comes (its death, PR_SET_PDEATHSIG): the
+    session stops and the process exits. A signal may land on any thread of the process
+    (here forced onto one that is not the main thread): it still ends the main thread's
+    wait for commands."""
     ex = Executor()
     log = pathlib.Path(tempfile.mkdtemp(prefix="sparkernel-test-")) / "spark.log"
     ex.send({"type": "spark_start", "conf": spark_conf(log), "notice": ""})
@@ -372,8 +384,12 @@ def test_exit_stops_the_session_and_its_jvm(how):
     closed = time.monotonic()
     if how == "eof":
         os.close(ex.cmd_w)
-    else:
+    elif how == "sigterm":
         ex.proc.terminate()
+    else:
+        tid = max(int(t) for t in os.listdir(f"/proc/{ex.proc.pid}/task"))
+        assert tid != ex.proc.pid
+        tgkill(ex.proc.pid, tid, signal.SIGTERM)
     ex.proc.wait(30)
     took = time.monotonic() - closed
     assert took < 15, took

@@ -51,9 +51,12 @@ class _SigintHeld:
 
 
 class Channel:
-    def __init__(self, cmd_fd: int, event_fd: int) -> None:
+    def __init__(self, cmd_fd: int, event_fd: int, wakeup_fd: int | None = None) -> None:
         self._cmd = cmd_fd
         self._event = event_fd
+        # Read end of signal.set_wakeup_fd's pipe: a SIGTERM or SIGINT that the kernel
+        # delivers to another thread of ours must still end the main thread's wait.
+        self._wakeup = wakeup_fd
         self._lock = threading.Lock()
         self._buf = bytearray()
 
@@ -80,7 +83,15 @@ class Channel:
             frame = self._next_frame()
             if frame is not False:
                 return frame  # type: ignore[return-value]
-            select.select([self._cmd], [], [])
+            fds = [self._cmd] if self._wakeup is None else [self._cmd, self._wakeup]
+            ready, _, _ = select.select(fds, [], [])
+            if self._wakeup in ready:
+                try:
+                    os.read(self._wakeup, 512)  # Python runs the handler on its way back
+                except BlockingIOError:
+                    pass
+                if self._cmd not in ready:
+                    continue
             with _SigintHeld():
                 chunk = os.read(self._cmd, 1 << 16)
                 if not chunk:

@@ -213,7 +213,11 @@ def main() -> None:
     os.set_inheritable(event_fd, False)
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    channel = Channel(cmd_fd, event_fd)
+    # Python runs signal handlers in the main thread only, and a signal the kernel sends
+    # may land on any thread: the wakeup pipe ends the main thread's wait for commands.
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    channel = Channel(cmd_fd, event_fd, wake_r)
     sys.stdout = frame_stream(channel, "stdout", 1)
     sys.stderr = frame_stream(channel, "stderr", 2)
     flusher = Flusher(sys.stdout, sys.stderr)

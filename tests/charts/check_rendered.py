@@ -23,9 +23,14 @@ with each other and with the values they were rendered from:
   conf         spark-defaults.conf mounted at SPARK_CONF_DIR in every Spark pod
   hygiene      standard labels, selectors, non-root, no privilege escalation, limits,
                probes, images, service links off
-  netpol       the NetworkPolicy (when enabled) admits exactly edgenode, workers, test pod;
-               a policy that restricts the edgenode's ingress admits the workers to
-               every slot's driver and block manager port
+  netpol       the NetworkPolicies (when enabled) select every pod and, modelled as
+               Kubernetes applies them, let in every connection the cluster needs
+               (workers <-> master, master and executors -> every slot's driver port,
+               executors -> its block manager port, the release's pods <-> the workers'
+               random ports, anyone -> JupyterLab) and none tried from strangers (another
+               app, another release, another namespace, outside) or to the Spark UIs and
+               the master UI unless a uiService type opens them
+  kill         spark.ui.killEnabled in spark-defaults.conf as spark.uiKillEnabled says
 
 Usage:
   check_rendered.py RENDERED.yaml CHART_DIR [-f VALUES.yaml]... [--set KEY=VALUE]...
@@ -255,7 +260,7 @@ def read_settings(path):
     table = table[:table.index("};")]
     defs = {}
     for m in re.finditer(r'\{\s*"([^"]+)",\s*(?:"([A-Z0-9_]+)"|NULL),\s*(?:"([^"]*)"|NULL),\s*K_[A-Z]+,'
-                         r'\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', table):
+                         r'\s*((?:"(?:[^"\\]|\\.)*"\s*)+)(?:,\s*-?\d+\s*,\s*-?\d+\s*)?\}', table):
         doc = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(4)))
         defs[m.group(1)] = (m.group(2), m.group(3), doc)
     expect(len(defs) >= 10, "could not read the settings table of %s (%d entries)", path, len(defs))
@@ -360,19 +365,24 @@ def check_driver(r):
     for p in sports:
         target = port_number(c, p.get("targetPort", p["port"]))
         expect(target == p["port"], "headless Service port %s (%s) targets container port %s", p["name"], p["port"], target)
-    # The JupyterLab Service: JupyterLab and every slot's Spark UI.
-    others = [s for s in r.of_kind("Service") if s is not svc
-              and selector_matches({"matchLabels": s["spec"].get("selector", {})}, labels)]
-    expect(len(others) == 1, "expected one JupyterLab Service selecting the edgenode, found %d", len(others))
-    jports = {p["name"]: p for p in others[0]["spec"]["ports"]}
-    want_j = {name: port for name, port in wanted.items() if name.startswith("ui-")}
-    want_j["jupyter"] = e["service"]["port"]
-    got = {k: v["port"] for k, v in jports.items()}
-    expect(got == want_j, "the JupyterLab Service's ports differ from JupyterLab's and the slots' UI ports: %s",
-           port_diff(got, want_j))
-    for name, p in jports.items():
-        expect(port_number(c, p.get("targetPort", p["port"])) == p["port"],
-               "JupyterLab Service port %s targets another container port", name)
+    # The JupyterLab Service (JupyterLab alone) and the Spark UI Service (every slot's UI).
+    others = {s["metadata"]["name"]: s for s in r.of_kind("Service") if s is not svc
+              and selector_matches({"matchLabels": s["spec"].get("selector", {})}, labels)}
+    full = svc["metadata"]["name"][:-len("-driver")]
+    want_svcs = {full + "-jupyter": ({"jupyter": e["service"]["port"]}, e["service"]["type"]),
+                 full + "-spark-ui": ({name: port for name, port in wanted.items() if name.startswith("ui-")},
+                                      e["uiService"]["type"])}
+    expect(sorted(others) == sorted(want_svcs), "the Services selecting the edgenode besides the headless one are "
+           "%s, want %s", sorted(others), sorted(want_svcs))
+    for name, (want_ports, want_type) in want_svcs.items():
+        sports = {p["name"]: p for p in others[name]["spec"]["ports"]}
+        got = {k: v["port"] for k, v in sports.items()}
+        expect(got == want_ports, "Service %s's ports differ: %s", name, port_diff(got, want_ports))
+        expect(others[name]["spec"].get("type", "ClusterIP") == want_type, "Service %s is of type %s, values say %s",
+               name, others[name]["spec"].get("type", "ClusterIP"), want_type)
+        for pname, p in sports.items():
+            expect(port_number(c, p.get("targetPort", p["port"])) == p["port"],
+                   "Service %s port %s targets another container port", name, pname)
     master = r.values["master"]["service"]
     msvc = r.named("Service", master["name"])
     expect(msvc is not None, "no Service named %s for the master", master["name"])
@@ -624,64 +634,171 @@ def check_hygiene(r):
                        comp, probe, port, probe_port[comp])
 
 
+# ---- NetworkPolicy reachability ---------------------------------------------------------
+
+# Where a connection comes from, for admits(): a pod of the release's namespace (its
+# labels), a pod of another namespace (that namespace's labels, the pod's labels), or an
+# address outside the cluster (a NodePort or LoadBalancer client).
+OUTSIDE = ("outside",)
+
+
+def in_namespace(labels):
+    return ("pod", labels)
+
+
+def elsewhere(ns_labels, labels):
+    return ("foreign", ns_labels, labels)
+
+
+def peer_admits(peer, src):
+    """Whether one NetworkPolicyPeer (podSelector / namespaceSelector / ipBlock) matches src."""
+    if "ipBlock" in peer:
+        return True  # an address block may hold any address, a pod's or the outside's
+    if src == OUTSIDE:
+        return False
+    if "namespaceSelector" in peer:
+        if src[0] == "pod":
+            return False  # the release's namespace carries only its name label, checked below
+        if not selector_matches(peer["namespaceSelector"], src[1]):
+            return False
+        return "podSelector" not in peer or selector_matches(peer["podSelector"], src[2])
+    # a podSelector alone: pods of the policy's own namespace
+    return src[0] == "pod" and selector_matches(peer["podSelector"], src[1])
+
+
+def rule_ports_admit(rule, port, container):
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        if p.get("protocol", "TCP") != "TCP":
+            continue
+        if "port" not in p:
+            return True
+        try:
+            lo = port_number(container, p["port"]) if container else p["port"]
+        except Failure:
+            continue  # a named port the pod does not have matches nothing
+        if not isinstance(lo, int):
+            continue
+        if lo <= port <= p.get("endPort", lo):
+            return True
+    return False
+
+
+def admits(r, src, dst_component, port):
+    """Whether the rendered NetworkPolicies let src reach the pod of dst_component on TCP port.
+    A pod no ingress policy selects admits everything."""
+    _, labels, spec = r.workload(dst_component)
+    container = spec["containers"][0]
+    selecting = [p for p in r.of_kind("NetworkPolicy")
+                 if selector_matches(p["spec"].get("podSelector", {}), labels)
+                 and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])]
+    if not selecting:
+        return True
+    for pol in selecting:
+        for rule in pol["spec"].get("ingress") or []:
+            if not rule_ports_admit(rule, port, container):
+                continue
+            froms = rule.get("from")
+            if not froms or any(peer_admits(f, src) for f in froms):
+                return True
+    return False
+
+
+# Ports Spark picks at random (ephemeral): the worker's RPC port and the executors' block
+# managers. Samples across Linux's default range and beyond.
+RANDOM_PORTS = (1024, 32768, 45000, 60999, 65535)
+
+
+def flows(r):
+    """(needed, forbidden): lists of (description, src, dst component, port)."""
+    v = r.values
+    e, m, w = v["edgenode"], v["master"]["service"], v["workers"]
+    pods = {comp: in_namespace(r.workload(comp)[1]) for comp in SPARK_PODS}
+    slots = slot_ports(e["driverPort"], e["blockManagerPort"], e["uiPort"], e["portSlots"])
+    drivers = {n: p for n, p in slots.items() if n.startswith("driver-")}
+    blockmgrs = {n: p for n, p in slots.items() if n.startswith("blockmgr-")}
+    uis = {n: p for n, p in slots.items() if n.startswith("ui-")}
+    needed = [("worker -> master cluster port", pods["worker"], "master", m["port"])]
+    for d in DRIVER_PODS:
+        needed += [("%s -> master cluster port" % d, pods[d], "master", m["port"]),
+                   ("%s -> master web UI (/json/)" % d, pods[d], "master", m["webUIPort"])]
+        for name, port in drivers.items():
+            needed += [("master -> %s %s" % (d, name), pods["master"], d, port),
+                       ("worker -> %s %s" % (d, name), pods["worker"], d, port)]
+        for name, port in blockmgrs.items():
+            needed.append(("worker -> %s %s" % (d, name), pods["worker"], d, port))
+    for src in ("master", "worker") + DRIVER_PODS:
+        for port in RANDOM_PORTS:
+            needed.append(("%s -> worker random port %d" % (src, port), pods[src], "worker", port))
+    needed.append(("outside -> JupyterLab", OUTSIDE, "edgenode", e["service"]["port"]))
+    if v["master"]["uiService"]["type"] != "ClusterIP":
+        needed.append(("outside -> master web UI (master.uiService.type opens it)", OUTSIDE, "master", m["webUIPort"]))
+    if e["uiService"]["type"] != "ClusterIP":
+        needed += [("outside -> edgenode %s (edgenode.uiService.type opens it)" % n, OUTSIDE, "edgenode", p)
+                   for n, p in uis.items()]
+
+    worker_labels = r.workload("worker")[1]
+    instance = worker_labels["app.kubernetes.io/instance"]
+    strangers = {
+        "a pod of another app in the namespace": in_namespace({"app": "other"}),
+        "another release's worker": in_namespace(dict(worker_labels, **{"app.kubernetes.io/instance": instance + "-2"})),
+        "a pod of another namespace with the release's labels": elsewhere({"kubernetes.io/metadata.name": "elsewhere"},
+                                                                          worker_labels),
+        "outside": OUTSIDE,
+    }
+    forbidden = []
+    for who, src in strangers.items():
+        forbidden.append(("%s -> master cluster port" % who, src, "master", m["port"]))
+        if v["master"]["uiService"]["type"] == "ClusterIP":
+            forbidden.append(("%s -> master web UI" % who, src, "master", m["webUIPort"]))
+        for port in (w["webUIPort"],) + RANDOM_PORTS:
+            forbidden.append(("%s -> worker port %d" % (who, port), src, "worker", port))
+        for d in DRIVER_PODS:
+            for name, port in list(drivers.items()) + list(blockmgrs.items()):
+                forbidden.append(("%s -> %s %s" % (who, d, name), src, d, port))
+        if e["uiService"]["type"] == "ClusterIP":
+            for name, port in uis.items():
+                forbidden.append(("%s -> edgenode %s" % (who, name), src, "edgenode", port))
+    # Within the release, the Spark UIs are not for other pods either (port-forward only).
+    if e["uiService"]["type"] == "ClusterIP":
+        for src in ("master", "worker", "test"):
+            forbidden += [("%s -> edgenode %s" % (src, n), pods[src], "edgenode", p) for n, p in uis.items()]
+    if v["master"]["uiService"]["type"] == "ClusterIP":
+        forbidden.append(("worker -> master web UI", pods["worker"], "master", m["webUIPort"]))
+    return needed, forbidden
+
+
 @check("netpol")
 def check_netpol(r):
+    """The policies (networkPolicy.enabled) let through every connection the cluster needs,
+    and none of the others tried: strangers to the master, the workers and the driver
+    ports, anyone to the Spark UIs and the master UI unless a uiService type opens them."""
     pols = r.of_kind("NetworkPolicy")
     if not r.values["networkPolicy"]["enabled"]:
         expect(not pols, "networkPolicy.enabled is false but a NetworkPolicy is rendered")
         return
-    expect(len(pols) == 1, "expected one NetworkPolicy, found %d", len(pols))
-    spec = pols[0]["spec"]
-    pods = {comp: r.workload(comp)[1] for comp in SPARK_PODS}
-    expect(selector_matches(spec["podSelector"], pods["master"]), "the NetworkPolicy does not select the master")
-    expect(spec["policyTypes"] == ["Ingress"], "policyTypes %s", spec["policyTypes"])
-    rule = spec["ingress"][0]
-    froms = [f["podSelector"] for f in rule["from"]]
-    admitted = {comp for comp, labels in pods.items() if any(selector_matches(s, labels) for s in froms)}
-    expect(admitted == {"edgenode", "worker", "test"}, "the NetworkPolicy admits %s", sorted(admitted))
-    stranger = dict(pods["worker"], **{"app.kubernetes.io/instance": "another-release"})
-    expect(not any(selector_matches(s, stranger) for s in froms), "it admits workers of another release")
-    m = r.values["master"]["service"]
-    ports = sorted(p["port"] for p in rule["ports"])
-    expect(ports == sorted([m["port"], m["webUIPort"]]), "it opens ports %s", ports)
+    for pol in pols:
+        expect(pol["spec"].get("policyTypes") == ["Ingress"], "NetworkPolicy %s has policyTypes %s",
+               pol["metadata"]["name"], pol["spec"].get("policyTypes"))
+    for comp in SPARK_PODS:
+        _, plabels, _ = r.workload(comp)
+        expect(any(selector_matches(p["spec"]["podSelector"], plabels) for p in pols),
+               "no NetworkPolicy selects the %s pod: everything may reach it", comp)
+    needed, forbidden = flows(r)
+    shut = [what for what, src, dst, port in needed if not admits(r, src, dst, port)]
+    expect(not shut, "the NetworkPolicies keep out what the cluster needs: %s", shut)
+    extra = [what for what, src, dst, port in forbidden if admits(r, src, dst, port)]
+    expect(not extra, "the NetworkPolicies let in: %s", extra)
 
 
-@check("netpol-edgenode")
-def check_netpol_edgenode(r):
-    """A policy restricting the edgenode's ingress must let executors reach every slot."""
-    _, labels, spec = r.workload("edgenode")
-    c = spec["containers"][0]
-    worker = r.workload("worker")[1]
-    e = r.values["edgenode"]
-    needed = {name: port for name, port in
-              slot_ports(e["driverPort"], e["blockManagerPort"], e["uiPort"], e["portSlots"]).items()
-              if not name.startswith("ui-")}
-    for pol in r.of_kind("NetworkPolicy"):
-        ps = pol["spec"]
-        if not selector_matches(ps.get("podSelector", {}), labels):
-            continue
-        if "Ingress" not in ps.get("policyTypes", ["Ingress"]):
-            continue
-        open_ports = set()
-        for rule in ps.get("ingress") or []:
-            froms = rule.get("from")
-            if froms and not any("podSelector" in f and "namespaceSelector" not in f
-                                 and selector_matches(f["podSelector"], worker) for f in froms):
-                continue
-            rports = rule.get("ports")
-            if not rports:
-                open_ports |= set(needed.values())
-                continue
-            for p in rports:
-                if p.get("protocol", "TCP") != "TCP" or "port" not in p:
-                    if "port" not in p:
-                        open_ports |= set(needed.values())
-                    continue
-                lo = port_number(c, p["port"])
-                open_ports |= set(range(lo, p.get("endPort", lo) + 1))
-        shut = sorted(name for name, port in needed.items() if port not in open_ports)
-        expect(not shut, "NetworkPolicy %s keeps the workers' executors from the edgenode's %s",
-               pol["metadata"]["name"], shut)
+@check("kill")
+def check_kill(r):
+    _, conf = r.spark_conf()
+    want = str(r.values["spark"]["uiKillEnabled"]).lower()
+    expect(conf.get("spark.ui.killEnabled") == want, "spark-defaults.conf has spark.ui.killEnabled=%s, "
+           "spark.uiKillEnabled is %s", conf.get("spark.ui.killEnabled"), want)
 
 
 # ---- self-test: each way of breaking the render must be caught by its check -------------
@@ -745,14 +862,37 @@ def tamper_env_name(docs):
             e["name"] = "SPARKERNEL_BLOCK_MANAGER_PORT"
 
 
+def _policy(docs, suffix):
+    return next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith(suffix))
+
+
 def tamper_netpol_edgenode(docs):
-    """A policy on the edgenode that admits only JupyterLab's port."""
-    edge = _edgenode(docs)
-    labels = edge["spec"]["template"]["metadata"]["labels"]
-    docs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                 "metadata": {"name": "edgenode", "labels": dict(edge["metadata"]["labels"])},
-                 "spec": {"podSelector": {"matchLabels": dict(labels)}, "policyTypes": ["Ingress"],
-                          "ingress": [{"ports": [{"protocol": "TCP", "port": "jupyter"}]}]}})
+    """The last port slot's block manager port missing from the drivers' policy."""
+    rule = _policy(docs, "-drivers")["spec"]["ingress"][1]
+    rule["ports"] = rule["ports"][:-1]
+
+
+def tamper_netpol_stranger(docs):
+    """The workers' policy admits every pod of the namespace."""
+    _policy(docs, "-workers")["spec"]["ingress"][0]["from"] = [{"podSelector": {}}]
+
+
+def tamper_netpol_open_ui(docs):
+    """The Spark UI ports admitted from anywhere while their Service stays ClusterIP."""
+    edge = _edgenode(docs)["spec"]["template"]["spec"]["containers"][0]
+    ui = [{"protocol": "TCP", "port": p["containerPort"]} for p in edge["ports"] if p["name"].startswith("ui-")]
+    _policy(docs, "-jupyter")["spec"]["ingress"].append({"ports": ui})
+
+
+def tamper_netpol_missing(docs):
+    """No policy for the workers."""
+    docs.remove(_policy(docs, "-workers"))
+
+
+def tamper_kill_enabled(docs):
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    conf = cm["data"]["spark-defaults.conf"]
+    cm["data"]["spark-defaults.conf"] = re.sub(r"(spark\.ui\.killEnabled\s+)false", r"\1true", conf)
 
 
 def tamper_auth_secret(docs):
@@ -788,7 +928,11 @@ TAMPERS = {
     "port-slots": (tamper_port_slots, "driver"),
     "local-dir-env": (tamper_local_dir_env, "local-dirs"),
     "env-name": (tamper_env_name, "kernel-env"),
-    "netpol-edgenode": (tamper_netpol_edgenode, "netpol-edgenode"),
+    "netpol-edgenode": (tamper_netpol_edgenode, "netpol"),
+    "netpol-stranger": (tamper_netpol_stranger, "netpol"),
+    "netpol-open-ui": (tamper_netpol_open_ui, "netpol"),
+    "netpol-missing": (tamper_netpol_missing, "netpol"),
+    "kill-enabled": (tamper_kill_enabled, "kill"),
     "auth-secret": (tamper_auth_secret, "auth"),
     "work-dir": (tamper_work_dir, "local-dirs"),
     "mount-path": (tamper_mount_path, "shared-data"),

@@ -10,7 +10,9 @@ and runs `spark.range(100).count()` from a driver configured only from the edgen
 rendered env as the kernel is: the Spark conf the kernel would give its session, made
 from driver/settings.c's defaults and the variables it reads (SPARK_MASTER_URL, POD_IP,
 SPARKERNEL_*), in the last port slot. It checks that the ports the driver listens on are
-the edgenode's rendered container ports of that slot. It catches what a schema cannot: a
+the edgenode's rendered container ports of that slot, and that the master's kill form and
+the driver's kill links are on or off as the rendered spark-defaults.conf says
+(spark.ui.killEnabled). It catches what a schema cannot: a
 launcher that rejects its arguments, an auth secret that does not reach a daemon, a
 worker that cannot hold the kernel's default executor.
 
@@ -23,6 +25,7 @@ PYTHON has pyspark (its SPARK_HOME is used) and java is on PATH. Exit 0 on succe
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import random
@@ -239,6 +242,30 @@ def fail(msg, log_path=None):
     raise SystemExit(1)
 
 
+def rendered_conf(docs, key):
+    """A property of the rendered spark-defaults.conf, or None."""
+    for d in docs:
+        if d["kind"] == "ConfigMap":
+            for line in d["data"].get("spark-defaults.conf", "").splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == key:
+                    return parts[1]
+    return None
+
+
+def kill_form_status(ui_url):
+    """The HTTP status of a POST to the master UI's kill form (for an application it does
+    not have): 405 when spark.ui.killEnabled is false (no such handler), else a redirect."""
+    host, _, port = ui_url.split("//", 1)[1].rstrip("/").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", "/app/kill/", body="id=app-00000000000000-0000&terminate=true",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def kernel_conf(settings_c, env):
     """The Spark conf the kernel gives its session (settings_spark_conf in driver/settings.c):
     every spark.* setting from its variable, else its default, SPARKERNEL_SPARK_CONF's
@@ -287,7 +314,8 @@ out = {"count": spark.range(100).count(), "app": sc.applicationId,
        "pysum": sc.parallelize(range(100), 2).map(lambda x: 2 * x).sum(), "master": sc.master,
        "ui": sc.uiWebUrl, "auth": sc.getConf().get("spark.authenticate", "false"),
        "crypto": sc.getConf().get("spark.network.crypto.enabled", "false"),
-       "local": sc.getConf().get("spark.local.dir", "")}
+       "local": sc.getConf().get("spark.local.dir", ""),
+       "kill": sc.getConf().get("spark.ui.killEnabled", "(unset)")}
 spark.stop()
 print("RESULT " + json.dumps(out))
 """
@@ -338,6 +366,15 @@ def main():
                  % (w["cores"], w["memory"], want_cores, want_mem))
         print("  master and worker up; the master reports %d core(s), %d MiB, as rendered" % (want_cores, want_mem))
 
+        kill = rendered_conf(docs, "spark.ui.killEnabled")
+        if kill not in ("true", "false"):
+            fail("the rendered spark-defaults.conf sets spark.ui.killEnabled to %r" % kill)
+        status = kill_form_status(driver.env["SPARKERNEL_MASTER_UI_URL"])
+        if (status == 405) != (kill == "false"):
+            fail("the master's kill form answered %d with spark.ui.killEnabled %s in spark-defaults.conf"
+                 % (status, kill), mlog)
+        print("  the master's kill form answers %d (spark.ui.killEnabled %s)" % (status, kill))
+
         dlog = os.path.join(root, "driver.log")
         env = driver.process_env()
         env["PYSPARK_PYTHON"] = args.python
@@ -369,6 +406,8 @@ def main():
                  % (out["driver_port"], out["blockmgr_port"], slot, ports["driver"], ports["blockmgr"]), dlog)
         if not out["ui"] or not out["ui"].endswith(":%d" % ports["ui"]):
             fail("the driver's UI is at %s, not on slot %d's UI port %d" % (out["ui"], slot, ports["ui"]), dlog)
+        if out["kill"] != kill:
+            fail("the driver has spark.ui.killEnabled=%s, spark-defaults.conf says %s" % (out["kill"], kill), dlog)
         if not out["local"].startswith(root):
             fail("the driver's spark.local.dir %s is not the mapped emptyDir" % out["local"], dlog)
 

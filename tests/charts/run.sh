@@ -6,6 +6,9 @@
 #     JSON schemas and by check_rendered.py (the invariants between objects, and with the
 #     kernel's settings contract in driver/settings.c: env names, port-slot formulas);
 #   - check_rendered.py's self-test (each invariant catches a tampered render);
+#   - check_exposure.py: every container port, Service and NetworkPolicy rule of the
+#     default install against an explicit allow-list, and its self-test (one thing more
+#     opened in the render is caught);
 #   - every file of bad-values/ refused with the message in its "# expect:" line;
 #   - NOTES.txt renders with the minikube commands;
 #   - one Spark version across versions.env, Chart.yaml, values.yaml, requirements.txt;
@@ -107,7 +110,7 @@ kubeconform="$tools/bin/kubeconform"
 # Python with PyYAML: the repo's .venv if it has it, else the system's, else a venv here.
 pick_python() {
   local py
-  for py in "$root/.venv/bin/python" "$tools/venv/bin/python" python3; do
+  for py in ${PYTHON:-} "$root/.venv/bin/python" "$tools/venv/bin/python" python3; do
     if command -v "$py" >/dev/null && "$py" -c 'import yaml' 2>/dev/null; then echo "$py"; return 0; fi
   done
   if [[ -x "$root/.venv/bin/python" ]]; then
@@ -191,9 +194,20 @@ done
 
 # Self-test of the invariants: each tampering of the default render must be caught.
 for tamper in worker-cores worker-memory driver-port last-slot port-slots auth-secret work-dir mount-path \
-              local-dir-env pod-ip env-name netpol-edgenode; do
+              local-dir-env pod-ip env-name netpol-edgenode netpol-stranger netpol-open-ui netpol-missing \
+              kill-enabled; do
   run "check_rendered.py catches a tampered render: $tamper" \
     "$py" "$here/check_rendered.py" "$work/default.yaml" "$chart" --tamper "$tamper"
+done
+
+# What a default install opens, port by port, against the allow-list; and the check
+# notices each way of opening one thing more.
+run "default install: every container port, Service and NetworkPolicy rule is on the allow-list" \
+  "$py" "$here/check_exposure.py" "$work/default.yaml"
+for tamper in nodeport service-port container-port host-port policy-from-anywhere policy-port \
+              policy-namespace policy-missing ingress-object kill-enabled; do
+  run "check_exposure.py catches one thing more: $tamper" \
+    "$py" "$here/check_exposure.py" "$work/default.yaml" --tamper "$tamper"
 done
 
 # Bad values are refused, by install (helm template) and, for what the schema refuses,
@@ -237,19 +251,24 @@ notes_ok() {
   out=$(notes_render) || return 1
   echo "$out"
   for want in "minikube service -n lab demo-sparkernel-jupyter --url" \
-              "minikube service -n lab demo-sparkernel-master-ui --url" \
+              "port-forward svc/demo-sparkernel-master-ui 8080" \
+              "port-forward svc/demo-sparkernel-spark-ui 4040 4041 4042 4043 4044 4045 4046 4047" \
+              "their kill links are off" "NetworkPolicies admit only what the cluster needs" \
               "get secret demo-sparkernel-jupyter -o jsonpath='{.data.token}'" \
               "helm test -n lab demo" \
               "--set workers.replicas=3" "--set workers.cores=4 --set workers.memory=8g" \
               "kubectl -n lab delete pvc demo-sparkernel-data" \
-              "the others are the Spark UIs of the port slots, ports 4040-4047" \
+              "Open the port slots' UIs, ports 4040-4047, on this machine only" \
               "Up to 8 notebooks can hold a Spark session at once (edgenode.portSlots)"; do
     grep -qF -- "$want" <<<"$out" || { echo "--- NOTES lack: $want"; return 1; }
   done
-  out=$(notes_render --set edgenode.service.type=ClusterIP --set master.uiService.type=ClusterIP) || return 1
-  grep -qF "port-forward svc/demo-sparkernel-jupyter 8888 4040 4041 4042 4043 4044 4045 4046 4047" <<<"$out" &&
-    grep -qF "port-forward svc/demo-sparkernel-master-ui 8080" <<<"$out" ||
-    { echo "$out"; echo "--- NOTES lack the port-forward commands for ClusterIP services"; return 1; }
+  out=$(notes_render --set edgenode.service.type=ClusterIP) || return 1
+  grep -qF "port-forward svc/demo-sparkernel-jupyter 8888" <<<"$out" ||
+    { echo "$out"; echo "--- NOTES lack the port-forward command for a ClusterIP JupyterLab"; return 1; }
+  out=$(notes_render --set edgenode.uiService.type=NodePort --set master.uiService.type=NodePort) || return 1
+  grep -qF "minikube service -n lab demo-sparkernel-spark-ui --url" <<<"$out" &&
+    grep -qF "minikube service -n lab demo-sparkernel-master-ui --url" <<<"$out" ||
+    { echo "$out"; echo "--- NOTES lack the minikube service commands for UIs opened deliberately"; return 1; }
   out=$(notes_render --set edgenode.portSlots=2 --set edgenode.uiPort=5050) || return 1
   grep -qF "ports 5050-5051" <<<"$out" && grep -qF "Up to 2 notebooks" <<<"$out" ||
     { echo "$out"; echo "--- NOTES do not follow edgenode.portSlots and uiPort"; return 1; }
@@ -329,7 +348,7 @@ run "build-minikube.sh builds both images with versions.env (docker-env)" build_
 run "build-minikube.sh builds both images with versions.env (minikube image build)" build_script minikube
 
 # The rendered master and worker as local processes, and a job from the edgenode's env.
-spark_py="$root/.venv/bin/python"
+spark_py="${PYTHON:-$root/.venv/bin/python}"
 if ! command -v java >/dev/null; then
   skip "local Spark cluster from the rendered manifests" "no java on PATH"
 elif ! "$spark_py" -c 'import pyspark, yaml' 2>/dev/null; then

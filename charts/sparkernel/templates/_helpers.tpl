@@ -44,6 +44,25 @@ app.kubernetes.io/part-of: sparkernel
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end -}}
 
+{{/*
+A label selector of this release's pods of some components, and the NetworkPolicy peer
+made of it (pods of the policy's own namespace only). Call with
+(dict "root" $ "components" (list "worker" "edgenode")).
+*/}}
+{{- define "sparkernel.componentSelector" -}}
+matchLabels:
+  {{- include "sparkernel.selectorLabels" (dict "root" .root "component" "") | nindent 2 }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values: {{ toJson .components }}
+{{- end -}}
+
+{{- define "sparkernel.podsOf" -}}
+- podSelector:
+    {{- include "sparkernel.componentSelector" . | nindent 4 }}
+{{- end -}}
+
 {{- define "sparkernel.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "sparkernel.fullname" .) .Values.serviceAccount.name -}}
@@ -121,6 +140,9 @@ every render has; each failure is a sentence that names the values to change.
 {{- fail "auth.encryption needs auth.enabled: Spark's RPC encryption uses the authentication secret" -}}
 {{- end -}}
 {{- include "sparkernel.validatePortSlots" . -}}
+{{- if hasKey .Values.spark.defaults "spark.ui.killEnabled" -}}
+{{- fail "spark.defaults must not set spark.ui.killEnabled: set spark.uiKillEnabled (the chart writes it for the master and the sessions alike)" -}}
+{{- end -}}
 {{- if eq (int .Values.master.service.port) (int .Values.master.service.webUIPort) -}}
 {{- fail (printf "master.service.port and master.service.webUIPort must differ (both are %d)" (int .Values.master.service.port)) -}}
 {{- end -}}

@@ -28,6 +28,9 @@ struct executor {
     unsigned char carry[2][4]; /* an unfinished UTF-8 character per stream */
     size_t carry_len[2];
     struct frame_reader *events;
+    char *pending; /* command bytes the pipe did not take yet (it is non-blocking) */
+    size_t pending_len, pending_off;
+    unsigned long dropped; /* event frames that could not be read, over the kernel's life */
 };
 
 struct executor *executor_new(const struct executor_config *cfg)
@@ -59,6 +62,9 @@ void executor_cleanup(struct executor *ex)
     close_fd(&ex->out_fd[0]);
     close_fd(&ex->out_fd[1]);
     ex->carry_len[0] = ex->carry_len[1] = 0;
+    free(ex->pending);
+    ex->pending = NULL;
+    ex->pending_len = ex->pending_off = 0;
     frame_reader_destroy(&ex->events);
     ex->state = EXECUTOR_STOPPED;
 }
@@ -72,10 +78,11 @@ void executor_destroy(struct executor **self)
     *self = NULL;
 }
 
-/* Moves fd to a number above the ones the child will use, close-on-exec cleared later. */
+/* Moves fd to a number above the ones the child will use. The copy is close-on-exec: only
+ * its dup2() onto 0-4 (which clears the flag) reaches Python. */
 static int lift(int fd)
 {
-    int high = fcntl(fd, F_DUPFD, 10);
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
     close(fd);
     return high;
 }
@@ -124,10 +131,18 @@ int executor_start(struct executor *ex)
         signal(SIGPIPE, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         int c = lift(cmd[0]), e = lift(ev[1]), o = lift(out[1]), r = lift(err[1]);
-        int devnull = open("/dev/null", O_RDONLY);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (c < 0 || e < 0 || o < 0 || r < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
             dup2(o, 1) < 0 || dup2(r, 2) < 0 || dup2(c, 3) < 0 || dup2(e, 4) < 0)
             _exit(127);
+        /* Every cell can print its environment (%env, os.environ) into a notebook: the
+         * server's token and the Spark secret stay with the kernel, which passes the secret
+         * to the session itself. */
+        static const char *secrets[] = {"JUPYTER_TOKEN", "SPARK_AUTHENTICATE_SECRET",
+                                        "SPARKERNEL_SPEC_SPARK_AUTHENTICATE_SECRET",
+                                        "SPARKERNEL_SPARK_CONF", "SPARKERNEL_SPEC_SPARK_CONF"};
+        for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+            unsetenv(secrets[i]);
         setenv("PYTHONPATH", pythonpath, 1);
         setenv("SPARKERNEL_CMD_FD", "3", 1);
         setenv("SPARKERNEL_EVENT_FD", "4", 1);
@@ -145,6 +160,7 @@ int executor_start(struct executor *ex)
     ex->event_fd = ev[0];
     ex->out_fd[0] = out[0];
     ex->out_fd[1] = err[0];
+    fcntl(ex->cmd_fd, F_SETFL, O_NONBLOCK); /* a child that does not read never stalls us */
     fcntl(ex->event_fd, F_SETFL, O_NONBLOCK);
     fcntl(ex->out_fd[0], F_SETFL, O_NONBLOCK);
     fcntl(ex->out_fd[1], F_SETFL, O_NONBLOCK);
@@ -180,6 +196,28 @@ int executor_stream_fd(const struct executor *ex, enum executor_stream which)
     return ex->out_fd[which];
 }
 
+int executor_flush(struct executor *ex)
+{
+    while (ex->cmd_fd >= 0 && ex->pending_off < ex->pending_len) {
+        ssize_t w =
+            write(ex->cmd_fd, ex->pending + ex->pending_off, ex->pending_len - ex->pending_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return EXECUTOR_OK; /* the rest when the pipe has room (executor_write_fd) */
+        if (w <= 0)
+            return EXECUTOR_EPIPE;
+        ex->pending_off += (size_t)w;
+    }
+    ex->pending_len = ex->pending_off = 0;
+    return ex->cmd_fd >= 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+}
+
+int executor_write_fd(const struct executor *ex)
+{
+    return ex->pending_off < ex->pending_len ? ex->cmd_fd : -1;
+}
+
 int executor_send(struct executor *ex, json_t *obj)
 {
     if (ex->cmd_fd < 0)
@@ -188,19 +226,26 @@ int executor_send(struct executor *ex, json_t *obj)
     size_t len;
     if (frame_encode(obj, &buf, &len) != FRAME_OK)
         return EXECUTOR_EPROTOCOL;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(ex->cmd_fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            free(buf);
-            return EXECUTOR_EPIPE;
-        }
-        off += (size_t)w;
+    size_t have = ex->pending_len - ex->pending_off;
+    if (have + len > EXECUTOR_MAX_PENDING) {
+        free(buf);
+        return EXECUTOR_EPIPE; /* a child that has not read this much is not coming back */
     }
+    if (ex->pending_off > 0) { /* compact what is left */
+        memmove(ex->pending, ex->pending + ex->pending_off, have);
+        ex->pending_off = 0;
+        ex->pending_len = have;
+    }
+    char *grown = realloc(ex->pending, have + len);
+    if (grown == NULL) {
+        free(buf);
+        return EXECUTOR_EPROTOCOL;
+    }
+    ex->pending = grown;
+    memcpy(ex->pending + have, buf, len);
+    ex->pending_len = have + len;
     free(buf);
-    return EXECUTOR_OK;
+    return executor_flush(ex);
 }
 
 int executor_interrupt(struct executor *ex)
@@ -208,6 +253,13 @@ int executor_interrupt(struct executor *ex)
     if (ex->pid <= 0)
         return EXECUTOR_ENOTRUNNING;
     return kill(ex->pid, SIGINT) == 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+}
+
+int executor_kill(struct executor *ex)
+{
+    if (ex->pid <= 0)
+        return EXECUTOR_ENOTRUNNING;
+    return kill(-ex->pid, SIGKILL) == 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
 }
 
 int executor_read_events(struct executor *ex)
@@ -233,25 +285,37 @@ int executor_read_events(struct executor *ex)
     return 0;
 }
 
+/* Stands in for a frame that could not be read, so the kernel learns of every loss. */
+static json_t *unreadable(struct executor *ex, int rc, int fatal)
+{
+    ex->dropped++;
+    log_warn("executor event frame dropped (%lu so far): %s%s", ex->dropped, frame_strerror(rc),
+             fatal ? "; the event stream cannot be trusted any more" : "");
+    return json_pack("{s:s, s:s, s:b}", "type", EXECUTOR_EVENT_UNREADABLE, "reason",
+                     frame_strerror(rc), "fatal", fatal);
+}
+
 json_t *executor_next_event(struct executor *ex)
 {
     if (ex->events == NULL)
         return NULL;
-    for (;;) {
-        json_t *ev;
-        int rc = frame_reader_next(ex->events, &ev);
-        if (rc == FRAME_OK)
-            return ev;
-        if (rc == FRAME_AGAIN)
-            return NULL;
-        if (rc == FRAME_ETOOBIG) {
-            log_error("executor event stream broken (%s); closing it", frame_strerror(rc));
-            close_fd(&ex->event_fd);
-            frame_reader_destroy(&ex->events);
-            return NULL;
-        }
-        log_warn("executor event dropped: %s", frame_strerror(rc));
+    json_t *ev;
+    int rc = frame_reader_next(ex->events, &ev);
+    if (rc == FRAME_OK)
+        return ev;
+    if (rc == FRAME_AGAIN)
+        return NULL;
+    if (rc == FRAME_ETOOBIG || rc == FRAME_ENOMEM) {
+        close_fd(&ex->event_fd);
+        frame_reader_destroy(&ex->events);
+        return unreadable(ex, rc, 1);
     }
+    return unreadable(ex, rc, 0); /* one frame skipped, the stream still in step */
+}
+
+unsigned long executor_dropped_frames(const struct executor *ex)
+{
+    return ex->dropped;
 }
 
 char *executor_read_stream(struct executor *ex, enum executor_stream which, size_t *len, int *eof)

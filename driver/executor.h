@@ -42,16 +42,32 @@ pid_t executor_pid(const struct executor *self);
 int executor_event_fd(const struct executor *self);
 int executor_stream_fd(const struct executor *self, enum executor_stream which);
 
-/* Sends one command frame (obj borrowed). */
+/* Command bytes held for a child that does not read (each frame whole, in order). */
+#define EXECUTOR_MAX_PENDING (512u << 20)
+/* Sends one command frame (obj borrowed) without blocking: what the pipe does not take now
+ * is kept and written by executor_flush when the loop sees the pipe writable. */
 int executor_send(struct executor *self, json_t *obj);
+/* The command pipe while bytes wait for it (poll it for writing), else -1. */
+int executor_write_fd(const struct executor *self);
+/* Writes what waits, as much as the pipe takes now. */
+int executor_flush(struct executor *self);
 /* Sends SIGINT to the executor process only (never its children: the JVM). */
 int executor_interrupt(struct executor *self);
+/* SIGKILLs the executor's whole process group; its death is then noticed as any other. */
+int executor_kill(struct executor *self);
 
 /* Reads what is waiting on the event pipe. Returns 1 at end of stream, 0 otherwise, or
  * EXECUTOR_EPROTOCOL. Then call executor_next_event until it returns NULL. */
 int executor_read_events(struct executor *self);
-/* Returns the next complete event (new reference) or NULL. */
+/* The type of the event executor_next_event makes up for a frame it could not read:
+ * {"type": "unreadable", "reason": "...", "fatal": bool}; fatal when the stream is lost
+ * (a length above the limit: the event pipe is closed, the child must be ended). */
+#define EXECUTOR_EVENT_UNREADABLE "unreadable"
+/* Returns the next complete event (new reference) or NULL. Every frame that cannot be read
+ * becomes an EXECUTOR_EVENT_UNREADABLE event, counted and logged. */
 json_t *executor_next_event(struct executor *self);
+/* Event frames dropped so far (unreadable ones), over this object's life. */
+unsigned long executor_dropped_frames(const struct executor *self);
 
 /* Reads what is waiting on stdout or stderr (non-blocking) and returns it as valid UTF-8
  * in a malloc'd buffer (caller frees) with *len, or NULL when nothing was read (*eof set

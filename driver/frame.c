@@ -93,7 +93,10 @@ int frame_reader_next(struct frame_reader *r, json_t **out)
         return FRAME_AGAIN;
     r->off += 4 + (size_t)n;
     json_error_t err;
-    json_t *v = json_loadb((const char *)p + 4, n, 0, &err);
+    /* The executor writes U+0000 as \u0000 (a NUL in printed text, an error message, a
+     * string's repr): carried, never a reason to refuse the frame. Readers take such strings
+     * with json_string_length or as objects, never as C strings. */
+    json_t *v = json_loadb((const char *)p + 4, n, JSON_ALLOW_NUL, &err);
     if (v == NULL)
         return FRAME_EJSON;
     if (!json_is_object(v)) {

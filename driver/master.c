@@ -5,6 +5,7 @@
 #include "master.h"
 
 #include "../kernel/log.h"
+#include "../kernel/utf8.h"
 
 #include "curl_lazy.h"
 #include <jansson.h>
@@ -426,7 +427,8 @@ char *master_format_workers(const struct master_status *st)
         snprintf(addr, sizeof addr, "%s:%d", w->host, w->port);
         snprintf(cores, sizeof cores, "%d/%d", w->coresused, w->cores);
         snprintf(mem, sizeof mem, "%lld/%lld", w->memoryused, w->memory);
-        fprintf(f, "%-*s  %-*.32s  %-11s  %s\n", addr_w, addr, state_w, w->state, cores, mem);
+        fprintf(f, "%-*s  %-*.*s  %-11s  %s\n", addr_w, addr, state_w,
+                (int)utf8_prefix(w->state, 32), w->state, cores, mem);
     }
     if (fclose(f) != 0) {
         free(buf);

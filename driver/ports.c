@@ -38,6 +38,8 @@ int ports_choose(const char *bind_addr, int driver, int block_manager, int ui, i
         slots = 1;
     for (int i = 0; i < slots; i++) {
         int d = driver + 2 * i, b = block_manager + 2 * i, u = ui + i;
+        if (d > 65535 || b > 65535 || u > 65535)
+            break; /* the slots above the last port do not exist */
         if (ports_free(bind_addr, d) && ports_free(bind_addr, b) && ports_free(bind_addr, u)) {
             *out = (struct ports){d, b, u, i};
             return PORTS_OK;

@@ -2,6 +2,8 @@
  * kernelspec, derived) over the table's defaults. Unknown spark.* keys pass through. */
 #include "settings.h"
 
+#include "../kernel/log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -17,85 +19,101 @@ struct def {
     const char *fallback;
     enum kind kind;
     const char *doc;
+    long min, max; /* K_INT's bounds (both 0: 0 to 1,000,000); K_PORT's are 1-65535 */
 };
 
 /* The order is the order of %spark status. */
 static const struct def defs[] = {
     {"spark.master", "SPARK_MASTER_URL", "local[*]", K_STRING,
-     "cluster to run on; also from the Kubernetes service variables of `spark-master`"},
+     "cluster to run on; also from the Kubernetes service variables of `spark-master`", 0, 0},
     {"sparkernel.master.ui", "SPARKERNEL_MASTER_UI_URL", NULL, K_STRING,
-     "master web UI for negotiation and status; default http://<master host>:8080"},
+     "master web UI for negotiation and status; default http://<master host>:8080", 0, 0},
     {"spark.driver.host", "SPARKERNEL_DRIVER_HOST", NULL, K_STRING,
-     "address executors call back; default POD_IP, else this host's address towards the master"},
+     "address executors call back; default POD_IP, else this host's address towards the master", 0,
+     0},
     {"spark.driver.bindAddress", "SPARKERNEL_BIND_ADDRESS", "0.0.0.0", K_STRING,
-     "address the driver listens on"},
+     "address the driver listens on", 0, 0},
     {"spark.driver.port", "SPARKERNEL_DRIVER_PORT", "7078", K_PORT,
-     "driver RPC port (slot i uses port + 2i)"},
+     "driver RPC port (slot i uses port + 2i)", 0, 0},
     {"spark.driver.blockManager.port", "SPARKERNEL_BLOCKMANAGER_PORT", "7079", K_PORT,
-     "driver block manager port (slot i uses port + 2i); executors pick their own"},
-    {"spark.ui.port", "SPARKERNEL_UI_PORT", "4040", K_PORT, "Spark UI port (slot i uses port + i)"},
+     "driver block manager port (slot i uses port + 2i); executors pick their own", 0, 0},
+    {"spark.ui.port", "SPARKERNEL_UI_PORT", "4040", K_PORT, "Spark UI port (slot i uses port + i)",
+     0, 0},
     {"sparkernel.port.slots", "SPARKERNEL_PORT_SLOTS", "8", K_INT,
-     "kernels that can share this host's fixed ports; the chart exposes every slot"},
+     "kernels that can share this host's fixed ports; the chart exposes every slot", 1, 64},
     {"spark.local.dir", "SPARKERNEL_LOCAL_DIR", "/tmp/sparkernel", K_STRING,
-     "driver scratch space (node-local, never the shared volume)"},
-    {"spark.executor.cores", "SPARKERNEL_EXECUTOR_CORES", "1", K_INT, "cores per executor"},
-    {"spark.executor.memory", "SPARKERNEL_EXECUTOR_MEMORY", "1g", K_MEMORY, "memory per executor"},
+     "driver scratch space (node-local, never the shared volume)", 0, 0},
+    {"spark.executor.cores", "SPARKERNEL_EXECUTOR_CORES", "1", K_INT, "cores per executor", 1,
+     1024},
+    {"spark.executor.memory", "SPARKERNEL_EXECUTOR_MEMORY", "1g", K_MEMORY, "memory per executor",
+     0, 0},
     {"spark.cores.max", "SPARKERNEL_MAX_CORES", NULL, K_INT,
-     "cap on cores for this session (unset: dynamic allocation's cap applies)"},
+     "cap on cores for this session (unset: dynamic allocation's cap applies)", 1, 100000},
     {"spark.dynamicAllocation.enabled", "SPARKERNEL_DYNAMIC_ALLOCATION", "true", K_BOOL,
-     "executors come and go with the work, so an idle notebook holds none"},
+     "executors come and go with the work, so an idle notebook holds none", 0, 0},
     {"spark.dynamicAllocation.shuffleTracking.enabled", NULL, "true", K_BOOL,
-     "dynamic allocation without an external shuffle service"},
+     "dynamic allocation without an external shuffle service", 0, 0},
     {"spark.dynamicAllocation.maxExecutors", "SPARKERNEL_MAX_EXECUTORS", "2", K_INT,
      "per-session cap: half of the cluster's cores when the session starts (at least one "
      "executor; 2 without a master to ask), so one notebook never takes the whole cluster, "
-     "two run at once and the cores a session gives back go to one that has none"},
+     "two run at once and the cores a session gives back go to one that has none",
+     1, 10000},
     {"spark.dynamicAllocation.minExecutors", NULL, "0", K_INT,
-     "an idle notebook may hold no executor at all"},
+     "an idle notebook may hold no executor at all", 0, 10000},
     {"spark.dynamicAllocation.initialExecutors", "SPARKERNEL_INITIAL_EXECUTORS", "1", K_INT,
-     "the warm session asks for one executor at start, so the first cell does not wait for it"},
+     "the warm session asks for one executor at start, so the first cell does not wait for it", 0,
+     10000},
     {"spark.dynamicAllocation.executorIdleTimeout", "SPARKERNEL_IDLE_TIMEOUT", "60s", K_STRING,
-     "an idle notebook gives its executors back after this"},
+     "an idle notebook gives its executors back after this", 0, 0},
     {"spark.dynamicAllocation.cachedExecutorIdleTimeout", "SPARKERNEL_CACHED_IDLE_TIMEOUT", "60s",
      K_STRING,
      "executors holding cached data go too (follows the idle timeout unless set); the "
-     "cache is rebuilt from its source when next used"},
+     "cache is rebuilt from its source when next used",
+     0, 0},
     {"spark.dynamicAllocation.shuffleTracking.timeout", NULL, "60s", K_STRING,
      "executors holding shuffle files of live DataFrames go too (follows the idle timeout "
-     "unless set; recomputed when needed)"},
+     "unless set; recomputed when needed)",
+     0, 0},
     {"sparkernel.yield.after.s", "SPARKERNEL_YIELD_AFTER_S", "5", K_INT,
      "idle this long while another application waits for cores: give executors back now "
-     "(0: never)"},
+     "(0: never)",
+     0, 86400},
     {"sparkernel.share.turn.s", "SPARKERNEL_SHARE_TURN_S", "1", K_INT,
      "another application has waited this long: of the sparkernel sessions holding cores, "
      "the one holding them longest gives them back between two cells, so busy notebooks "
-     "take turns (0: never)"},
-    {"spark.app.name", "SPARKERNEL_APP_NAME", "sparkernel", K_STRING, "application name"},
-    {"spark.authenticate", "SPARK_AUTHENTICATE", NULL, K_BOOL, "RPC authentication"},
+     "take turns (0: never)",
+     0, 3600},
+    {"spark.app.name", "SPARKERNEL_APP_NAME", "sparkernel", K_STRING, "application name", 0, 0},
+    {"spark.authenticate", "SPARK_AUTHENTICATE", NULL, K_BOOL, "RPC authentication", 0, 0},
     {"spark.authenticate.secret", "SPARK_AUTHENTICATE_SECRET", NULL, K_SECRET,
-     "shared RPC secret (never shown)"},
-    {"spark.network.crypto.enabled", "SPARKERNEL_RPC_ENCRYPTION", NULL, K_BOOL, "RPC encryption"},
+     "shared RPC secret (never shown)", 0, 0},
+    {"spark.network.crypto.enabled", "SPARKERNEL_RPC_ENCRYPTION", NULL, K_BOOL, "RPC encryption", 0,
+     0},
     {"sparkernel.log.level", "SPARKERNEL_LOG_LEVEL", "warn", K_STRING,
-     "level of Spark's log file (info costs a short job about 100 ms)"},
+     "level of Spark's log file (info costs a short job about 100 ms)", 0, 0},
     {"sparkernel.cds", "SPARKERNEL_CDS", "true", K_BOOL,
      "keep a class-data-sharing archive of the driver JVM (about 140 MB in "
-     "$SPARKERNEL_CACHE_DIR or ~/.cache/sparkernel): sessions start about twice as fast"},
+     "$SPARKERNEL_CACHE_DIR or ~/.cache/sparkernel): sessions start about twice as fast",
+     0, 0},
     {"sparkernel.executor.cds", "SPARKERNEL_EXECUTOR_CDS", "true", K_BOOL,
      "class-data-sharing archive for the executors' JVMs (about 70 MB): the first session's "
-     "executors dump it when they exit, later executors start about 1.5 s sooner"},
+     "executors dump it when they exit, later executors start about 1.5 s sooner",
+     0, 0},
     {"sparkernel.executor.cds.dir", "SPARKERNEL_EXECUTOR_CDS_DIR", NULL, K_STRING,
      "where the executors' archive lives, at the same path on the workers and here "
      "(unset: this host's cache dir, right when the workers share its filesystem; the "
-     "chart uses the shared volume)"},
+     "chart uses the shared volume)",
+     0, 0},
     {"sparkernel.worker.spark.home", "SPARKERNEL_WORKER_SPARK_HOME", NULL, K_STRING,
      "Spark's home on the workers, whose jars the executors' archive holds (unset: this "
-     "host's)"},
+     "host's)",
+     0, 0},
     {"sparkernel.warm", "SPARKERNEL_WARM", "true", K_BOOL,
-     "start the session in the background when the kernel starts"},
+     "start the session in the background when the kernel starts", 0, 0},
     {"sparkernel.negotiate.timeout.ms", "SPARKERNEL_NEGOTIATE_TIMEOUT_MS", "3000", K_INT,
-     "how long to wait for the master's answer"},
+     "how long to wait for the master's answer", 100, 30000},
     {"sparkernel.waiting.report.s", "SPARKERNEL_WAITING_REPORT_S", "10", K_INT,
-     "report a job with no executors after this many seconds"},
+     "report a job with no executors after this many seconds", 1, 3600},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 
@@ -158,6 +176,23 @@ static void parse_pairs(json_t *layer, const char *text)
     free(copy);
 }
 
+static int check_value(const struct def *d, const char *v);
+static void describe_expected(const struct def *d, const char *key, const char *value, char *err,
+                              size_t len);
+
+/* A value from the environment or the kernelspec: out of bounds, it is left out (the next
+ * source or the default applies) and the kernel's log says so. */
+static void take_checked(json_t *layer, const struct def *d, const char *var, const char *v)
+{
+    if (check_value(d, v) != SETTINGS_OK) {
+        char why[256];
+        describe_expected(d, d->key, v, why, sizeof why);
+        log_warn("%s ignored (%s)", var, why);
+        return;
+    }
+    json_object_set_new(layer, d->key, json_string(v));
+}
+
 struct settings *settings_new(char **env)
 {
     struct settings *s = calloc(1, sizeof *s);
@@ -171,7 +206,7 @@ struct settings *settings_new(char **env)
             continue;
         const char *v = env_get(env, defs[i].env);
         if (v && *v)
-            json_object_set_new(envl, defs[i].key, json_string(v));
+            take_checked(envl, &defs[i], defs[i].env, v);
         /* The kernelspec's copy: SPARKERNEL_SPEC_ + the name without its SPARKERNEL_. */
         char specname[128];
         const char *suffix =
@@ -179,7 +214,7 @@ struct settings *settings_new(char **env)
         snprintf(specname, sizeof specname, "SPARKERNEL_SPEC_%s", suffix);
         v = env_get(env, specname);
         if (v && *v)
-            json_object_set_new(spec, defs[i].key, json_string(v));
+            take_checked(spec, &defs[i], specname, v);
     }
     /* The Kubernetes service variables of a service named spark-master. */
     const char *khost = env_get(env, "SPARK_MASTER_SERVICE_HOST");
@@ -218,6 +253,14 @@ void settings_destroy(struct settings **self)
     *self = NULL;
 }
 
+/* What a number setting may be: beyond it, a value stalls the kernel (a million port slots
+ * probed on the loop, a negotiation that holds the queue for minutes) or means nothing. */
+static void bounds(const struct def *d, long *lo, long *hi)
+{
+    *lo = d->kind == K_PORT ? 1 : d->min;
+    *hi = d->kind == K_PORT ? 65535 : d->max ? d->max : 1000000;
+}
+
 static int check_value(const struct def *d, const char *v)
 {
     if (d == NULL)
@@ -226,9 +269,11 @@ static int check_value(const struct def *d, const char *v)
     switch (d->kind) {
     case K_INT:
     case K_PORT: {
+        long lo, hi;
+        bounds(d, &lo, &hi);
+        errno = 0;
         long n = strtol(v, &end, 10);
-        if (*v == '\0' || *end != '\0' || n < (d->kind == K_PORT ? 1 : 0) ||
-            n > (d->kind == K_PORT ? 65535 : 1000000))
+        if (*v == '\0' || *end != '\0' || errno == ERANGE || n < lo || n > hi)
             return SETTINGS_EVALUE;
         return SETTINGS_OK;
     }
@@ -255,6 +300,20 @@ static int check_value(const struct def *d, const char *v)
     }
 }
 
+static void describe_expected(const struct def *d, const char *key, const char *value, char *err,
+                              size_t len)
+{
+    static const char *expect[] = {
+        "text", "a whole number", "a port", "a size such as 512m or 2g", "true or false", "text"};
+    long lo, hi;
+    bounds(d, &lo, &hi);
+    if (d->kind == K_INT || d->kind == K_PORT)
+        snprintf(err, len, "%s=%.40s: expected %s from %ld to %ld", key, value, expect[d->kind], lo,
+                 hi);
+    else
+        snprintf(err, len, "%s=%.40s: expected %s", key, value, expect[d->kind]);
+}
+
 int settings_set(struct settings *s, const char *key, const char *value, char *err, size_t len)
 {
     const struct def *d = find_def(key);
@@ -266,13 +325,7 @@ int settings_set(struct settings *s, const char *key, const char *value, char *e
         return SETTINGS_ESYNTAX;
     }
     if (check_value(d, value) != SETTINGS_OK) {
-        static const char *expect[] = {"text",
-                                       "a whole number",
-                                       "a port (1-65535)",
-                                       "a size such as 512m or 2g",
-                                       "true or false",
-                                       "text"};
-        snprintf(err, len, "%s=%s: expected %s", key, value, expect[d->kind]);
+        describe_expected(d, key, value, err, len);
         return SETTINGS_EVALUE;
     }
     json_object_set_new(s->layer[SOURCE_NOTEBOOK], key, json_string(value));
@@ -364,10 +417,35 @@ const char *settings_get(const struct settings *s, const char *key)
     return json_string_value(json_object_get(s->layer[src], key));
 }
 
+int settings_is_secret(const char *key)
+{
+    const struct def *d = find_def(key);
+    if (d != NULL)
+        return d->kind == K_SECRET;
+    static const char *words[] = {"secret", "password", "token", "credential"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strcasestr(key, words[i]) != NULL)
+            return 1;
+    return 0;
+}
+
 int settings_get_int(const struct settings *s, const char *key, int fallback)
 {
     const char *v = settings_get(s, key);
-    return v && *v ? atoi(v) : fallback;
+    const struct def *d = find_def(key);
+    if (v == NULL || *v == '\0' || (d && check_value(d, v) != SETTINGS_OK))
+        return fallback; /* a derived value out of bounds too */
+    return atoi(v);
+}
+
+int settings_get_bool(const struct settings *s, const char *key, int fallback)
+{
+    const char *v = settings_get(s, key);
+    if (v != NULL && strcmp(v, "true") == 0)
+        return 1;
+    if (v != NULL && strcmp(v, "false") == 0)
+        return 0;
+    return fallback;
 }
 
 int settings_is_cluster(const struct settings *s)
@@ -427,7 +505,7 @@ json_t *settings_table(const struct settings *s)
         json_array_append_new(rows,
                               json_pack("{s:s, s:s, s:s, s:s?, s:s}", "key", defs[i].key, "value",
                                         v == NULL                  ? ""
-                                        : defs[i].kind == K_SECRET ? "(set, hidden)"
+                                        : defs[i].kind == K_SECRET ? "****"
                                                                    : v,
                                         "source", settings_source_name(src), "env", defs[i].env,
                                         "doc", defs[i].doc));
@@ -442,10 +520,12 @@ json_t *settings_table(const struct settings *s)
         json_object_foreach(s->layer[order[i]], k, v)
         {
             if (find_def(k) == NULL && !json_object_get(extra, k))
-                json_object_set_new(extra, k,
-                                    json_pack("{s:s, s:O, s:s, s:s}", "key", k, "value", v,
-                                              "source", settings_source_name(order[i]), "doc",
-                                              "passed to the session as given"));
+                json_object_set_new(
+                    extra, k,
+                    json_pack("{s:s, s:o, s:s, s:s}", "key", k, "value",
+                              settings_is_secret(k) ? json_string("****") : json_incref(v),
+                              "source", settings_source_name(order[i]), "doc",
+                              "passed to the session as given"));
         }
     }
     const char *k;

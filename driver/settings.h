@@ -49,6 +49,8 @@ const char *settings_get(const struct settings *self, const char *key);
 enum settings_source settings_source_of(const struct settings *self, const char *key);
 const char *settings_source_name(enum settings_source source);
 int settings_get_int(const struct settings *self, const char *key, int fallback);
+/* A boolean key's value: 1 for "true", 0 for "false", fallback when unset or anything else. */
+int settings_get_bool(const struct settings *self, const char *key, int fallback);
 
 /* Whether a spark:// master is configured (else local mode). */
 int settings_is_cluster(const struct settings *self);
@@ -63,5 +65,8 @@ json_t *settings_table(const struct settings *self);
  * ports of the chosen slot); they show as "derived" defaults. */
 void settings_derive(struct settings *self, const char *key, const char *value);
 const char *settings_strerror(int code);
+/* Whether key (borrowed) holds a secret that no output may show: the RPC secret, and any
+ * spark.* key naming a secret, password or token. Such values are shown as "****". */
+int settings_is_secret(const char *key);
 
 #endif

@@ -1,6 +1,7 @@
 #include "sharing.h"
 
 #include "../kernel/log.h"
+#include "../kernel/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,9 +99,9 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out)
                               &kid, "notebook", &nb, "pid", &pid, "busy", &busy, "since", &since,
                               "holding", &holding) == 0;
     if (ok && safe_id(app) && pid > 0 && pid < (1 << 30)) {
-        snprintf(out->app_id, sizeof out->app_id, "%s", app);
-        snprintf(out->kernel_id, sizeof out->kernel_id, "%s", kid);
-        snprintf(out->notebook, sizeof out->notebook, "%s", nb);
+        utf8_copy(out->app_id, sizeof out->app_id, app);
+        utf8_copy(out->kernel_id, sizeof out->kernel_id, kid);
+        utf8_copy(out->notebook, sizeof out->notebook, nb);
         out->pid = (pid_t)pid;
         out->busy = busy;
         out->since = since;
@@ -154,6 +155,7 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
         found = 1;
         first = t;
         snprintf(who, len, "%s \"%s\"", a->id, a->name ? a->name : "");
+        utf8_trim(who);
     }
     if (since)
         *since = found ? first : 0;
@@ -201,4 +203,5 @@ void sharing_holder(const struct master_app *a, const char *my_app, const char *
         snprintf(out, len, "sparkernel session (another Jupyter server)");
     else
         out[0] = '\0';
+    utf8_trim(out); /* a long notebook name cut inside a character */
 }

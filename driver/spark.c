@@ -4,6 +4,8 @@
 
 #include "../kernel/kernel.h"
 #include "../kernel/log.h"
+#include "../kernel/utf8.h"
+#include "curl_lazy.h"
 #include "http.h"
 #include "magics.h"
 #include "master.h"
@@ -147,6 +149,8 @@ static void sb_add(struct sb *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* The one HTML escaper: everything from outside (the master's /json/, the session, the
+ * settings) goes into HTML through it, attribute values included. */
 static void sb_escape(struct sb *b, const char *text)
 {
     for (const char *p = text ? text : ""; *p; p++) {
@@ -162,6 +166,9 @@ static void sb_escape(struct sb *b, const char *text)
             break;
         case '"':
             sb_add(b, "&quot;");
+            break;
+        case '\'':
+            sb_add(b, "&#39;");
             break;
         default:
             sb_add(b, "%c", *p);
@@ -208,7 +215,7 @@ struct spark *spark_new(char **env, const char *connection_file)
     /* The notebook behind this kernel, when the Jupyter server says (JPY_SESSION_NAME). */
     for (char **e = env; e && *e; e++)
         if (strncmp(*e, "JPY_SESSION_NAME=", 17) == 0 && (*e)[17])
-            snprintf(s->kernel_name, sizeof s->kernel_name, "%s", *e + 17);
+            utf8_copy(s->kernel_name, sizeof s->kernel_name, *e + 17);
     sharing_dir(env, connection_file, s->sessions_dir, sizeof s->sessions_dir);
     sharing_kernel_id(connection_file, s->kernel_id, sizeof s->kernel_id);
     s->idle_since = wall_s();
@@ -373,14 +380,12 @@ static void launch(struct kernel *k)
     log_info("starting the Spark session (master %s, driver %s ports %d/%d/%d, slot %d)",
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
-    const char *cds = settings_get(st, "sparkernel.cds");
-    const char *ecds = settings_get(st, "sparkernel.executor.cds");
     const char *level = settings_get(st, "sparkernel.log.level");
     json_t *msg =
         json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf", conf, "notice",
                   s->notice, "port_candidates", candidates, "cds",
-                  cds == NULL || strcmp(cds, "false") != 0, "log_level", level ? level : "warn");
-    if (msg && (ecds == NULL || strcmp(ecds, "false") != 0))
+                  settings_get_bool(st, "sparkernel.cds", 1), "log_level", level ? level : "warn");
+    if (msg && settings_get_bool(st, "sparkernel.executor.cds", 1))
         json_object_set_new(msg, "executor_cds",
                             json_pack("{s:s?, s:s?}", "dir",
                                       settings_get(st, "sparkernel.executor.cds.dir"), "spark_home",
@@ -503,8 +508,7 @@ void spark_on_executor_ready(struct kernel *k)
 {
     struct spark *s = k->spark;
     s->state = S_IDLE;
-    const char *warm = settings_get(s->settings, "sparkernel.warm");
-    if (warm && strcmp(warm, "true") == 0)
+    if (settings_get_bool(s->settings, "sparkernel.warm", 0))
         start_session(k);
 }
 
@@ -519,14 +523,36 @@ static void on_killed(void *ctx, int status, long code, const char *body, size_t
                  error ? error : "no answer");
 }
 
+/* Returns text percent-encoded for a form value (libcurl's escaper) in a malloc'd string
+ * (caller frees), or NULL. */
+static char *form_encode(const char *text)
+{
+    const char *why;
+    if (!curl_lazy_available(&why))
+        return NULL;
+    CURL *h = curl_easy_init();
+    char *e = h ? curl_easy_escape(h, text, 0) : NULL;
+    char *copy = e ? strdup(e) : NULL;
+    if (e)
+        curl_free(e);
+    if (h)
+        curl_easy_cleanup(h);
+    return copy;
+}
+
 static void kill_on_master(struct kernel *k, const char *app_id)
 {
     struct spark *s = k->spark;
     if (!settings_is_cluster(s->settings) || app_id[0] == '\0' || s->master_ui[0] == '\0')
         return;
-    char url[600], form[300];
+    char url[600], form[400];
     snprintf(url, sizeof url, "%s/app/kill/", s->master_ui);
-    snprintf(form, sizeof form, "id=%s&terminate=true", app_id);
+    /* The id came from the master or the session: percent-encoded, it cannot add fields. */
+    char *id = form_encode(app_id);
+    if (id == NULL)
+        return;
+    snprintf(form, sizeof form, "id=%s&terminate=true", id);
+    free(id);
     log_info("asking the master to kill application %s (its driver is gone)", app_id);
     http_request(k->http, url, form, 3000, on_killed, malloc(1));
 }
@@ -536,10 +562,17 @@ void spark_on_executor_death(struct kernel *k)
     struct spark *s = k->spark;
     kill_on_master(k, s->app_id);
     forget_record(s);
+    /* The answers still on their way belong to the dead session (generation): their
+     * callbacks never come back here, so nothing they would have cleared may stay set. The
+     * cell it ran is over (the kernel answers it), and the next session starts idle. */
     s->generation++;
     s->state = S_IDLE;
     s->app_id[0] = '\0';
     progress_destroy(&s->progress);
+    s->cell_active = s->holding_reply = 0;
+    s->jobs_in_flight = s->master_in_flight = s->yield_in_flight = 0;
+    s->waiting_reported = s->executors_notice = 0;
+    s->idle_since = wall_s();
 }
 
 void spark_on_state(struct kernel *k, json_t *ev)
@@ -548,12 +581,33 @@ void spark_on_state(struct kernel *k, json_t *ev)
     const char *state = json_string_value(json_object_get(ev, "state"));
     if (state == NULL)
         return;
-    if (strcmp(state, "ready") == 0 && s->state == S_STARTING) {
+    if (strcmp(state, "ready") == 0 && json_is_true(json_object_get(ev, "switch")) &&
+        (s->state == S_READY || s->state == S_STOPPED)) {
+        /* A cell built its own session (issue 15): the kernel follows that application. */
+        forget_record(s);
         s->state = S_READY;
         snprintf(s->app_id, sizeof s->app_id, "%s",
                  json_string_value(json_object_get(ev, "app_id")) ?: "");
         snprintf(s->ui_url, sizeof s->ui_url, "%s",
                  json_string_value(json_object_get(ev, "ui_url")) ?: "");
+        json_t *ui = json_object_get(json_object_get(ev, "ports"), "ui");
+        if (json_is_integer(ui) && json_integer_value(ui) > 0) {
+            s->ports.ui = (int)json_integer_value(ui);
+            const char *colon = strrchr(s->poll_url, ':');
+            if (colon != NULL)
+                snprintf(s->poll_url + (colon - s->poll_url),
+                         sizeof s->poll_url - (size_t)(colon - s->poll_url), ":%d", s->ports.ui);
+        }
+        log_info("following the session a cell built: %s, UI %s", s->app_id, s->ui_url);
+        publish_record(s);
+        progress_destroy(&s->progress);
+        follow_cell(s);
+    } else if (strcmp(state, "ready") == 0 && s->state == S_STARTING) {
+        s->state = S_READY;
+        utf8_copy(s->app_id, sizeof s->app_id,
+                  json_string_value(json_object_get(ev, "app_id")) ?: "");
+        utf8_copy(s->ui_url, sizeof s->ui_url,
+                  json_string_value(json_object_get(ev, "ui_url")) ?: "");
         json_t *ports = json_object_get(ev, "ports"); /* the slot it finally bound */
         if (json_is_object(ports)) {
             s->ports.slot = (int)json_integer_value(json_object_get(ports, "slot"));
@@ -577,7 +631,7 @@ void spark_on_state(struct kernel *k, json_t *ev)
     } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
         const char *err = json_string_value(json_object_get(ev, "error")) ?: "unknown error";
         s->state = S_FAILED;
-        snprintf(s->failure, sizeof s->failure, "%s", err);
+        utf8_copy(s->failure, sizeof s->failure, err);
         log_warn("Spark session failed: %.300s", err);
     } else if (strcmp(state, "starting") == 0 && (s->state == S_READY || s->state == S_FAILED)) {
         /* The executor revives a session whose JVM died: its old application goes. */
@@ -593,7 +647,7 @@ void spark_on_state(struct kernel *k, json_t *ev)
         forget_record(s);
         s->state = S_FAILED;
         s->app_id[0] = s->ui_url[0] = '\0';
-        snprintf(s->failure, sizeof s->failure, "%s", err);
+        utf8_copy(s->failure, sizeof s->failure, err);
         log_warn("Spark session failed: %.300s", err);
     } else if (strcmp(state, "stopped") == 0) {
         if (s->state != S_NEGOTIATING && s->state != S_STARTING)
@@ -694,11 +748,13 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
            "Spark has given this notebook's application (%s) no executors for %.0f s while a "
            "job waits, the endless \"Initial job has not accepted any resources\".\n",
            s->app_id, waited);
+    sb_add(&html, "<div style=\"border-left:4px solid #d97706;padding:4px 8px\"><b>Spark has given "
+                  "this notebook's application (");
+    sb_escape(&html, s->app_id);
     sb_add(&html,
-           "<div style=\"border-left:4px solid #d97706;padding:4px 8px\"><b>Spark has given "
-           "this notebook's application (%s) no executors for %.0f s while a job waits</b> "
+           ") no executors for %.0f s while a job waits</b> "
            "(the endless &ldquo;Initial job has not accepted any resources&rdquo;).<br>",
-           s->app_id, waited);
+           waited);
     if (others > 0) {
         sb_add(&text,
                "Likely cause: other applications hold the cluster's cores (%d of %d "
@@ -716,10 +772,14 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
             sharing_holder(a, s->app_id, s->sessions_dir, wall_s(), holder, sizeof holder);
             sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s%s%s\n", a->id, a->name,
                    a->cores, a->memoryperexecutor, a->state, holder[0] ? "; " : "", holder);
-            sb_add(&html, "<li>%s &ldquo;", a->id);
+            sb_add(&html, "<li>");
+            sb_escape(&html, a->id);
+            sb_add(&html, " &ldquo;");
             sb_escape(&html, a->name);
-            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, %s%s", a->cores,
-                   a->memoryperexecutor, a->state, holder[0] ? "; " : "");
+            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, ", a->cores,
+                   a->memoryperexecutor);
+            sb_escape(&html, a->state);
+            sb_add(&html, "%s", holder[0] ? "; " : "");
             sb_escape(&html, holder);
             sb_add(&html, "</li>");
         }
@@ -739,11 +799,14 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
         sb_add(&html,
                "The master granted it %d cores, but its executors have not run a task: they are "
                "still starting (a busy machine), or <b>they cannot reach this driver</b> at "
-               "<code>%s:%d</code> (block manager %d). If this lasts, check "
+               "<code>",
+               mine->cores);
+        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
+        sb_add(&html,
+               ":%d</code> (block manager %d). If this lasts, check "
                "<code>spark.driver.host</code> (the pod IP or the headless Service name) and "
                "that those ports are exposed, then <code>%%spark restart</code>.",
-               mine->cores, settings_get(s->settings, "spark.driver.host"), s->ports.driver,
-               s->ports.block_manager);
+               s->ports.driver, s->ports.block_manager);
     } else {
         sb_add(&text,
                "No other application holds the cores (%d of %d in use), so the likely cause is "
@@ -754,11 +817,14 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
                s->ports.driver, s->ports.block_manager);
         sb_add(&html,
                "No other application holds the cores (%d of %d in use), so the likely cause is "
-               "that <b>the workers cannot reach this driver</b> at <code>%s:%d</code> (block "
+               "that <b>the workers cannot reach this driver</b> at <code>",
+               ms->coresused, ms->cores);
+        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
+        sb_add(&html,
+               ":%d</code> (block "
                "manager %d): check <code>spark.driver.host</code> (the pod IP or the headless "
                "Service name) and that those ports are exposed, then "
                "<code>%%spark restart</code>.",
-               ms->coresused, ms->cores, settings_get(s->settings, "spark.driver.host"),
                s->ports.driver, s->ports.block_manager);
     }
     sb_add(&html, " The job keeps waiting; interrupt the kernel to cancel it.</div>");
@@ -919,8 +985,12 @@ int spark_cell_end(struct kernel *k)
  * that has held cores longest (so busy notebooks take turns, one release at a time). */
 static int yield_armed(const struct spark *s)
 {
+    /* Without dynamic allocation an application's demand is fixed: an executor given back
+     * is launched again for it by the master (first registered, first served), so a release
+     * would only churn executors, every poll, while the waiting application gets nothing. */
     return !s->cell_active && s->state == S_READY && !s->yielded && s->next_yield_poll > 0 &&
            s->master_ui[0] && settings_is_cluster(s->settings) &&
+           settings_get_bool(s->settings, "spark.dynamicAllocation.enabled", 1) &&
            (settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0 ||
             settings_get_int(s->settings, "sparkernel.share.turn.s", 1) > 0);
 }
@@ -1045,7 +1115,9 @@ static void settings_html(struct spark *s, struct sb *html, struct sb *text)
         const char *source = json_string_value(json_object_get(row, "source"));
         const char *doc = json_string_value(json_object_get(row, "doc"));
         const char *env = json_string_value(json_object_get(row, "env"));
-        sb_add(html, "<tr><td><code>%s</code></td><td><code>", key);
+        sb_add(html, "<tr><td><code>");
+        sb_escape(html, key);
+        sb_add(html, "</code></td><td><code>");
         sb_escape(html, value);
         sb_add(html, "</code></td><td>%s</td><td>", source);
         sb_escape(html, doc);
@@ -1065,17 +1137,19 @@ static void session_html(struct kernel *k, struct sb *html, struct sb *text)
     sb_add(html, "<p><b>Spark session:</b> %s", state_names[s->state]);
     sb_add(text, "Spark session: %s", state_names[s->state]);
     if (s->app_id[0]) {
-        sb_add(html,
-               " &middot; application <code>%s</code> &middot; <a href=\"%s\" "
-               "target=\"_blank\">Spark UI</a>",
-               s->app_id, s->ui_url);
+        sb_add(html, " &middot; application <code>");
+        sb_escape(html, s->app_id);
+        sb_add(html, "</code> &middot; <a href=\"");
+        sb_escape(html, s->ui_url);
+        sb_add(html, "\" target=\"_blank\">Spark UI</a>");
         sb_add(text, ", application %s, Spark UI %s", s->app_id, s->ui_url);
     }
     const char *host = settings_get(s->settings, "spark.driver.host");
     if (s->state == S_READY || s->state == S_STARTING) {
-        sb_add(html, " &middot; driver <code>%s:%d</code>, block manager %d, UI %d (port slot %d)",
-               host ? host : "?", s->ports.driver, s->ports.block_manager, s->ports.ui,
-               s->ports.slot);
+        sb_add(html, " &middot; driver <code>");
+        sb_escape(html, host ? host : "?");
+        sb_add(html, ":%d</code>, block manager %d, UI %d (port slot %d)", s->ports.driver,
+               s->ports.block_manager, s->ports.ui, s->ports.slot);
         sb_add(text, ", driver %s:%d, block manager %d, UI %d (port slot %d)", host ? host : "?",
                s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
     }
@@ -1098,8 +1172,12 @@ static void cluster_html(struct kernel *k, const struct master_status *ms, struc
                          struct sb *text)
 {
     struct spark *s = k->spark;
-    sb_add(html, "<p><b>Cluster</b> %s (%s): %d/%d cores, %lld/%lld MB in use</p>", ms->url,
-           ms->status, ms->coresused, ms->cores, ms->memoryused, ms->memory);
+    sb_add(html, "<p><b>Cluster</b> ");
+    sb_escape(html, ms->url);
+    sb_add(html, " (");
+    sb_escape(html, ms->status);
+    sb_add(html, "): %d/%d cores, %lld/%lld MB in use</p>", ms->coresused, ms->cores,
+           ms->memoryused, ms->memory);
     sb_add(text, "\nCluster %s (%s): %d/%d cores, %lld/%lld MB in use\n", ms->url, ms->status,
            ms->coresused, ms->cores, ms->memoryused, ms->memory);
     char *workers = master_format_workers(ms);
@@ -1119,13 +1197,18 @@ static void cluster_html(struct kernel *k, const struct master_status *ms, struc
         const struct master_app *a = &ms->apps[i];
         char holder[512];
         sharing_holder(a, s->app_id, s->sessions_dir, now, holder, sizeof holder);
-        sb_add(html, "<tr><td><code>%s</code></td><td>", a->id);
+        sb_add(html, "<tr><td><code>");
+        sb_escape(html, a->id);
+        sb_add(html, "</code></td><td>");
         sb_escape(html, a->name);
-        sb_add(html, "</td><td>%d</td><td>%lld</td><td>%s</td><td>%.0f s</td><td>", a->cores,
-               a->memoryperexecutor, a->state, a->duration / 1000.0);
+        sb_add(html, "</td><td>%d</td><td>%lld</td><td>", a->cores, a->memoryperexecutor);
+        sb_escape(html, a->state);
+        sb_add(html, "</td><td>%.0f s</td><td>", a->duration / 1000.0);
         sb_escape(html, holder);
         sb_add(html, "</td></tr>");
-        sb_add(text, "%-28s %-32.32s %5d %8lld %-8s %9.0f s  %s\n", a->id, a->name, a->cores,
+        const char *name = a->name ? a->name : "";
+        int cut = (int)utf8_prefix(name, 32); /* a cut inside a character loses the table */
+        sb_add(text, "%-28s %-32.*s %5d %8lld %-8s %9.0f s  %s\n", a->id, cut, name, a->cores,
                a->memoryperexecutor, a->state, a->duration / 1000.0, holder);
     }
     sb_add(html, "</table>");
@@ -1213,7 +1296,10 @@ static void magic_config(struct kernel *k, json_t *words)
             return;
         }
         const char *eq = strchr(w, '=');
-        sb_add(&text, "%.*s = %s (notebook)\n", (int)(eq - w), w, eq + 1);
+        char *key = strndup(w, (size_t)(eq - w));
+        sb_add(&text, "%.*s = %s (notebook)\n", (int)(eq - w), w,
+               key && settings_is_secret(key) ? "****" : eq + 1);
+        free(key);
     }
     sb_add(&text, session_alive(s) ? "Applies to the next session: run %%spark restart.\n"
                                    : "Applies when the session starts.\n");
@@ -1259,15 +1345,20 @@ static void magics_next(struct kernel *k)
     } else if (strcmp(cmd, "ui") == 0) {
         struct sb html = {0}, text = {0};
         if (s->ui_url[0]) {
-            sb_add(&html, "<a href=\"%s\" target=\"_blank\">Spark UI</a> (%s)", s->ui_url,
-                   s->app_id);
+            sb_add(&html, "<a href=\"");
+            sb_escape(&html, s->ui_url);
+            sb_add(&html, "\" target=\"_blank\">Spark UI</a> (");
+            sb_escape(&html, s->app_id);
+            sb_add(&html, ")");
             sb_add(&text, "Spark UI: %s (%s)\n", s->ui_url, s->app_id);
         } else {
             sb_add(&html, "No Spark UI: the session is %s.", state_names[s->state]);
             sb_add(&text, "No Spark UI: the session is %s.\n", state_names[s->state]);
         }
         if (s->master_ui[0]) {
-            sb_add(&html, " &middot; <a href=\"%s\" target=\"_blank\">master UI</a>", s->master_ui);
+            sb_add(&html, " &middot; <a href=\"");
+            sb_escape(&html, s->master_ui);
+            sb_add(&html, "\" target=\"_blank\">master UI</a>");
             sb_add(&text, "Master UI: %s\n", s->master_ui);
         }
         cell_display(k, sb_str(&html), sb_str(&text));

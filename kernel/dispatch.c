@@ -59,27 +59,11 @@ static void on_kernel_info(struct kernel *k, void *sock, struct wire_msg *req)
     dispatch_reply(k, sock, req, "kernel_info_reply", content, NULL);
 }
 
-static void on_comm_info(struct kernel *k, void *sock, struct wire_msg *req)
-{
-    dispatch_reply(k, sock, req, "comm_info_reply",
-                   json_pack("{s:s, s:{}}", "status", "ok", "comms"), NULL);
-}
-
 static void on_history(struct kernel *k, void *sock, struct wire_msg *req)
 {
     json_t *hist = history_query(k->history, req->content);
     dispatch_reply(k, sock, req, "history_reply",
                    json_pack("{s:s, s:o}", "status", "ok", "history", hist), NULL);
-}
-
-static void on_comm_open(struct kernel *k, struct wire_msg *req)
-{
-    /* No comm targets are registered: close it, as the protocol asks, so the frontend
-     * does not wait on a comm that will never answer. */
-    const char *comm_id = json_string_value(json_object_get(req->content, "comm_id"));
-    if (comm_id != NULL)
-        iopub_publish(k, "comm_close", req->header,
-                      json_pack("{s:s, s:{}}", "comm_id", comm_id, "data"));
 }
 
 void dispatch_interrupt(struct kernel *k)
@@ -102,10 +86,20 @@ static void on_shutdown(struct kernel *k, void *sock, struct wire_msg *req)
     k->running = 0;
 }
 
+/* Comms live in the executor (its CommManager, as ipykernel's): their messages and
+ * comm_info wait in the queue like a cell, as in ipykernel's shell. */
 int dispatch_needs_executor(const char *t)
 {
     return strcmp(t, "execute_request") == 0 || strcmp(t, "complete_request") == 0 ||
-           strcmp(t, "inspect_request") == 0 || strcmp(t, "is_complete_request") == 0;
+           strcmp(t, "inspect_request") == 0 || strcmp(t, "is_complete_request") == 0 ||
+           strcmp(t, "comm_info_request") == 0 || strcmp(t, "comm_open") == 0 ||
+           strcmp(t, "comm_msg") == 0 || strcmp(t, "comm_close") == 0;
+}
+
+/* A comm message is a one-way message: no reply. */
+int dispatch_has_reply(const char *t)
+{
+    return strncmp(t, "comm_", 5) != 0 || strcmp(t, "comm_info_request") == 0;
 }
 
 void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg)
@@ -126,15 +120,8 @@ void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg)
     } else if (strcmp(t, "interrupt_request") == 0) {
         dispatch_interrupt(k);
         dispatch_reply(k, sock, msg, "interrupt_reply", json_pack("{s:s}", "status", "ok"), NULL);
-    } else if (ch == CHANNEL_SHELL && strcmp(t, "comm_info_request") == 0) {
-        on_comm_info(k, sock, msg);
     } else if (ch == CHANNEL_SHELL && strcmp(t, "history_request") == 0) {
         on_history(k, sock, msg);
-    } else if (ch == CHANNEL_SHELL && strcmp(t, "comm_open") == 0) {
-        on_comm_open(k, msg);
-    } else if (ch == CHANNEL_SHELL &&
-               (strcmp(t, "comm_msg") == 0 || strcmp(t, "comm_close") == 0)) {
-        log_debug("%s for an unknown comm ignored", t);
     } else if (ch == CHANNEL_CONTROL && strstr(t, "_request") != NULL) {
         /* debug_request and other control requests this kernel does not implement: an
          * error reply, so a client never waits for an answer that will not come. */

@@ -8,6 +8,7 @@
 #include "../driver/spark.h"
 #include "log.h"
 #include "message.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,24 +92,35 @@ static void finish_current(struct kernel *k, json_t *content)
      * in now, before the reply, so a cell sent in answer to the error is never aborted. */
     if (abort)
         take_waiting_shell(k);
-    if (is_execute)
-        json_object_set_new(content, "execution_count", json_integer(k->current_count));
-    dispatch_reply(k, k->sock[CHANNEL_SHELL], req, reply_type, content,
-                   is_execute ? reply_metadata(k, status ? status : "error") : NULL);
+    if (is_execute) {
+        /* As ipykernel: the count of the last stored cell, which is this one's only when
+         * it was stored (not silent, store_history, not blank). */
+        json_object_set_new(content, "execution_count", json_integer(k->execution_count));
+        if (failed && status != NULL && strcmp(status, "error") == 0)
+            json_object_set_new(content, "engine_info",
+                                json_pack("{s:s, s:i, s:s}", "engine_uuid", k->session, "engine_id",
+                                          -1, "method", "execute"));
+    }
+    if (dispatch_has_reply(req->msg_type))
+        dispatch_reply(k, k->sock[CHANNEL_SHELL], req, reply_type, content,
+                       is_execute ? reply_metadata(k, status ? status : "error") : NULL);
+    else
+        json_decref(content);
     iopub_status(k, "idle", req->header);
     k->current = NULL;
     k->awaiting_input = 0;
+    k->sync_awaited = 0;
     wire_msg_destroy(&req);
     if (abort)
         execution_abort_queue(k);
     execution_pump(k);
 }
 
-/* Answers a request without the executor: an error in the cell and the reply. */
-static void fail_request(struct kernel *k, struct wire_msg *req, const char *ename,
-                         const char *evalue)
+/* Publishes the error of a failed request (an execute's traceback) and returns the content
+ * of its reply: a new reference. */
+static json_t *error_reply(struct kernel *k, struct wire_msg *req, const char *ename,
+                           const char *evalue)
 {
-    k->current = req;
     int is_execute = strcmp(req->msg_type, "execute_request") == 0;
     if (is_execute) {
         json_t *tb = json_pack("[s]", evalue);
@@ -120,6 +132,27 @@ static void fail_request(struct kernel *k, struct wire_msg *req, const char *ena
     if (is_execute) {
         json_object_set_new(content, "user_expressions", json_object());
         json_object_set_new(content, "payload", json_array());
+    }
+    return content;
+}
+
+/* Answers a request without the executor: an error in the cell and the reply. */
+static void fail_request(struct kernel *k, struct wire_msg *req, const char *ename,
+                         const char *evalue)
+{
+    k->current = req;
+    finish_current(k, error_reply(k, req, ename, evalue));
+}
+
+/* The running request's reply (content stolen): an execute reply may wait for the last
+ * look at its Spark jobs. */
+static void take_reply(struct kernel *k, json_t *content)
+{
+    k->sync_awaited = 0;
+    if (strcmp(k->current->msg_type, "execute_request") == 0 && spark_cell_end(k)) {
+        json_decref(k->held_reply);
+        k->held_reply = content; /* released after the last progress look */
+        return;
     }
     finish_current(k, content);
 }
@@ -149,10 +182,9 @@ void execution_abort_queue(struct kernel *k)
         }
         log_info("aborting queued execute_request %.8s after an error", m->msg_id);
         iopub_status(k, "busy", m->header);
-        dispatch_reply(
-            k, k->sock[CHANNEL_SHELL], m, "execute_reply",
-            json_pack("{s:s, s:i}", "status", "aborted", "execution_count", k->execution_count),
-            json_pack("{s:s}", "status", "aborted"));
+        message_now_iso(k->current_started, sizeof k->current_started);
+        dispatch_reply(k, k->sock[CHANNEL_SHELL], m, "execute_reply",
+                       json_pack("{s:s}", "status", "aborted"), reply_metadata(k, "aborted"));
         iopub_status(k, "idle", m->header);
         wire_msg_destroy(&m);
     }
@@ -163,6 +195,7 @@ void execution_abort_queue(struct kernel *k)
 static void start_executor(struct kernel *k)
 {
     k->stderr_tail[0] = '\0';
+    k->death_cause[0] = '\0';
     if (executor_start(k->exec) != EXECUTOR_OK) {
         snprintf(k->start_failure, sizeof k->start_failure,
                  "the kernel could not create the executor process (out of processes or file "
@@ -170,6 +203,15 @@ static void start_executor(struct kernel *k)
         log_error("%s", k->start_failure);
     }
 }
+
+static int is_blank(const char *code)
+{
+    while (*code == ' ' || *code == '\t' || *code == '\n' || *code == '\r')
+        code++;
+    return *code == '\0';
+}
+
+static void send_cell(struct kernel *k, const char *code);
 
 static void send_execute(struct kernel *k, struct wire_msg *req)
 {
@@ -186,14 +228,21 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
     k->current_store = store;
     k->current_stop_on_error = bool_field(c, "stop_on_error", 1);
     k->current_allow_stdin = bool_field(c, "allow_stdin", 1);
-    if (store) {
+    /* IPython neither counts nor stores a blank cell, but still evaluates its
+     * user_expressions: it goes to the executor as it is. */
+    int blank = is_blank(code);
+    if (store && !blank) {
         k->execution_count++;
         history_add(k->history, k->execution_count, code);
     }
-    k->current_count = store ? k->execution_count : k->execution_count ? k->execution_count : 1;
+    k->current_count = store && !blank ? k->execution_count : k->execution_count + 1;
     if (!silent)
         iopub_publish(k, "execute_input", req->header,
                       json_pack("{s:O, s:i}", "code", code_v, "execution_count", k->current_count));
+    if (blank) {
+        send_cell(k, code);
+        return;
+    }
     char *rest = NULL;
     json_t *magics = magics_split(code, &rest);
     if (json_array_size(magics) > 0)
@@ -206,17 +255,19 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
 
 void execution_continue(struct kernel *k, const char *code)
 {
-    struct wire_msg *req = k->current;
-    if (req == NULL)
+    if (k->current == NULL)
         return;
-    const char *p = code;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    if (*p == '\0') { /* nothing but magics */
+    if (is_blank(code)) { /* nothing but magics */
         finish_current(
             k, json_pack("{s:s, s:{}, s:[]}", "status", "ok", "user_expressions", "payload"));
         return;
     }
+    send_cell(k, code);
+}
+
+static void send_cell(struct kernel *k, const char *code)
+{
+    struct wire_msg *req = k->current;
     json_t *ue = json_object_get(req->content, "user_expressions");
     json_t *cmd =
         json_pack("{s:s, s:s, s:b, s:b, s:b, s:i, s:o}", "type", "execute", "code", code, "silent",
@@ -253,7 +304,9 @@ static void send_query(struct kernel *k, struct wire_msg *req)
 {
     json_t *cmd = json_deep_copy(req->content);
     char kind[48];
-    snprintf(kind, sizeof kind, "%.*s", (int)(strlen(req->msg_type) - strlen("_request")),
+    const char *suffix = strstr(req->msg_type, "_request");
+    snprintf(kind, sizeof kind, "%.*s",
+             (int)(suffix ? (size_t)(suffix - req->msg_type) : strlen(req->msg_type)),
              req->msg_type);
     json_object_set_new(cmd, "type", json_string(kind));
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
@@ -274,6 +327,7 @@ void execution_pump(struct kernel *k)
                          "the sparkernel kernelspec (kernel.json, --python) and that IPython "
                          "is installed there; the next cell tries again.",
                          k->start_failure);
+                utf8_trim(reason);
                 k->start_failure[0] = '\0';
                 struct wire_msg *req = dequeue(k);
                 k->last_parent = (json_decref(k->last_parent), json_incref(req->header));
@@ -333,9 +387,9 @@ void execution_on_stream(struct kernel *k, enum executor_stream which)
              * and keep the tail for the error a waiting cell would get. */
             log_info("executor %s: %.*s", which == EXECUTOR_STDOUT ? "stdout" : "stderr",
                      (int)(len > 400 ? 400 : len), text);
-            size_t keep = sizeof k->stderr_tail - 1;
-            const char *src = len > keep ? text + len - keep : text;
-            snprintf(k->stderr_tail, sizeof k->stderr_tail, "%s", src);
+            /* The tail starts on a character: a cut inside one fails the error's JSON. */
+            const char *src = utf8_tail(text, len, sizeof k->stderr_tail - 1);
+            utf8_copy(k->stderr_tail, sizeof k->stderr_tail, src);
         } else {
             publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
         }
@@ -356,6 +410,53 @@ static void drain_streams(struct kernel *k)
                 publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
             free(text);
         }
+}
+
+/* A frame the kernel could not read (executor.c counted and logged it). It may have been
+ * the running request's reply: a "sync" command queued behind the request tells, since the
+ * executor answers commands in order. A stream that cannot be trusted any more ends the
+ * executor, and the cell learns why. */
+static void on_unreadable(struct kernel *k, json_t *ev)
+{
+    const char *reason = json_string_value(json_object_get(ev, "reason"));
+    if (json_is_true(json_object_get(ev, "fatal"))) {
+        snprintf(k->death_cause, sizeof k->death_cause,
+                 " after its messages to the kernel became unreadable (%s)", reason);
+        executor_kill(k->exec);
+        return;
+    }
+    if (k->current == NULL)
+        return;
+    char note[256];
+    snprintf(note, sizeof note,
+             "sparkernel: a message from the Python executor could not be read (%s) and was "
+             "dropped; the kernel's log counts such losses.\n",
+             reason);
+    publish_stream(k, "stderr", note, strlen(note));
+    if (k->sync_awaited != 0)
+        return; /* the sync already sent comes after this loss too */
+    json_t *cmd = json_pack("{s:s, s:I}", "type", "sync", "seq", (json_int_t)++k->sync_seq);
+    if (executor_send(k->exec, cmd) == EXECUTOR_OK)
+        k->sync_awaited = k->sync_seq;
+    json_decref(cmd);
+}
+
+/* The executor has answered every command before the sync: if the running request's reply
+ * has not come, it was the frame lost. */
+static void on_synced(struct kernel *k, json_t *ev)
+{
+    json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
+    if (k->current == NULL || k->sync_awaited == 0 || seq != (json_int_t)k->sync_awaited)
+        return;
+    char evalue[512];
+    snprintf(evalue, sizeof evalue,
+             "The kernel could not read the Python executor's answer to this request, so the "
+             "request ends here without its result (%lu unreadable message(s) from the executor "
+             "so far; the kernel's log has the reasons). The executor and its variables are "
+             "intact: run the next cell as usual.",
+             executor_dropped_frames(k->exec));
+    log_error("the reply to %.8s was lost; answering it with an error", k->current->msg_id);
+    take_reply(k, error_reply(k, k->current, "ReplyLost", evalue));
 }
 
 static void on_event(struct kernel *k, json_t *ev)
@@ -431,12 +532,20 @@ static void on_event(struct kernel *k, json_t *ev)
             log_warn("executor reply with no request waiting; dropped");
             return;
         }
-        if (strcmp(k->current->msg_type, "execute_request") == 0 && spark_cell_end(k)) {
-            json_decref(k->held_reply);
-            k->held_reply = json_incref(content); /* released after the last progress look */
-            return;
-        }
-        finish_current(k, json_incref(content));
+        take_reply(k, json_incref(content));
+    } else if (strcmp(type, EXECUTOR_EVENT_UNREADABLE) == 0) {
+        on_unreadable(k, ev);
+    } else if (strcmp(type, "synced") == 0) {
+        on_synced(k, ev);
+    } else if (strcmp(type, "comm") == 0) {
+        const char *mt = json_string_value(json_object_get(ev, "msg_type"));
+        json_t *content = json_object_get(ev, "content");
+        if (mt && json_is_object(content) &&
+            (strcmp(mt, "comm_open") == 0 || strcmp(mt, "comm_msg") == 0 ||
+             strcmp(mt, "comm_close") == 0))
+            iopub_publish(k, mt, parent, json_incref(content));
+        else
+            log_warn("malformed comm event from the executor dropped");
     } else if (strcmp(type, "spark_state") == 0) {
         spark_on_state(k, ev);
         execution_pump(k);
@@ -485,9 +594,16 @@ void execution_on_child(struct kernel *k)
     executor_describe_status(status, how, sizeof how);
     int was_ready = executor_state(k->exec) == EXECUTOR_READY;
     executor_cleanup(k->exec);
+    k->sync_awaited = 0;
     spark_on_executor_death(k);
-    json_decref(k->held_reply);
+    /* A reply held for the last look at the cell's jobs: the cell ended before the death,
+     * and is answered with its own reply. */
+    json_t *held = k->held_reply;
     k->held_reply = NULL;
+    if (held != NULL && k->current != NULL)
+        finish_current(k, held);
+    else
+        json_decref(held);
     if (!was_ready && WIFSIGNALED(status) && k->start_kills++ < 2) {
         /* Killed while starting (by a user or a supervisor, not a failed import): start
          * another rather than blame the python path; a third kill in a row counts as a
@@ -499,18 +615,19 @@ void execution_on_child(struct kernel *k)
     if (!was_ready) {
         snprintf(k->start_failure, sizeof k->start_failure, "the executor %s%s%s", how,
                  k->stderr_tail[0] ? ": " : "", k->stderr_tail);
+        utf8_trim(k->start_failure);
         log_error("%s", k->start_failure);
     } else {
-        log_error("the Python executor %s", how);
+        log_error("the Python executor %s%s", how, k->death_cause);
     }
     if (k->current != NULL) {
-        char evalue[512];
+        char evalue[768];
         snprintf(evalue, sizeof evalue,
-                 "The Python executor %s while this request ran. Its variables and imports are "
+                 "The Python executor %s%s while this request ran. Its variables and imports are "
                  "lost (and any Spark session it held is stopped); the kernel is still up and the "
                  "next cell starts a fresh executor. If this repeats, the cell may need more "
                  "memory than the machine has (look for the OOM killer in the system log).",
-                 how);
+                 how, k->death_cause);
         struct wire_msg *req = k->current;
         k->current = NULL;
         fail_request(k, req, "ExecutorDied", evalue);

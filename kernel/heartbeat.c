@@ -2,6 +2,8 @@
  * zmq_proxy_steerable's control socket stops it. */
 #include "heartbeat.h"
 
+#include <stdint.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,10 @@ struct heartbeat *heartbeat_new(void *zmq_ctx, const char *endpoint)
     if (hb->sock == NULL || hb->ctl_back == NULL || hb->ctl_front == NULL)
         goto fail;
     zmq_setsockopt(hb->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* A ping is a few dozen bytes; anyone may connect, and a peer sending more is cut off
+     * rather than have its message held in memory and echoed back. */
+    int64_t max_msg = HEARTBEAT_MAX_MSG;
+    zmq_setsockopt(hb->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
     zmq_setsockopt(hb->ctl_front, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(hb->ctl_back, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(hb->sock, endpoint) != 0 || zmq_bind(hb->ctl_back, hb->inproc) != 0 ||

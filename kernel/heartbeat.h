@@ -3,6 +3,10 @@
 #ifndef SPARKERNEL_HEARTBEAT_H
 #define SPARKERNEL_HEARTBEAT_H
 
+/* The largest ping echoed (jupyter_client sends a few dozen bytes); a bigger message ends
+ * its sender's connection. */
+#define HEARTBEAT_MAX_MSG 4096
+
 struct heartbeat;
 
 /* Binds endpoint and starts the thread. Returns a new object or NULL (errno set). */

@@ -85,10 +85,11 @@ size_t history_count(const struct history *h)
     return h->count;
 }
 
-static json_t *entry_json(const struct entry *e, int output)
+/* session: what the entry says; IPython's range over session 0 (the current) says 0. */
+static json_t *entry_json(const struct entry *e, int output, int session)
 {
     json_t *payload = output ? json_pack("[s, s?]", e->input, e->output) : json_string(e->input);
-    return json_pack("[i, i, o]", HISTORY_SESSION, e->line, payload);
+    return json_pack("[i, i, o]", session, e->line, payload);
 }
 
 static int get_int(json_t *req, const char *key, int fallback)
@@ -108,7 +109,7 @@ json_t *history_query(const struct history *h, json_t *req)
         int n = get_int(req, "n", 10);
         size_t first = n >= 0 && (size_t)n < h->count ? h->count - (size_t)n : 0;
         for (size_t i = first; i < h->count; i++)
-            json_array_append_new(out, entry_json(at(h, i), output));
+            json_array_append_new(out, entry_json(at(h, i), output, HISTORY_SESSION));
     } else if (strcmp(type, "range") == 0) {
         int session = get_int(req, "session", 0);
         /* 0 is the current session, negative counts back from it; only the current one
@@ -121,7 +122,7 @@ json_t *history_query(const struct history *h, json_t *req)
         for (size_t i = 0; i < h->count; i++) {
             struct entry *e = at(h, i);
             if (e->line >= start && (stop < 0 || e->line < stop))
-                json_array_append_new(out, entry_json(e, output));
+                json_array_append_new(out, entry_json(e, output, session));
         }
     } else if (strcmp(type, "search") == 0) {
         const char *pattern = json_string_value(json_object_get(req, "pattern"));
@@ -143,7 +144,7 @@ json_t *history_query(const struct history *h, json_t *req)
                 dup = s != NULL && strcmp(s, e->input) == 0;
             }
             if (!dup)
-                json_array_append_new(rev, entry_json(e, output));
+                json_array_append_new(rev, entry_json(e, output, HISTORY_SESSION));
         }
         for (size_t j = json_array_size(rev); j-- > 0;)
             json_array_append(out, json_array_get(rev, j));

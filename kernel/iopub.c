@@ -11,6 +11,11 @@
 
 void iopub_publish(struct kernel *k, const char *msg_type, json_t *parent, json_t *content)
 {
+    /* Subscriptions that came in since the loop last looked are applied (and greeted) first:
+     * in manual mode nothing else would, and a client that subscribed before sending its
+     * request must get that request's busy/idle, as libzmq's automatic mode gave it. */
+    if (!k->iopub_greeting)
+        iopub_handle_subscriptions(k);
     char topic[128];
     snprintf(topic, sizeof topic, "kernel.%s.%s", k->session, msg_type);
     struct wire_blob id = {topic, strlen(topic)};
@@ -27,21 +32,41 @@ void iopub_status(struct kernel *k, const char *state, json_t *parent)
     iopub_publish(k, "status", parent, message_status(state));
 }
 
+/* The socket is in ZMQ_XPUB_MANUAL mode (loop.c): each (un)subscription read here is applied
+ * to the pipe it came from with ZMQ_SUBSCRIBE / ZMQ_UNSUBSCRIBE, which libzmq binds to the
+ * last message received. Until then that subscriber matches nothing, so nothing published
+ * before its welcome can overtake it. */
 void iopub_handle_subscriptions(struct kernel *k)
 {
+    void *sock = k->sock[CHANNEL_IOPUB];
+    k->iopub_greeting = 1;
     for (int i = 0; i < 64; i++) {
-        char buf[256];
-        int n = zmq_recv(k->sock[CHANNEL_IOPUB], buf, sizeof buf, ZMQ_DONTWAIT);
-        if (n < 0)
-            return;
-        if (n == 0 || n > (int)sizeof buf)
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            break;
+        }
+        const unsigned char *data = zmq_msg_data(&msg);
+        size_t n = zmq_msg_size(&msg);
+        if (n == 0 || (data[0] != 0 && data[0] != 1)) { /* not a subscription event */
+            zmq_msg_close(&msg);
             continue;
-        if (buf[0] != 1) /* unsubscribe */
+        }
+        const char *topic = (const char *)data + 1;
+        size_t topic_len = n - 1;
+        if (data[0] == 0) {
+            zmq_setsockopt(sock, ZMQ_UNSUBSCRIBE, topic, topic_len);
+            zmq_msg_close(&msg);
             continue;
-        json_t *content = json_pack("{s:s%}", "subscription", buf + 1, (size_t)(n - 1));
+        }
+        zmq_setsockopt(sock, ZMQ_SUBSCRIBE, topic, topic_len);
+        json_t *content = json_pack("{s:s%}", "subscription", topic, topic_len);
         if (content == NULL) /* a topic that is not UTF-8: greet with the empty topic */
             content = json_pack("{s:s}", "subscription", "");
-        log_debug("iopub subscription (%d bytes): sending iopub_welcome", n - 1);
+        log_debug("iopub subscription (%zu bytes): sending iopub_welcome", topic_len);
+        zmq_msg_close(&msg);
         iopub_publish(k, "iopub_welcome", NULL, content);
     }
+    k->iopub_greeting = 0;
 }

@@ -29,7 +29,8 @@ struct pending {
 
 struct kernel {
     void *ctx;
-    void *sock[4]; /* shell, control, stdin (ROUTER), iopub (XPUB) */
+    void *sock[4];      /* shell, control, stdin (ROUTER), iopub (XPUB) */
+    int iopub_greeting; /* iopub.c is applying subscriptions (no nested drain) */
     struct heartbeat *hb;
     struct auth *auth;
     struct connection conn;
@@ -46,7 +47,10 @@ struct kernel {
     char start_failure[2048];   /* why the last start failed, for the cells that waited */
     char stderr_tail[2048];     /* what a starting executor wrote to stderr */
     int sigfd;
-    int start_kills; /* starts in a row ended by a signal (killed, not failed) */
+    int start_kills;       /* starts in a row ended by a signal (killed, not failed) */
+    char death_cause[160]; /* why the kernel ended the executor, for the cell it ran */
+    unsigned sync_seq;     /* the last "sync" command sent to the executor */
+    unsigned sync_awaited; /* its seq while the running request's reply may have been lost */
 
     struct pending *queue_head, *queue_tail; /* shell requests waiting for the executor */
     struct wire_msg *current;                /* the request the executor is working on */
@@ -82,6 +86,7 @@ int kernel_recv(struct kernel *k, enum channel ch, struct wire_msg **out);
 
 /* dispatch.c */
 int dispatch_needs_executor(const char *msg_type);
+int dispatch_has_reply(const char *msg_type);
 void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg);
 /* Replies on the request's channel socket; content and metadata stolen. */
 void dispatch_reply(struct kernel *k, void *sock, const struct wire_msg *req,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -32,8 +33,12 @@ static void *bind_socket(struct kernel *k, int type, int port, char *detail, siz
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
     }
     if (type == ZMQ_XPUB) {
-        int verbose = 1, hwm = 100000;
-        zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+        /* Manual mode: a subscription reaches the topic tree only when iopub.c applies it,
+         * right before that subscriber's iopub_welcome, so the welcome is always the first
+         * message it gets (in automatic mode libzmq can apply it inside any zmq_send, and a
+         * status published before the loop reads the subscription arrives first). */
+        int manual = 1, hwm = 100000;
+        zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &manual, sizeof manual);
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     }
     int64_t maxmsg = 256LL << 20; /* hard cap; wire.c drops above k->max_json per frame */
@@ -175,12 +180,20 @@ static void on_signals(struct kernel *k)
     }
 }
 
+static double loop_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int kernel_run(struct kernel *k)
 {
+    double next_parent_check = 0;
     executor_start(k->exec); /* warm the executor in the background */
     iopub_status(k, "starting", NULL);
     while (k->running) {
-        zmq_pollitem_t items[8 + 16];
+        zmq_pollitem_t items[9 + 16]; /* 5 sockets, 4 executor pipes, libcurl */
         int n = 0;
         int control = n;
         items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_CONTROL], 0, ZMQ_POLLIN, 0};
@@ -207,6 +220,11 @@ int kernel_run(struct kernel *k)
             items[n++] =
                 (zmq_pollitem_t){NULL, executor_stream_fd(k->exec, EXECUTOR_STDERR), ZMQ_POLLIN, 0};
         }
+        int cmd = -1;
+        if (executor_write_fd(k->exec) >= 0) {
+            cmd = n;
+            items[n++] = (zmq_pollitem_t){NULL, executor_write_fd(k->exec), ZMQ_POLLOUT, 0};
+        }
         /* libcurl's sockets, and the earliest of its and the Spark client's timers. */
         struct http_fd hfds[16];
         int nh = http_fds(k->http, hfds, 16);
@@ -230,10 +248,16 @@ int kernel_run(struct kernel *k)
         }
         http_perform(k->http);
         spark_tick(k);
-        if (rc == 0 && k->parent_pid > 0 && getppid() != k->parent_pid) {
-            log_warn("the client that started this kernel (pid %d) is gone: shutting down",
-                     (int)k->parent_pid);
-            break;
+        /* By time, on every turn: a cell that prints without a pause keeps the poll from
+         * ever timing out, and its kernel must still notice its client is gone. */
+        double now = loop_now_s();
+        if (k->parent_pid > 0 && now >= next_parent_check) {
+            next_parent_check = now + 1.0;
+            if (getppid() != k->parent_pid) {
+                log_warn("the client that started this kernel (pid %d) is gone: shutting down",
+                         (int)k->parent_pid);
+                break;
+            }
         }
         if (items[control].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_CONTROL);
@@ -249,6 +273,8 @@ int kernel_run(struct kernel *k)
             execution_on_stream(k, EXECUTOR_STDERR);
         if (ev >= 0 && (items[ev].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
             execution_on_events(k);
+        if (cmd >= 0 && (items[cmd].revents & (ZMQ_POLLOUT | ZMQ_POLLERR)))
+            executor_flush(k->exec); /* an error: the child is gone, its SIGCHLD follows */
         if (items[stdin_i].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_STDIN);
         if (items[shell].revents & ZMQ_POLLIN)

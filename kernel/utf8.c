@@ -70,3 +70,38 @@ size_t utf8_sanitize(const unsigned char *buf, size_t len, char *out)
     out[o] = '\0';
     return o;
 }
+
+size_t utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n < max || s[n] == '\0')
+        return n;
+    return utf8_complete_prefix((const unsigned char *)s, n);
+}
+
+size_t utf8_trim(char *s)
+{
+    size_t n = utf8_complete_prefix((const unsigned char *)s, strlen(s));
+    s[n] = '\0';
+    return n;
+}
+
+size_t utf8_copy(char *dst, size_t cap, const char *src)
+{
+    if (cap == 0)
+        return 0;
+    size_t n = utf8_prefix(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+const char *utf8_tail(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return s;
+    const char *p = s + len - max;
+    while (p < s + len && ((unsigned char)*p & 0xC0) == 0x80)
+        p++; /* the rest of a character that started before the cut */
+    return p;
+}

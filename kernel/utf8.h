@@ -12,4 +12,16 @@ size_t utf8_complete_prefix(const unsigned char *buf, size_t len);
  * U+FFFD and NUL bytes with nothing; returns the output length (out is NUL-terminated). */
 size_t utf8_sanitize(const unsigned char *buf, size_t len, char *out);
 
+/* Cutting text at a byte limit must not split a character: jansson refuses the string, and
+ * the message it was for goes out empty or not at all. */
+/* Bytes of the longest prefix of s, at most max, that does not end inside a character. */
+size_t utf8_prefix(const char *s, size_t max);
+/* Drops what an earlier cut (snprintf into a fixed buffer) left of an unfinished character
+ * at the end of s. Returns the new length. */
+size_t utf8_trim(char *s);
+/* Copies src into dst (cap bytes), cut at a character boundary; returns the length. */
+size_t utf8_copy(char *dst, size_t cap, const char *src);
+/* The start of the last at most max bytes of s (len bytes), on a character boundary. */
+const char *utf8_tail(const char *s, size_t len, size_t max);
+
 #endif

@@ -5,7 +5,12 @@
  * seeds in tests/fuzz/corpus/frame/ are event streams recorded from the real executor
  * (tests/fuzz/make_seeds.py). Checks that a stream fed in chunks yields exactly what the same
  * stream fed at once yields, and that every frame read encodes back to a frame that reads the
- * same.
+ * same. And the rule the kernel's "every request gets exactly one reply" rests on (issue 14):
+ * every complete frame in the stream (counted here by walking the lengths, apart from the
+ * reader) gives exactly one result, read or refused, in its place, so the kernel sees every
+ * loss; and a stream still in step afterwards delivers the executor's next frame (the answer
+ * to the kernel's "sync", appended here) exactly once. The seeds hold NULs (\u0000, raw NUL
+ * bytes), invalid UTF-8 and huge lengths (make_seeds.py).
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *       $(pkg-config --cflags jansson) tests/fuzz/fuzz_frame.c driver/frame.c \
@@ -96,6 +101,55 @@ static void round_trip(json_t *obj)
     free(buf);
 }
 
+/* Complete frames in the stream before the first length above max_frame (*broken then) or the
+ * first incomplete one. */
+static size_t count_frames(const uint8_t *s, size_t len, size_t max_frame, int *broken)
+{
+    size_t n = 0, off = 0;
+    *broken = 0;
+    if (max_frame == 0)
+        max_frame = FRAME_DEFAULT_MAX;
+    while (len - off >= 4) {
+        size_t body =
+            (size_t)s[off] << 24 | (size_t)s[off + 1] << 16 | (size_t)s[off + 2] << 8 | s[off + 3];
+        if (body > max_frame) {
+            *broken = 1;
+            return n;
+        }
+        if (len - off - 4 < body)
+            return n;
+        off += 4 + body;
+        n++;
+    }
+    return n;
+}
+
+/* After the stream, the executor's answer to the kernel's sync: read once, exactly, when the
+ * stream is in step; never when it is broken. */
+static void check_sync(struct frame_reader *r, int broken)
+{
+    static const char synced[] = "\0\0\0\x09{\"seq\":7}"; /* within the 16-byte limit */
+    size_t pending = frame_reader_pending(r);
+    if (frame_reader_feed(r, synced, sizeof synced - 1) != FRAME_OK)
+        __builtin_trap();
+    json_t *obj = NULL;
+    int rc = frame_reader_next(r, &obj);
+    if (broken) {
+        if (rc != FRAME_ETOOBIG || obj != NULL)
+            __builtin_trap();
+        return;
+    }
+    if (pending != 0) { /* an unfinished frame swallows it: the kernel's pipe read goes on */
+        json_decref(obj);
+        return;
+    }
+    if (rc != FRAME_OK || json_integer_value(json_object_get(obj, "seq")) != 7)
+        __builtin_trap();
+    json_decref(obj);
+    if (frame_reader_next(r, &obj) != FRAME_AGAIN || frame_reader_pending(r) != 0)
+        __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t limits[4] = {0, 16, 256, 4096};
@@ -140,6 +194,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             round_trip(whole.r[i].obj);
         }
     }
+    int walked_broken;
+    size_t frames = count_frames(stream, len, max_frame, &walked_broken);
+    if (walked_broken != broken || whole.n != frames + (size_t)broken)
+        __builtin_trap();
+    check_sync(a, broken);
+    check_sync(b, b_broken);
     results_free(&whole);
     results_free(&chunked);
     frame_reader_destroy(&a);

@@ -188,6 +188,9 @@ def write_frame() -> None:
                 "display(HTML('<b>h\u00e9llo</b>'), metadata={'isolated': True})", 2),
         execute("import sys\nsys.stderr.write('warn\\n')\nraise ValueError('bad \u2603')", 3),
         execute("float('nan')", 4),
+        execute('raise ValueError("a\\0b")', 5),
+        execute('print("x\\0y")\n"m\\0n"', 6),
+        {"type": "sync", "seq": 1},
         {"type": "complete", "code": "import o", "cursor_pos": 8},
         {"type": "inspect", "code": "len", "cursor_pos": 3, "detail_level": 0},
         {"type": "is_complete", "code": "for i in range(3):"},
@@ -200,6 +203,22 @@ def write_frame() -> None:
     (d / "session-limit-256").write_bytes(bytes([2, 3, 200, 17, 99]) + stream)
     for i, f in enumerate(frames[:12]):
         (d / f"event-{i:02d}").write_bytes(bytes([0, 2, 2, 2, 2]) + f)
+    write_hostile_frames(d, frames)
+
+
+def write_hostile_frames(d: Path, frames: list[bytes]) -> None:
+    """Streams the executor should never send, between real frames: raw NUL bytes, invalid
+    UTF-8, a lone surrogate, a frame cut short, lengths above the limit."""
+    def raw(body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + body
+
+    good = frames[0]
+    (d / "hostile-nul").write_bytes(bytes([0, 3, 5, 0, 9]) + good + raw(b'{"t":"a\0b"}') + good)
+    (d / "hostile-utf8").write_bytes(bytes([0, 1, 1, 1, 1]) + raw(b'{"t":"\xff\xc3"}') + good
+                                     + raw(b'{"t":"\\ud800"}') + good)
+    (d / "hostile-short").write_bytes(bytes([0, 7, 7, 7, 7]) + good + raw(b"{}")[:5])
+    (d / "hostile-huge").write_bytes(bytes([0, 0, 3, 0, 3]) + good + b"\xff\xff\xff\xff" + good)
+    (d / "hostile-over-limit").write_bytes(bytes([1, 0, 0, 0, 0]) + raw(b'{"k":"0123456789abc"}'))
 
 
 def write_master() -> None:

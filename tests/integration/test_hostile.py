@@ -535,7 +535,7 @@ def test_cell_output_stays_with_its_cell(kernel, channel, msg_type):
     rest of the cell's stream output with it (it was published with that request as its
     parent, so the cell's frontend never showed it)."""
     code = ("import time\nprint('before', flush=True)\n"
-            "try:\n    time.sleep(1.5)\nexcept KeyboardInterrupt:\n    print('caught', flush=True)\n"
+            "try:\n    time.sleep(4)\nexcept KeyboardInterrupt:\n    print('caught', flush=True)\n"
             "print('after', flush=True)")
     kc = kernel.kc
     msg_id = kc.execute(code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import pathlib
 import subprocess
 import tempfile
@@ -174,3 +175,87 @@ def test_damaged_connection_file_does_not_log_the_key(tmp_path):
         assert str(conn) in r.stderr, r.stderr
         leaked = [p for p in pieces(key.encode(), 6) if p in r.stderr + r.stdout]
         assert not leaked, f"text {i}: the log shows the key: {r.stderr}"
+
+
+def test_secrets_stay_out_of_cells_and_kernel_json(tmp_path):
+    """Issue 14, item 8: the server's token and the Spark secret are not in the executor's
+    environment (%env would print them into the notebook), %spark config never echoes a
+    secret, and render.py refuses to write one into the world-readable kernel.json."""
+    import subprocess
+    import sys
+
+    from kernels import Kernel, outputs_of, stdout_text
+
+    k = Kernel(env={"JUPYTER_TOKEN": "tok-123456", "SPARK_AUTHENTICATE_SECRET": "sec-654321",
+                    "SPARKERNEL_SPARK_CONF": "spark.ssl.keyPassword=pw-777"})
+    try:
+        _, out = k.execute("import os\nprint(repr(dict(os.environ)))", timeout=30)
+        env_text = stdout_text(out)
+        assert "PATH" in env_text
+        for secret in ("tok-123456", "sec-654321", "pw-777"):
+            assert secret not in env_text
+        reply, out = k.execute("%spark config spark.authenticate.secret=abc-999 "
+                               "spark.my.token=tk-888 spark.executor.cores=1", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        echoed = stdout_text(out)
+        assert "spark.authenticate.secret = ****" in echoed and "abc-999" not in echoed
+        assert "spark.my.token = ****" in echoed and "tk-888" not in echoed
+        assert "spark.executor.cores = 1" in echoed
+        _, out = k.execute("%spark config", timeout=30)
+        shown = repr([m["content"] for m in outputs_of(out, "display_data")])
+        assert "spark.authenticate.secret" in shown
+        for secret in ("abc-999", "tk-888", "pw-777", "sec-654321"):
+            assert secret not in shown
+    finally:
+        k.shutdown()
+
+    render = pathlib.Path(__file__).resolve().parents[2] / "kernelspec" / "render.py"
+    res = subprocess.run([sys.executable, str(render), "--bin", "/x", "--python", sys.executable,
+                          "--pythonpath", "/x", "--out", str(tmp_path / "spec"),
+                          "--setting", "SPARK_AUTHENTICATE_SECRET=s3cr3t"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "every local user can read" in res.stderr
+    assert not (tmp_path / "spec" / "kernel.json").exists()
+
+
+def test_log_files_in_a_private_directory(kernel, tmp_path):
+    """Issue 14, item 7: the log4j configuration and Spark's log were predictable names in
+    /tmp, written through symlinks. Now a 0700 directory of the executor's own, files 0600,
+    written with O_EXCL | O_NOFOLLOW: a planted symlink is refused, its target untouched."""
+    import stat as st
+
+    code = ("import os, re, stat\n"
+            "uri = re.search(r'configurationFile=file:(\\S+)', "
+            "os.environ['PYSPARK_SUBMIT_ARGS']).group(1)\n"
+            "d = os.path.dirname(uri)\n"
+            "print(uri)\n"
+            "print(oct(stat.S_IMODE(os.stat(d).st_mode)), os.stat(d).st_uid == os.getuid())\n"
+            "print(oct(stat.S_IMODE(os.lstat(uri).st_mode)))\n"
+            "print(oct(stat.S_IMODE(os.lstat(os.path.join(d, 'spark.log')).st_mode)))\n")
+    reply, out = kernel.execute(code, timeout=60)
+    assert reply["content"]["status"] == "ok", out
+    path, dir_mode, file_mode, log_mode = stdout_lines(out)
+    assert not re.fullmatch(r"/tmp/sparkernel-\d+-log4j2.properties", path)
+    assert dir_mode == "0o700 True"
+    assert file_mode == "0o600" and log_mode == "0o600"
+
+    # The writer itself, with a symlink planted where it writes.
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    planted = tmp_path / "planted"
+    planted.symlink_to(target)
+    code = ("import pathlib\nfrom sparkernel_executor import spark as sp\n"
+            f"p = pathlib.Path({str(tmp_path)!r})\n"
+            "sp._write_private(p / 'planted', 'evil')\n"
+            "print((p / 'planted').is_symlink(), oct((p / 'planted').lstat().st_mode & 0o777))\n")
+    reply, out = kernel.execute(code, timeout=60)
+    assert reply["content"]["status"] == "ok", out
+    assert stdout_lines(out) == ["False 0o600"]
+    assert (tmp_path / "planted").read_text() == "evil"
+    assert target.read_text() == "precious"
+
+
+def stdout_lines(out: list[dict]) -> list[str]:
+    from kernels import stdout_text
+
+    return stdout_text(out).strip().splitlines()

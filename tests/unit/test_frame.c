@@ -308,3 +308,69 @@ Test(frame, strerror_has_a_sentence_for_every_code)
             cr_expect_str_neq(s, frame_strerror(codes[j]), "codes %d and %d", codes[i], codes[j]);
     }
 }
+
+/* The executor writes U+0000 as \u0000 (issue 14): the frame is read, the NUL kept. */
+Test(frame, nul_escape_is_carried)
+{
+    static const char body[] = "{\"type\":\"error\",\"evalue\":\"a\\u0000b\"}";
+    unsigned char stream[128];
+    size_t n = raw_frame(body, sizeof body - 1, stream);
+    struct frame_reader *r = reader(0);
+    json_t *out = NULL;
+    frame_reader_feed(r, stream, n);
+    cr_assert_eq(frame_reader_next(r, &out), FRAME_OK);
+    json_t *evalue = json_object_get(out, "evalue");
+    cr_assert(json_is_string(evalue));
+    cr_expect_eq(json_string_length(evalue), 3);
+    cr_expect_eq(memcmp(json_string_value(evalue), "a\0b", 3), 0);
+    /* And it encodes back to a frame that reads the same. */
+    char *buf;
+    size_t len;
+    cr_assert_eq(frame_encode(out, &buf, &len), FRAME_OK);
+    json_t *back = NULL;
+    frame_reader_feed(r, buf, len);
+    cr_assert_eq(frame_reader_next(r, &back), FRAME_OK);
+    cr_expect(json_equal(back, out));
+    json_decref(back);
+    json_decref(out);
+    free(buf);
+    frame_reader_destroy(&r);
+}
+
+/* Each bad frame between good ones is one error, in its place; the good ones all come. */
+Test(frame, every_bad_frame_is_one_error_in_place)
+{
+    static const struct {
+        const char *body;
+        size_t len;
+        int rc;
+    } frames[] = {
+        {"{\"type\":\"stream\"}", 17, FRAME_OK},
+        {"{\"t\":\"\xff\xfe\"}", 10, FRAME_EJSON}, /* invalid UTF-8 */
+        {"{\"type\":\"reply\"}", 16, FRAME_OK},
+        {"\0\0\0", 3, FRAME_EJSON},                    /* raw NUL bytes */
+        {"{\"t\":\"\xed\xa0\x80\"}", 11, FRAME_EJSON}, /* a UTF-8 surrogate */
+        {"{\"t\":\"\\ud800\"}", 14, FRAME_EJSON},      /* a lone surrogate escape */
+        {"", 0, FRAME_EJSON},                          /* empty */
+        {"\"s\"", 3, FRAME_EJSON},                     /* not an object or array */
+        {"[0]", 3, FRAME_ETYPE},
+        {"{\"k\\u0000\":1}", 13, FRAME_EJSON}, /* jansson keeps no NUL in a key */
+        {"{\"type\":\"synced\"}", 17, FRAME_OK},
+    };
+    unsigned char stream[512];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
+        n += raw_frame(frames[i].body, frames[i].len, stream + n);
+    struct frame_reader *r = reader(0);
+    frame_reader_feed(r, stream, n);
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        json_t *out = NULL;
+        cr_expect_eq(frame_reader_next(r, &out), frames[i].rc, "frame %zu", i);
+        cr_expect_eq(out != NULL, frames[i].rc == FRAME_OK, "frame %zu", i);
+        json_decref(out);
+    }
+    json_t *out = NULL;
+    cr_expect_eq(frame_reader_next(r, &out), FRAME_AGAIN);
+    cr_expect_eq(frame_reader_pending(r), 0);
+    frame_reader_destroy(&r);
+}

@@ -126,3 +126,89 @@ Test(settings, set_pair_keeps_a_long_key_whole)
     json_decref(conf);
     settings_destroy(&s);
 }
+
+/* Every number setting has bounds (issue 14): a million port slots were probed on the loop,
+ * a negotiation timeout of 1,000 s held the queue. Each case: key, value, accepted. */
+Test(settings, numbers_are_bounded)
+{
+    static const struct {
+        const char *key, *value;
+        int ok;
+    } cases[] = {
+        {"sparkernel.port.slots", "1", 1},
+        {"sparkernel.port.slots", "64", 1},
+        {"sparkernel.port.slots", "0", 0},
+        {"sparkernel.port.slots", "65", 0},
+        {"sparkernel.port.slots", "1000000", 0},
+        {"sparkernel.negotiate.timeout.ms", "3000", 1},
+        {"sparkernel.negotiate.timeout.ms", "30000", 1},
+        {"sparkernel.negotiate.timeout.ms", "1000000", 0},
+        {"sparkernel.negotiate.timeout.ms", "99", 0},
+        {"sparkernel.waiting.report.s", "0", 0},
+        {"sparkernel.waiting.report.s", "3601", 0},
+        {"sparkernel.yield.after.s", "0", 1},
+        {"sparkernel.yield.after.s", "86401", 0},
+        {"sparkernel.share.turn.s", "3601", 0},
+        {"spark.executor.cores", "0", 0},
+        {"spark.executor.cores", "1025", 0},
+        {"spark.dynamicAllocation.maxExecutors", "0", 0},
+        {"spark.dynamicAllocation.minExecutors", "0", 1},
+        {"spark.driver.port", "65535", 1},
+        {"spark.driver.port", "65536", 0},
+        {"spark.driver.port", "0", 0},
+        {"spark.ui.port", "99999999999999999999", 0},
+        {"sparkernel.port.slots", "-1", 0},
+        {"sparkernel.port.slots", "8x", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct settings *s = fresh();
+        char err[256] = "";
+        int rc = settings_set(s, cases[i].key, cases[i].value, err, sizeof err);
+        cr_expect_eq(rc == SETTINGS_OK, cases[i].ok, "%s=%s: %s", cases[i].key, cases[i].value,
+                     err);
+        if (!cases[i].ok) {
+            cr_expect(strstr(err, " from ") != NULL && strstr(err, " to ") != NULL,
+                      "the error says the bounds: %s", err);
+            cr_expect_str_neq(settings_source_name(settings_source_of(s, cases[i].key)),
+                              "notebook");
+        }
+        settings_destroy(&s);
+    }
+    struct settings *s = fresh();
+    char err[256] = "";
+    settings_set(s, "sparkernel.port.slots", "1000000", err, sizeof err);
+    cr_expect_str_eq(err, "sparkernel.port.slots=1000000: expected a whole number from 1 to 64");
+    settings_destroy(&s);
+}
+
+/* Out-of-bounds values from the environment or the kernelspec are left out: the default (or
+ * the next source) applies. */
+Test(settings, environment_values_out_of_bounds_are_ignored)
+{
+    char *env[] = {"SPARKERNEL_PORT_SLOTS=1000000", "SPARKERNEL_SPEC_PORT_SLOTS=16",
+                   "SPARKERNEL_NEGOTIATE_TIMEOUT_MS=1000000", "SPARKERNEL_WAITING_REPORT_S=20",
+                   NULL};
+    struct settings *s = settings_new(env);
+    cr_assert_not_null(s);
+    cr_expect_eq(settings_get_int(s, "sparkernel.port.slots", 8), 16);
+    cr_expect_eq(settings_source_of(s, "sparkernel.port.slots"), SOURCE_KERNELSPEC);
+    cr_expect_eq(settings_get_int(s, "sparkernel.negotiate.timeout.ms", 3000), 3000);
+    cr_expect_eq(settings_source_of(s, "sparkernel.negotiate.timeout.ms"), SOURCE_DEFAULT);
+    cr_expect_eq(settings_get_int(s, "sparkernel.waiting.report.s", 10), 20);
+    settings_derive(s, "spark.dynamicAllocation.maxExecutors", "0");
+    cr_expect_eq(settings_get_int(s, "spark.dynamicAllocation.maxExecutors", 2), 2);
+    settings_destroy(&s);
+}
+
+Test(settings, booleans_read_true_false_or_the_fallback)
+{
+    char *env[] = {"SPARKERNEL_DYNAMIC_ALLOCATION=false", "SPARKERNEL_WARM=true", NULL};
+    struct settings *s = settings_new(env);
+    cr_assert_not_null(s);
+    cr_expect_eq(settings_get_bool(s, "spark.dynamicAllocation.enabled", 1), 0);
+    cr_expect_eq(settings_get_bool(s, "sparkernel.warm", 0), 1);
+    cr_expect_eq(settings_get_bool(s, "sparkernel.cds", 0), 1); /* its default, "true" */
+    cr_expect_eq(settings_get_bool(s, "spark.no.such.key", 1), 1);
+    cr_expect_eq(settings_get_bool(s, "spark.no.such.key", 0), 0);
+    settings_destroy(&s);
+}

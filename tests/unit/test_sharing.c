@@ -7,6 +7,8 @@
 #include "../../driver/sharing.h"
 #include "../../kernel/log.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,5 +304,30 @@ Test(sharing, the_waiter_waiting_longest_says_since_when)
     cr_assert_eq(sharing_publish(dir, &c), 0);
     cr_assert_eq(sharing_publish(dir, &x), 0);
     cr_expect_eq(sharing_contended(ms, "app-a", dir, who, sizeof who, &since), 0);
+    master_status_destroy(&ms);
+}
+
+/* A long non-ASCII notebook name (issue 14): the record is written and read back, and the
+ * holder's line, cut to its buffer, stays valid UTF-8 (a cut inside a character made the
+ * status table go out empty). */
+Test(sharing, long_non_ascii_names_are_cut_on_characters)
+{
+    struct master_status *ms = master(MASTER);
+    struct sharing_entry e = entry("app-3", getpid(), 1, 58);
+    size_t n = 0;
+    while (n + 2 < sizeof e.notebook) /* 254 bytes of é */
+        e.notebook[n++] = '\xC3', e.notebook[n++] = '\xA9';
+    e.notebook[n] = '\0';
+    cr_assert_eq(sharing_publish(dir, &e), 0);
+    struct sharing_entry back;
+    cr_assert(sharing_lookup(dir, "app-3", &back));
+    cr_expect_str_eq(back.notebook, e.notebook);
+    for (size_t len = 20; len < 300; len += 7) {
+        char out[300];
+        sharing_holder(&ms->apps[2], "app-1", dir, 100, out, len);
+        json_t *j = json_string(out);
+        cr_expect_not_null(j, "holder cut to %zu bytes is valid UTF-8", len);
+        json_decref(j);
+    }
     master_status_destroy(&ms);
 }

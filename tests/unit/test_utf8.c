@@ -4,6 +4,8 @@
 
 #include "../../kernel/utf8.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +235,59 @@ Test(utf8, sanitize_worst_case_and_idempotent)
         free(once);
         free(twice);
     }
+}
+
+/* Cuts at a byte limit land on character boundaries (issue 14): each case is a string, a
+ * limit and the length utf8_prefix keeps. */
+Test(utf8, prefix_never_splits_a_character)
+{
+    static const struct {
+        const char *s;
+        size_t max, want;
+    } cases[] = {
+        {"abc", 2, 2},
+        {"abc", 3, 3},
+        {"abc", 10, 3},
+        {"\xC3\xA9\xC3\xA9", 3, 2}, /* éé: the second é would be cut */
+        {"\xC3\xA9\xC3\xA9", 4, 4},
+        {"a\xE2\x82\xAC", 2, 1}, /* a€ */
+        {"a\xE2\x82\xAC", 3, 1},
+        {"a\xE2\x82\xAC", 4, 4},
+        {"\xF0\x9F\x98\x80x", 3, 0}, /* an emoji cut anywhere inside */
+        {"\xF0\x9F\x98\x80x", 4, 4},
+        {"", 5, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(utf8_prefix(cases[i].s, cases[i].max), cases[i].want, "case %zu", i);
+}
+
+Test(utf8, copy_trim_and_tail_keep_valid_text)
+{
+    char name[200];
+    size_t n = 0;
+    for (int i = 0; i < 90; i++) /* 180 bytes of é */
+        name[n++] = '\xC3', name[n++] = '\xA9';
+    name[n] = '\0';
+    char small[160]; /* 159 bytes: the 80th é would be cut in half */
+    cr_expect_eq(utf8_copy(small, sizeof small, name), 158);
+    cr_expect_eq(strlen(small), 158);
+    json_t *j = json_string(small);
+    cr_expect_not_null(j, "the copy is valid UTF-8");
+    json_decref(j);
+
+    char cut[160];
+    snprintf(cut, sizeof cut, "%s", name); /* what snprintf alone leaves: half an é */
+    cr_expect_null(json_string(cut));
+    cr_expect_eq(utf8_trim(cut), 158);
+    j = json_string(cut);
+    cr_expect_not_null(j);
+    json_decref(j);
+
+    const char *tail = utf8_tail(name, n, 101); /* starts inside an é: moved past it */
+    cr_expect_eq(strlen(tail), 100);
+    j = json_string(tail);
+    cr_expect_not_null(j);
+    json_decref(j);
+    cr_expect_eq(utf8_tail(name, n, 500), name);
+    cr_expect_eq(utf8_copy(small, 0, name), 0);
 }

@@ -232,10 +232,12 @@ def test_spark_is_predefined_and_sigint_stays_ours(started):
 
 def test_job_group_per_cell(started):
     ex, ready = started["ex"], started["ready"]
-    code = "\n   \ndf = spark.range(100)  # the group's description\ndf.count()"
+    code = "\n   \ndf = spark.range(100)\ndf.count()"
     assert ex.execute(code, 42).result == "100"
     jobs = group_jobs(ready, "sparkernel-42")
-    assert jobs and jobs[0]["description"] == "df = spark.range(100)  # the group's description"
+    # Each job is titled by the line that started it (issue 15), numbered as IPython's
+    # tracebacks number it (IPython drops a cell's leading blank lines).
+    assert jobs and {j["description"] for j in jobs} == {"count at cell [42] line 2: df.count()"}
 
 
 def test_sql_magic(started):

@@ -59,6 +59,8 @@ class Channel:
         self._wakeup = wakeup_fd
         self._lock = threading.Lock()
         self._buf = bytearray()
+        # Commands read while input() waited for its answer, handled after the cell.
+        self.deferred: list[dict] = []
 
     def send(self, obj: dict) -> None:
         frame = memoryview(encode(obj))

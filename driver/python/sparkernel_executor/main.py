@@ -108,10 +108,17 @@ def language_info() -> dict:
 
 class Executor:
     def __init__(self, channel: Channel) -> None:
-        from .shell import make_shell
+        from .shell import make_shell  # imports IPython: after _defer_terminal_frontend()
 
         self.channel = channel
         self.shell, self.stdin = make_shell(channel)
+        try:  # the `comm` package comes with ipykernel, not with IPython: optional
+            from . import comms
+        except ImportError as exc:
+            comms = None
+            channel.send({"type": "log", "message": "comms off: %s" % exc})
+        self.comms = comms
+        self.shell.kernel.comm_manager = comms.install(channel) if comms else None
         self.spark = Spark(channel, self.shell)
 
     def reply(self, content: dict) -> None:
@@ -134,17 +141,27 @@ class Executor:
             shell.showtraceback()  # landed between the cell and us: still this cell's
         finally:
             _executing = False
+            self.spark.end_cell()
         if result is not None and result.success:
             content: dict = {"status": "ok",
                              "user_expressions": shell.user_expressions(
                                  msg.get("user_expressions") or {})}
         else:
-            err = shell.last_error or {"ename": "Error", "evalue": "the cell failed",
-                                       "traceback": []}
-            content = {"status": "error", **err, "user_expressions": {}}
+            content = {"status": "error", **self._error_of(result),
+                       "user_expressions": {}}
         content["payload"] = shell.payload_manager.read_payload()
         shell.payload_manager.clear_payload()
         return content
+
+    def _error_of(self, result: Any) -> dict:
+        """The reply's error as ipykernel words it: the exception IPython recorded (a
+        UsageError shows no traceback, but keeps its name and message)."""
+        err = None if result is None else (result.error_before_exec or result.error_in_exec)
+        shown = self.shell.last_error
+        if err is None:  # the session's error, shown before the cell ran
+            return shown or {"ename": "Error", "evalue": "the cell failed", "traceback": []}
+        return {"ename": type(err).__name__, "evalue": str(err),
+                "traceback": shown["traceback"] if shown else []}
 
     def complete(self, msg: dict) -> dict:
         from IPython.core.completer import provisionalcompleter, rectify_completions
@@ -173,6 +190,8 @@ class Executor:
         try:
             data = self.shell.object_inspect_mime(name,
                                                   detail_level=int(msg.get("detail_level", 0)))
+            if not self.shell.enable_html_pager:  # as ipykernel: HTML only when asked for
+                data.pop("text/html", None)
             found = True
         except KeyError:
             data, found = {}, False
@@ -188,8 +207,26 @@ class Executor:
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
+        if kind == "sync":
+            # Every command before this one is answered: the kernel learns whether a
+            # reply it could not read was the one it waits for.
+            flush_all(sys.stdout, sys.stderr)
+            self.channel.send({"type": "synced", "seq": msg.get("seq")})
+            return
         if kind in SPARK_COMMANDS:
             self.spark.command(msg)  # answered by spark_state events, not a reply
+            return
+        if kind in ("comm_open", "comm_msg", "comm_close", "comm_info"):
+            try:
+                if self.comms is None:  # no comm package: no comms, none to list
+                    content = {"comms": {}, "status": "ok"} if kind == "comm_info" else {}
+                else:
+                    content = self.comms.handle(kind, msg) or {}
+            except Exception as exc:  # a handler's bug is the cell-less equivalent of an error
+                self.shell.showtraceback()
+                content = {"status": "error", "ename": type(exc).__name__,
+                           "evalue": str(exc), "traceback": []}
+            self.reply(content)
             return
         handler = {"execute": self.execute, "complete": self.complete,
                    "inspect": self.inspect, "is_complete": self.is_complete}.get(kind)
@@ -237,5 +274,7 @@ def main() -> None:
         flusher.busy.set()
         try:
             executor.handle(msg)
+            while channel.deferred:
+                executor.handle(channel.deferred.pop(0))
         finally:
             flusher.busy.clear()

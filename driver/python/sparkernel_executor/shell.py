@@ -69,7 +69,22 @@ class FrameDisplayHook(DisplayHook):
         self._bundle = None
 
 
-class ExecutorShell(InteractiveShell):
+class Kernel:
+    """What `get_ipython().kernel` is in ipykernel, for the libraries that look for it:
+    the shell, and the kernel's own name."""
+
+    implementation = "sparkernel"
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self.shell = shell
+
+
+class ZMQInteractiveShell(InteractiveShell):
+    """Named as ipykernel's shell, because that name (and IPKernelApp in the config, and
+    a `kernel`) is how pandas, tqdm.auto, rich and plotly tell a notebook from a
+    terminal. ipykernel's own class cannot be used: it needs ipykernel's kernel and
+    sockets."""
+
     displayhook_class = FrameDisplayHook
     display_pub_class = FrameDisplayPublisher
 
@@ -117,6 +132,8 @@ class Stdin:
                 raise EOFError("the kernel closed the executor's input")
             if msg.get("type") == "input_reply":
                 return str(msg.get("value", ""))
+            if msg.get("type") == "sync":
+                _channel.deferred.append(msg)  # answered after this cell's reply
 
     def input(self, prompt: str = "") -> str:
         return self.ask(prompt, False)
@@ -125,12 +142,14 @@ class Stdin:
         return self.ask(prompt, True)
 
 
-def make_shell(channel: Channel) -> tuple[ExecutorShell, Stdin]:
+def make_shell(channel: Channel) -> tuple[ZMQInteractiveShell, Stdin]:
     global _channel
     _channel = channel
     cfg = Config()
     cfg.HistoryManager.hist_file = ":memory:"  # the kernel keeps the session's history
-    shell = ExecutorShell.instance(config=cfg)
+    cfg.IPKernelApp.parent_appname = "sparkernel"  # what notebook checks look for
+    shell = ZMQInteractiveShell.instance(config=cfg)
+    shell.kernel = Kernel(shell)
     from IPython.core import page, payloadpage
 
     # obj? and %page become a "page" payload of the execute reply, as frontends expect.

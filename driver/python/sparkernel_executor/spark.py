@@ -120,24 +120,94 @@ class _Pending:
         return f"<{self._name}: {self._owner.describe()}>"
 
 
-def uses_spark(shell: Any, code: str) -> bool:
-    """Whether a cell reads `spark` or `sc` (also inside line and cell magics) or is SQL."""
+def uses_predefined(shell: Any, code: str) -> set[str]:
+    """Which of `spark` and `sc` a cell reads before it binds the name itself
+    (`spark = SparkSession.builder...getOrCreate()` then `spark.stop()` uses only its own),
+    or is SQL. A binding counts where its statement ends, so `spark = spark.newSession()`
+    reads the predefined one first."""
     if _SQL_MAGIC.search(code):
-        return True
+        return {"spark"}
     try:
         tree = ast.parse(shell.transform_cell(code))
     except Exception:  # not Python: the cell fails on its own
-        return False
+        return set()
+    used: set[str] = set()
+    first_load: dict[str, tuple[int, int]] = {}
+    first_store: dict[str, tuple[int, int]] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in _NAMES and isinstance(node.ctx, ast.Load):
-            return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("run_line_magic", "run_cell_magic")):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With,
+                             ast.Import, ast.ImportFrom)):
+            end = (node.end_lineno or 0, node.end_col_offset or 0)
+            targets = [n for n in ast.walk(node) if isinstance(n, ast.Name)
+                       and isinstance(n.ctx, ast.Store)]
+            targets += [ast.Name(id=(a.asname or a.name).split(".")[0])
+                        for a in getattr(node, "names", [])]
+            for t in targets:
+                if t.id in _NAMES and first_store.get(t.id, end) >= end:
+                    first_store[t.id] = end
+        elif isinstance(node, ast.Name) and node.id in _NAMES and isinstance(node.ctx, ast.Load):
+            at = (node.lineno, node.col_offset)
+            if first_load.get(node.id, at) >= at:
+                first_load[node.id] = at
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("run_line_magic", "run_cell_magic")):
             for arg in node.args[1:]:
-                if (isinstance(arg, ast.Constant) and isinstance(arg.value, str)
-                        and uses_spark(shell, arg.value)):
-                    return True
-    return False
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    used |= uses_predefined(shell, arg.value)
+    return used | {name for name, at in first_load.items()
+                   if at < first_store.get(name, (1 << 30, 0))}
+
+
+_BUILDS = re.compile(r"\b(SparkSession|SparkContext|SparkConf|findspark|getOrCreate)\b")
+
+
+def _conf_pairs(conf: Any) -> dict[str, str]:
+    """The settings a SparkConf holds (a JVM-backed one includes the JVM's defaults)."""
+    if conf is None:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in conf.getAll()}
+    except Exception:
+        return {}
+
+
+def _differences(session: Any, request: dict[str, str]) -> list[str]:
+    """The keys of a session request that the running session cannot give: another app
+    name or master, or a static setting with another value (runtime SQL settings apply to
+    a running session, as PySpark's getOrCreate applies them)."""
+    conf = session.sparkContext.getConf()
+    out = []
+    for key, value in request.items():
+        if conf.get(key) == value:
+            continue
+        if key in ("spark.app.name", "spark.master"):
+            out.append(key)
+        elif not session.conf.isModifiable(key):
+            out.append(key)
+    return out
+
+
+def _cell_site(frame: Any) -> str | None:
+    """`<method> at cell [n] line l: <the line>` for the innermost frame of a cell's code
+    above `frame` (IPython names a cell's code `<ipython-input-n-hash>`), where method
+    is the first function the line called; None when no cell's code is on the stack."""
+    import linecache
+
+    callee = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith("<ipython-input-"):
+            n = name[len("<ipython-input-"):].split("-", 1)[0]
+            line = linecache.getline(name, frame.f_lineno).strip()[:100]
+            what = callee.f_code.co_name if callee is not None else "job"
+            return f"{what} at cell [{n}] line {frame.f_lineno}: {line}"
+        callee, frame = frame, frame.f_back
+    return None
+
+
+def _port_of(url: str | None) -> int:
+    m = re.search(r":(\d+)/?$", url or "")
+    return int(m.group(1)) if m else 0
 
 
 def first_line(text: str, limit: int = 80) -> str:
@@ -158,6 +228,29 @@ def _java_message(exc: BaseException) -> str:
             return line[2:].strip()[:500]
     line = first_line(text, 500)
     return line if line.startswith("[") else f"{type(exc).__name__}: {line}"
+
+
+def _private_dir() -> pathlib.Path:
+    """A directory only this user can enter (mkdtemp: 0700, a name no one can guess), in
+    $XDG_RUNTIME_DIR when there is one, for the log4j configuration and Spark's log: in /tmp
+    under a predictable name, another local user could create them first (a symlink, or a
+    configuration whose FileAppender writes into any file the user can write)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    parent = runtime if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK) \
+        else None
+    return pathlib.Path(tempfile.mkdtemp(prefix="sparkernel-", dir=parent))
+
+
+def _write_private(path: pathlib.Path, text: str = "") -> None:
+    """Writes a new file, 0600, never through a symlink nor into a file someone else made."""
+    try:
+        path.unlink()  # ours, from an earlier write: replaced, never followed
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _log4j_properties(log_file: str, level: str = "warn") -> str:
@@ -240,13 +333,14 @@ class Spark:
         self._log_file = ""
         self._log_seen = 0  # how far _master_lost has read the log (set when ready)
         self._gone_master: str | None = None  # a lost master not back yet (_check_alive)
-        self._props = pathlib.Path(tempfile.gettempdir(),
-                                   f"sparkernel-{os.getpid()}-log4j2.properties")
+        self._private = _private_dir()
+        self._props = self._private / "log4j2.properties"
         atexit.register(self._props.unlink, missing_ok=True)
+        default_log = self._private / "spark.log"
+        _write_private(default_log)  # 0600 before log4j appends to it, whatever the umask
         # Sessions a user builds in a cell (own master, own app name) log as quietly as the
         # kernel's: pyspark hands PYSPARK_SUBMIT_ARGS to every JVM it launches.
-        self._props.write_text(_log4j_properties(os.path.join(
-            tempfile.gettempdir(), f"sparkernel-{os.getpid()}-spark.log")))
+        _write_private(self._props, _log4j_properties(str(default_log)))
         os.environ.setdefault(
             "PYSPARK_SUBMIT_ARGS",
             f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
@@ -257,6 +351,15 @@ class Spark:
         self._log_level = "warn"  # of Spark's log file (sparkernel.log.level)
         self._cell_waiting = False  # a cell waits for the session being started
         self._java_errors_hooked = False
+        self._claimed = False  # a cell used the predefined spark/sc: PySpark's rules apply
+        self._sessions_hooked = False  # _hook_sessions ran
+        self._cell_count = 0
+        self._cell_code = ""
+        self._titling = False  # _hook_titles is setting a title (its own JVM call)
+        self._fixed_title = False  # %%sql titles its jobs itself
+        self._title: tuple[int, str] | None = None  # the context's last title
+        self._stopped_by = 0  # the cell whose code stopped the session `spark` refers to
+        self._announced = ""  # the application id the kernel was last told about
         self._importing = threading.Lock()  # held while the session's thread builds it
         self.in_cell = False
         for name in _NAMES:
@@ -386,6 +489,7 @@ class Spark:
             if gen != self._gen:
                 return
             self._session, self._state = session, "ready"
+            self._claimed, self._stopped_by, self._announced = False, 0, sc.applicationId
             seconds = time.monotonic() - self._since
             self._log_seen, self._gone_master = self._log_size(), None
         self._publish("spark", session)
@@ -434,10 +538,9 @@ class Spark:
         except ImportError:
             pass
 
-        self._log_file = conf.get("sparkernel.log.file") or os.path.join(
-            tempfile.gettempdir(), f"sparkernel-{os.getpid()}-spark.log")
+        self._log_file = conf.get("sparkernel.log.file") or str(self._private / "spark.log")
         props = self._props
-        props.write_text(_log4j_properties(self._log_file, self._log_level))
+        _write_private(props, _log4j_properties(self._log_file, self._log_level))
         pairs = {k: v for k, v in conf.items() if k.startswith("spark.")}
         pairs.setdefault("spark.ui.showConsoleProgress", "false")
         # The kernel adds to these; what the deployment's spark-defaults.conf says stays.
@@ -487,6 +590,7 @@ class Spark:
             else:
                 os.environ["SPARK_CONF_DIR"] = saved_conf_dir
         SparkContext._ensure_initialized(gateway=gateway)
+        self._hook_sessions()
         builder = SparkSession.builder
         for k, v in pairs.items():
             builder = builder.config(k, v)
@@ -528,8 +632,12 @@ class Spark:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
-        if session is not None:
-            stopper = threading.Thread(target=session.stop, daemon=True)
+        # A session a cell built in this JVM goes with it, its application stopped cleanly.
+        active = SparkContext._active_spark_context
+        for stop in ([session.stop] if session is not None else []) + \
+                ([active.stop] if active is not None and (
+                    session is None or active is not session.sparkContext) else []):
+            stopper = threading.Thread(target=stop, daemon=True)
             stopper.start()
             stopper.join(30)
         SparkSession._instantiatedSession = None
@@ -558,25 +666,251 @@ class Spark:
         when the cell must not run: its one error has been shown."""
         code = str(msg.get("code", ""))
         self._deferred = None
+        # In the cell from here on: IPython's pre_run_cell comes later (and never for a
+        # silent cell), and the job group below is set only in a cell.
+        self.in_cell = True
+        self._cell_count = int(msg.get("execution_count", 0) or 0)
+        self._cell_code = code
         self._hook_java_errors()
         self._check_alive()
-        if (self._state != "ready" or self._notice) and uses_spark(self._shell, code):
+        # The names the cell reads that are still the kernel's (not rebound by the user).
+        ns = self._shell.user_ns
+        predefined = {n for n in uses_predefined(self._shell, code)
+                      if n in self._published and ns.get(n) is self._published[n]}
+        # A cell that builds its own session waits for the warm one (never two JVMs
+        # starting at once, nor two threads importing pyspark), then decides (_yield_warm).
+        builds = not predefined and _BUILDS.search(code) is not None
+        if builds and not self._claimed:
+            self._notice = ""  # about the kernel's request; plain PySpark prints nothing
+        pending = any(isinstance(ns.get(n), _Pending) for n in predefined)
+        if (self._state != "ready" and pending) or (self._notice and predefined) or \
+                (builds and self._state == "starting"):
             try:
-                self.wait()
-            except (SparkUnavailable, KeyboardInterrupt) as exc:
-                self._shell.showtraceback((type(exc), exc, None))  # no frames of ours
+                self.wait(quiet=not predefined)
+            except SparkUnavailable as exc:
+                if predefined:  # else the cell's own session may well start
+                    self._shell.showtraceback((type(exc), exc, None))  # no frames of ours
+                    return False
+            except KeyboardInterrupt as exc:
+                self._shell.showtraceback((type(exc), exc, None))
                 return False
             self._hook_java_errors()
-        session = self._session
-        if session is not None:
-            group = f"sparkernel-{msg.get('execution_count', 0)}"
+        if builds and not self._sessions_hooked:
             try:
-                session.sparkContext.setJobGroup(group, first_line(code),
-                                                 interruptOnCancel=True)
-                self._group = group
+                with self._importing:
+                    self._hook_sessions()
             except Exception:
-                self._group = None
+                pass  # pyspark is not importable: the cell says so itself
+        if predefined and self._session is not None:
+            self._claimed = True
+        self._group = None
+        self._join_group(self._active_context())
         return True
+
+    # ---- sessions a cell builds (main thread) ----
+
+    def _active_context(self) -> Any:
+        """The SparkContext cells' jobs run in, whoever built it (None when there is none)."""
+        if "pyspark" not in sys.modules or not self._sessions_hooked:
+            return self._session.sparkContext if self._session is not None else None
+        from pyspark import SparkContext
+
+        return SparkContext._active_spark_context
+
+    def _join_group(self, sc: Any) -> None:
+        """Puts the running cell's jobs of context `sc` in the cell's job group: its
+        progress, and what an interrupt cancels."""
+        if sc is None or not self.in_cell or self._cell_count <= 0:
+            return
+        group = f"sparkernel-{self._cell_count}"
+        try:
+            sc.setJobGroup(group, first_line(self._cell_code), interruptOnCancel=True)
+            self._group, self._title = group, None
+        except Exception:
+            self._group = None
+
+    def _user_call(self) -> bool:
+        return self.in_cell and threading.current_thread() is threading.main_thread()
+
+    def _hook_sessions(self) -> None:
+        """Wraps the entry points a notebook builds sessions with (SparkSession.builder's
+        getOrCreate, SparkContext(...), SparkContext.getOrCreate, SparkContext.stop), so
+        the warm session gives way to a user's request (_yield_warm), a session the user
+        builds becomes the kernel's to follow (_adopt), and a stop is remembered with its
+        cell. The kernel's own thread passes straight through. Once per process."""
+        if self._sessions_hooked:
+            return
+        import inspect
+
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        owner = self
+        init, get_ctx = SparkContext.__init__, SparkContext.getOrCreate.__func__
+        stop, get_session = SparkContext.stop, SparkSession.Builder.getOrCreate
+        signature = inspect.signature(init)
+
+        def context_init(sc: Any, *args: Any, **kwargs: Any) -> None:
+            if not owner._user_call():
+                return init(sc, *args, **kwargs)
+            try:
+                bound = signature.bind(sc, *args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            if bound.get("jsc") is None and bound.get("gateway") is None:
+                request = _conf_pairs(bound.get("conf"))
+                if bound.get("master"):
+                    request["spark.master"] = str(bound["master"])
+                if bound.get("appName"):
+                    request["spark.app.name"] = str(bound["appName"])
+                owner._yield_warm(request)
+            init(sc, *args, **kwargs)
+            owner._adopt(sc, None)
+
+        def context_get(cls: Any, conf: Any = None) -> Any:
+            if owner._user_call() and conf is not None:
+                owner._yield_warm(_conf_pairs(conf))
+            sc = get_ctx(cls, conf)
+            if owner._user_call():
+                owner._adopt(sc, None)
+            return sc
+
+        def context_stop(sc: Any) -> None:
+            if owner._user_call():
+                owner._note_stop(sc)
+            return stop(sc)
+
+        def session_get(builder: Any) -> Any:
+            if not owner._user_call():
+                return get_session(builder)
+            owner._yield_warm(dict(getattr(builder, "_options", {}) or {}))
+            session = get_session(builder)
+            owner._adopt(session.sparkContext, session)
+            return session
+
+        self._hook_titles()
+        SparkContext.__init__ = context_init  # type: ignore[method-assign]
+        SparkContext.getOrCreate = classmethod(context_get)  # type: ignore[assignment]
+        SparkContext.stop = context_stop  # type: ignore[method-assign]
+        SparkSession.Builder.getOrCreate = session_get  # type: ignore[method-assign]
+        self._sessions_hooked = True
+
+    def _hook_titles(self) -> None:
+        """Job titles that speak of the user's code: before a JVM call from a cell's line
+        (main thread), the active context's job description becomes that line, e.g.
+        `count at cell [3] line 14: raw_rows = raw.count()`, set once per line and
+        method (one more JVM call then). Without it a job is named after a JVM frame
+        (`$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768`) or our own
+        file, and every job of a cell carried the cell's first line."""
+        import py4j.java_gateway as gateway
+        from pyspark import SparkContext
+
+        owner = self
+        call = gateway.JavaMember.__call__
+
+        def member_call(member: Any, *args: Any) -> Any:
+            if owner._titling or not owner.in_cell or owner._fixed_title \
+                    or threading.current_thread() is not threading.main_thread():
+                return call(member, *args)
+            sc = SparkContext._active_spark_context
+            jsc = getattr(sc, "_jsc", None)
+            if jsc is not None:
+                title = _cell_site(sys._getframe(1))
+                if title is not None and (id(jsc), title) != owner._title:
+                    owner._titling = True
+                    try:
+                        jsc.setLocalProperty("spark.job.description", title)
+                        owner._title = (id(jsc), title)
+                    except Exception:
+                        pass
+                    finally:
+                        owner._titling = False
+            return call(member, *args)
+
+        gateway.JavaMember.__call__ = member_call  # type: ignore[method-assign]
+
+    def _yield_warm(self, request: dict[str, str]) -> None:
+        """Until a cell uses the predefined `spark`/`sc`, a request that names something
+        the warm session does not have (an app name, another master, a static setting)
+        gets its own session, as on plain PySpark: the warm context stops here and the
+        user's starts in the same JVM (the JVM's start is what the warm-up saves). A
+        request that names nothing new gets the warm session, which is then the user's."""
+        session = self._session
+        if self._claimed or session is None or self._state != "ready":
+            return
+        sc = session.sparkContext
+        if self._active_context() is not sc or sc._jsc is None:
+            return
+        try:
+            differs = _differences(session, request)
+        except Exception:
+            return  # the JVM is going away: the request fails on its own
+        if not differs:
+            self._claimed = True
+            return
+        name = request.get("spark.app.name")
+        print(f"sparkernel: starting this cell's own Spark session"
+              f"{f' {name!r}' if name else ''} in the kernel's running JVM (the warm session "
+              f"it replaces was never used; set {', '.join(differs[:3])}).", flush=True)
+        problem = (f"The kernel's unused Spark session gave way to the one cell "
+                   f"[{self._cell_count}] builds; use that one, or %spark restart.")
+        with self._lock:
+            self._session, self._claimed = None, True
+            self._state, self._problem = "stopped", problem
+        self._live = None  # the JVM stays: it hosts the user's session
+        try:
+            session.stop()
+        except Exception:
+            pass
+        ns = self._shell.user_ns
+        for name, value in (("spark", session), ("sc", sc)):
+            if ns.get(name) is value and self._published.get(name) is value:
+                self._publish(name, _Pending(self, name))
+        self._send({"type": "spark_state", "state": "stopped"})
+
+    def _adopt(self, sc: Any, session: Any) -> None:
+        """A session a cell built (or got back) is the one the kernel follows: the
+        predefined names point to it, its jobs join the cell's group, and the kernel
+        learns its application (progress, the WAITING report, cleanup)."""
+        if sc is None or getattr(sc, "_jsc", None) is None:
+            return
+        if session is None:
+            from pyspark.sql import SparkSession
+
+            session = SparkSession._instantiatedSession
+            if session is not None and session.sparkContext is not sc:
+                session = None
+        self._claimed = True
+        if session is not None and session is not self._session:
+            with self._lock:
+                self._session, self._state, self._problem = session, "ready", ""
+                self._stopped_by = 0
+            self._publish("spark", session)
+        self._publish("sc", sc)
+        self._join_group(sc)
+        try:
+            app = sc.applicationId
+        except Exception:
+            return
+        if app and app != self._announced:
+            self._announced = app
+            port = _port_of(sc.uiWebUrl)
+            self._send({"type": "spark_state", "state": "ready", "app_id": app,
+                        "ui_url": sc.uiWebUrl or "", "master": sc.master,
+                        "spark_version": sc.version, "seconds": 0,
+                        "log_file": self._log_file,
+                        "ports": {"ui": port} if port else None, "switch": True})
+
+    def _note_stop(self, sc: Any) -> None:
+        session = self._session
+        if session is not None and session.sparkContext is sc:
+            self._stopped_by = self._cell_count
+
+    def end_cell(self) -> None:
+        """After the cell, whatever became of it (main thread): post_run_cell does not fire
+        for a silent cell nor for one before_cell stopped."""
+        if self.in_cell:
+            self._after_cell()
 
     def _after_cell(self) -> None:
         self.in_cell = False
@@ -590,13 +924,14 @@ class Spark:
             except OSError:
                 pass
 
-    def wait(self) -> Any:
-        """The ready session, waiting for it if it is starting (main thread, in a cell)."""
-        if self._notice:
+    def wait(self, quiet: bool = False) -> Any:
+        """The ready session, waiting for it if it is starting (main thread, in a cell);
+        `quiet`: for a cell that builds its own session, which must not hear about ours."""
+        if self._notice and not quiet:
             print(self._notice, flush=True)
             self._notice = ""
         job = self._job
-        quiet, self._quiet_wait = self._quiet_wait, False
+        quiet, self._quiet_wait = quiet or self._quiet_wait, False
         if self._state == "starting" and job is not None:
             if not quiet:
                 waited = time.monotonic() - self._since
@@ -631,10 +966,10 @@ class Spark:
         if self._deferred is not None:
             self._deferred = None
             return False
-        session, group = self._session, self._group
-        if session is None or group is None:
+        sc, group = self._active_context(), self._group
+        if sc is None or group is None:
             return False
-        helper = threading.Thread(target=session.sparkContext.cancelJobGroup, args=(group,),
+        helper = threading.Thread(target=sc.cancelJobGroup, args=(group,),
                                   name="spark-cancel", daemon=True)
         helper.start()
         helper.join(5)
@@ -684,11 +1019,10 @@ class Spark:
         from pyspark import SparkContext
 
         proc = getattr(SparkContext._gateway, "proc", None)
-        if SparkContext._active_spark_context is not None and proc is not None \
-                and proc.poll() is None:
+        dead = proc is None or proc.poll() is not None
+        if not dead and session.sparkContext._jsc is not None:
             self._cluster_dropped(session)
             return
-        dead = proc is None or proc.poll() is not None
         if dead and self._conf is not None:
             # The JVM died under the session (killed, OOM): what a user expects is a
             # working `spark` again, as %spark restart would give, and to be told once.
@@ -696,12 +1030,30 @@ class Spark:
             self.start(self._conf, "The previous Spark driver (JVM) died; a new Spark "
                                    "session is starting\u2026")
             return
-        self._detach("failed" if dead else "stopped",
-                     (f"The Spark driver (JVM) exited. Spark's log: {self._log_file}. "
-                      "Start a new session with %spark restart.") if dead else _STOPPED,
+        if not dead:
+            self._user_stopped(session)
+            return
+        self._detach("failed", f"The Spark driver (JVM) exited. Spark's log: "
+                               f"{self._log_file}. Start a new session with %spark restart.",
                      lambda gen: self._teardown())
-        self._send({"type": "spark_state", "state": "failed", "error": self._problem}
-                   if dead else {"type": "spark_state", "state": "stopped"})
+        self._send({"type": "spark_state", "state": "failed", "error": self._problem})
+
+    def _user_stopped(self, session: Any) -> None:
+        """The cell's code stopped the session `spark` refers to: the notebook's own
+        business, as on plain PySpark. The JVM stays (the next builder starts its session
+        there) and no cell is refused; only a later use of that stopped `spark` or `sc`
+        gets one error that says which cell stopped it and what to do."""
+        by = f" by cell [{self._stopped_by}]" if self._stopped_by else ""
+        problem = (f"The Spark session `spark` was stopped{by}. Build a new one "
+                   "(SparkSession.builder.getOrCreate()) or run %spark restart.")
+        with self._lock:
+            self._session, self._state, self._problem = None, "stopped", problem
+            self._group = None
+        ns = self._shell.user_ns
+        for name, value in (("spark", session), ("sc", session.sparkContext)):
+            if ns.get(name) is value and self._published.get(name) is value:
+                self._publish(name, _Pending(self, name))
+        self._send({"type": "spark_state", "state": "stopped"})
 
     def _hook_java_errors(self) -> None:
         """Java errors a cell does not catch go through _java_error (IPython's custom
@@ -814,11 +1166,16 @@ class Spark:
         limit = int(m.group(1)) if m and m.group(1) else SQL_ROWS
         query = cell if cell is not None else (m.group(2) if m else line)
         session = self.wait()
+        self._fixed_title = True
         try:
+            session.sparkContext.setJobDescription(f"%%sql: {first_line(query)}")
+            self._title = None
             df = session.sql(query)
             rows = df.take(limit + 1)
         except Exception as exc:
             raise SparkSQLError(_sql_message(exc)) from None
+        finally:
+            self._fixed_title = False
         from IPython.display import display
 
         display(_table(df.columns, rows, limit), raw=True)

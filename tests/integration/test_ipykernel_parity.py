@@ -1,0 +1,249 @@
+"""Differential tests: the same requests to sparkernel and to ipykernel (the python3 kernel
+of the same venv), comparing reply content and the iopub sequence of each request. What
+is volatile (ids, dates, tracebacks' frames, addresses) is normalised away; everything
+else must be equal. No Spark: the kernels run with SPARKERNEL_WARM=false (conftest)."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from typing import Any, Callable
+
+import pytest
+from kernels import Kernel
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.ours = Kernel()
+        # the peer's IPython history in a fresh directory: only this session's cells
+        self.ipython_dir = tempfile.mkdtemp(prefix="parity-ipython-")
+        self.peer = Kernel(name="python3", env={"IPYTHONDIR": self.ipython_dir})
+
+    def both(self, fn: Callable[[Kernel], Any]) -> tuple[Any, Any]:
+        return fn(self.ours), fn(self.peer)
+
+    def shutdown(self) -> None:
+        try:
+            self.ours.shutdown()
+        finally:
+            self.peer.kc.stop_channels()
+            self.peer.km.shutdown_kernel(now=True)
+            shutil.rmtree(self.ipython_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pair():
+    p = Pair()
+    yield p
+    p.shutdown()
+
+
+def norm_reply(content: dict) -> dict:
+    c = dict(content)
+    if "traceback" in c:
+        c["traceback"] = bool(c["traceback"])  # frames differ (the executor's file names)
+    if "engine_info" in c:
+        c["engine_info"] = sorted(c["engine_info"])
+    return c
+
+
+def norm_iopub(msgs: list[dict]) -> list[tuple[str, Any]]:
+    out = []
+    for m in msgs:
+        c = dict(m["content"])
+        if m["msg_type"] == "error":
+            c["traceback"] = bool(c["traceback"])
+        if "transient" in c and "display_id" in c["transient"]:
+            c["transient"] = {"display_id": "<id>"}
+        out.append((m["msg_type"], c))
+    # consecutive stream messages of one name are one stream to a frontend
+    merged: list[tuple[str, Any]] = []
+    for t, c in out:
+        if (t == "stream" and merged and merged[-1][0] == "stream"
+                and merged[-1][1]["name"] == c["name"]):
+            merged[-1] = (t, {"name": c["name"], "text": merged[-1][1]["text"] + c["text"]})
+        else:
+            merged.append((t, c))
+    return merged
+
+
+def execute_both(pair: Pair, code: str, **kw: Any) -> tuple[tuple[dict, list], tuple[dict, list]]:
+    ours = pair.ours.execute(code, **kw)
+    peer = pair.peer.execute(code, **kw)
+    return ours, peer
+
+
+def assert_same_execute(pair: Pair, code: str, **kw: Any) -> tuple[dict, dict]:
+    (r1, o1), (r2, o2) = execute_both(pair, code, **kw)
+    assert norm_reply(r1["content"]) == norm_reply(r2["content"]), code
+    assert norm_iopub(o1) == norm_iopub(o2), code
+    return r1, r2
+
+
+def test_plain_execution_streams_and_result(pair):
+    assert_same_execute(pair, "x = 6")
+    assert_same_execute(pair, "print('a'); import sys; print('b', file=sys.stderr); x * 7")
+    assert_same_execute(pair, "x", user_expressions={"d": "x * 2", "bad": "nope"})
+
+
+def test_rich_output_and_display_ids(pair):
+    assert_same_execute(pair, "from IPython.display import display, HTML, Markdown\n"
+                              "display(HTML('<b>hi</b>'), Markdown('*m*'))")
+    assert_same_execute(pair, "h = display('first', display_id=True)\nh.update('second')")
+    assert_same_execute(pair, "from IPython.display import clear_output\n"
+                              "print('x'); clear_output(wait=True); print('y')")
+
+
+def test_error_reply_and_engine_info(pair):
+    r1, r2 = assert_same_execute(pair, "1/0")
+    assert r1["content"]["engine_info"]["method"] == "execute"
+
+
+def test_usage_error_keeps_its_name(pair):
+    r1, _ = assert_same_execute(pair, "%nosuchmagic")
+    assert r1["content"]["ename"] == "UsageError"
+    assert "nosuchmagic" in r1["content"]["evalue"]
+
+
+def test_aborted_reply_has_no_count(pair):
+    def run(k: Kernel) -> list[dict]:
+        first = k.kc.execute("import time; time.sleep(0.3); raise ValueError('boom')")
+        second = k.kc.execute("after = 1")
+        return [k.shell_reply(i)["content"] for i in (first, second)]
+
+    ours, peer = pair.both(run)
+    assert ours[1] == peer[1] == {"status": "aborted"}
+
+
+@pytest.mark.parametrize("code", ["", "  \n"])
+def test_empty_code(pair, code):
+    assert_same_execute(pair, "y = 3")
+    assert_same_execute(pair, code, user_expressions={"y": "y + 1"})
+    assert_same_execute(pair, code, silent=True, user_expressions={"y": "y"})
+    assert_same_execute(pair, "y")
+
+
+def test_silent_first_and_store_history_false(pair):
+    assert_same_execute(pair, "1", silent=True)
+    assert_same_execute(pair, "2")
+    assert_same_execute(pair, "3", store_history=False)
+    assert_same_execute(pair, "print(4)", store_history=False)
+    assert_same_execute(pair, "5")
+
+
+def shell_request(k: Kernel, msg_type: str, content: dict) -> tuple[dict, list]:
+    msg = k.kc.session.msg(msg_type, content)
+    k.kc.shell_channel.send(msg)
+    return k.collect(msg["header"]["msg_id"])
+
+
+def test_history_completion_is_complete(pair):
+    assert_same_execute(pair, "alpha_value = 1")
+    assert_same_execute(pair, "alpha_value + 1")
+    for msg_type, content in [
+        ("history_request", {"hist_access_type": "tail", "n": 10, "raw": True,
+                             "output": False}),
+        ("history_request", {"hist_access_type": "range", "session": 0, "start": 1,
+                             "stop": 10, "raw": True, "output": True}),
+        ("is_complete_request", {"code": "for i in range(3):"}),
+        ("is_complete_request", {"code": "x = 1"}),
+        ("is_complete_request", {"code": "x = ("}),
+        ("complete_request", {"code": "alpha_v", "cursor_pos": 7}),
+    ]:
+        (r1, o1), (r2, o2) = pair.both(lambda k: shell_request(k, msg_type, content))
+        c1, c2 = r1["content"], r2["content"]
+        if msg_type == "complete_request":
+            assert c1["matches"] == c2["matches"]
+            assert (c1["cursor_start"], c1["cursor_end"]) == (c2["cursor_start"],
+                                                              c2["cursor_end"])
+        else:
+            assert c1 == c2, msg_type
+        assert norm_iopub(o1) == norm_iopub(o2), msg_type
+
+
+def test_inspect_text_only(pair):
+    assert_same_execute(pair, "def documented():\n    'Says hello.'\n")
+    for detail in (0, 1):
+        content = {"code": "documented", "cursor_pos": 10, "detail_level": detail}
+        (r1, o1), (r2, o2) = pair.both(lambda k: shell_request(k, "inspect_request", content))
+        assert sorted(r1["content"]["data"]) == sorted(r2["content"]["data"]) == ["text/plain"]
+        assert r1["content"]["found"] and r2["content"]["found"]
+        assert norm_iopub(o1) == norm_iopub(o2)
+
+
+def test_interrupt(pair):
+    def run(k: Kernel) -> tuple[dict, list]:
+        msg_id = k.kc.execute("import time\ntime.sleep(30)")
+        time.sleep(1.5)
+        k.km.interrupt_kernel()
+        return k.collect(msg_id, timeout=20)
+
+    (r1, o1), (r2, o2) = pair.both(run)
+    assert r1["content"]["status"] == r2["content"]["status"] == "error"
+    assert r1["content"]["ename"] == r2["content"]["ename"] == "KeyboardInterrupt"
+    assert [t for t, _ in norm_iopub(o1)] == [t for t, _ in norm_iopub(o2)]
+
+
+def test_notebook_detection(pair):
+    """What libraries check to tell a notebook from a terminal (rich, pandas, tqdm.auto,
+    plotly): the same answers as in ipykernel."""
+    assert_same_execute(pair, "ip = get_ipython()\n"
+                              "(type(ip).__name__, 'zmq' in str(type(ip)).lower(),\n"
+                              " 'IPKernelApp' in ip.config, hasattr(ip, 'kernel'))")
+    assert_same_execute(pair, "import warnings\nwarnings.simplefilter('ignore')\n"
+                              "from tqdm.auto import tqdm\ntqdm.__module__")
+
+
+def test_comms_both_directions(pair):
+    """A comm opened by a cell (through the comm package, as ipywidgets does), listed by
+    comm_info, messaged by the client (its handler's output goes to that message), closed
+    by the cell."""
+    code = ("import comm\n"
+            "c = comm.create_comm(target_name='parity', data={'v': 1})\n"
+            "c.on_msg(lambda m: print('got', m['content']['data']))")
+    (r1, o1), (r2, o2) = execute_both(pair, code)
+    assert norm_reply(r1["content"]) == norm_reply(r2["content"])
+
+    def comm_ids(msgs: list[dict]) -> list[str]:
+        return [m["content"]["comm_id"] for m in msgs if m["msg_type"] == "comm_open"]
+
+    def strip_ids(msgs: list[dict]) -> list:
+        return [(t, {k: v for k, v in c.items() if k != "comm_id"}) for t, c in norm_iopub(msgs)]
+
+    assert strip_ids(o1) == strip_ids(o2)
+    ids = comm_ids(o1), comm_ids(o2)
+    assert len(ids[0]) == len(ids[1]) == 1
+
+    (i1, _), (i2, _) = pair.both(lambda k: shell_request(k, "comm_info_request", {}))
+    assert i1["content"] == {"status": "ok", "comms": {ids[0][0]: {"target_name": "parity"}}}
+    assert list(i2["content"]["comms"].values()) == [{"target_name": "parity"}]
+
+    outs = []
+    for k, cid in ((pair.ours, ids[0][0]), (pair.peer, ids[1][0])):
+        msg = k.kc.session.msg("comm_msg", {"comm_id": cid, "data": {"x": 2}})
+        k.kc.shell_channel.send(msg)
+        deadline = time.monotonic() + 30
+        got: list[dict] = []
+        while not (got and got[-1]["msg_type"] == "status"
+                   and got[-1]["content"]["execution_state"] == "idle"):
+            m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                got.append(m)
+        outs.append(got)
+    assert norm_iopub(outs[0]) == norm_iopub(outs[1])
+    assert stdout_of(outs[0]) == "got {'x': 2}\n"
+
+    (r1, o1), (r2, o2) = execute_both(pair, "c.close()")
+    assert strip_ids(o1) == strip_ids(o2)
+    assert [m["content"]["comm_id"] for m in o1 if m["msg_type"] == "comm_close"] == ids[0]
+    (i1, _), (i2, _) = pair.both(lambda k: shell_request(k, "comm_info_request", {}))
+    assert i1["content"] == i2["content"] == {"status": "ok", "comms": {}}
+
+
+def stdout_of(msgs: list[dict]) -> str:
+    return "".join(m["content"]["text"] for m in msgs
+                   if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")

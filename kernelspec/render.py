@@ -9,6 +9,8 @@ import shutil
 import subprocess
 
 HERE = pathlib.Path(__file__).resolve().parent
+# kernel.json is readable by every local user (0644): no setting that holds a secret.
+SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "CREDENTIAL")
 
 
 def main() -> None:
@@ -34,6 +36,10 @@ def main() -> None:
     spec["interrupt_mode"] = args.interrupt_mode
     for item in args.setting:
         name, _, value = item.partition("=")
+        if any(w in item.upper() for w in SECRET_WORDS):
+            ap.error(f"--setting {name}=...: a secret would be written into kernel.json, which "
+                     "every local user can read; set it in the environment of the Jupyter "
+                     "server instead (SPARK_AUTHENTICATE_SECRET; see docs/SECURITY.md)")
         spec["env"][f"SPARKERNEL_SPEC_{name.upper()}"] = value
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -63,9 +63,8 @@ def probe():
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(workers=1, cores=2, memory="1g") as c:
-        yield c
+def cluster(healthy_cluster):
+    return healthy_cluster
 
 
 class Session:

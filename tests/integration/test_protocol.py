@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import threading
 import time
 
 import pytest
@@ -283,6 +284,29 @@ def test_executor_that_cannot_start(tmp_path):
         k.shutdown()
 
 
+def test_executor_start_error_with_non_ascii_stderr(tmp_path):
+    """Issue 14, item 4: the start-up stderr tail is cut inside a character (3,000 bytes of
+    é, odd offset at the cut): the ExecutorStartError reply still has its status and text."""
+    script = tmp_path / "python"
+    script.write_text("#!/bin/bash\ns=$(printf '\u00e9%.0s' $(seq 1500))\n"
+                      "printf '%s' \"$s\" >&2\nsleep 1\nexit 3\n")
+    script.chmod(0o755)
+    ksm = variant_spec("sparkernel-noisy", python=str(script))
+    k = Kernel("sparkernel-noisy", ksm=ksm, wait_ready=False)
+    try:
+        time.sleep(3)  # the executor has failed before the cell: its tail is kept
+        reply, out = k.execute("1", timeout=30)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "ExecutorStartError"
+        evalue = reply["content"]["evalue"]
+        assert "exited with status 3" in evalue and "\u00e9\u00e9\u00e9" in evalue
+        assert "\ufffd" not in evalue
+        assert [e["content"]["ename"] for e in outputs_of(out, "error")] == \
+            ["ExecutorStartError"]
+    finally:
+        k.shutdown()
+
+
 def test_terminal_frontend_loads_on_demand(kernel):
     """The executor defers IPython's terminal front end; asking for it still works."""
     _, out = kernel.execute("import sys; print('prompt_toolkit' in sys.modules)")
@@ -292,3 +316,146 @@ def test_terminal_frontend_loads_on_demand(kernel):
         "print(InteractiveShellEmbed.__name__, callable(IPython.embed))")
     assert reply["content"]["status"] == "ok"
     assert stdout_text(out).strip() == "InteractiveShellEmbed True"
+
+
+def test_iopub_welcome_is_first_message_while_kernel_publishes(kernel):
+    """Protocol 5.5: iopub_welcome is the first message every subscriber gets. While another
+    client keeps the kernel publishing (busy/idle of a kernel_info flood), new subscribers
+    connect one after another; each must see its welcome before anything else."""
+    info = kernel.km.get_connection_info()
+    sock, session = raw_shell_socket(kernel)
+    ctx = zmq.Context.instance()
+
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            for _ in range(50):
+                sock.send_multipart(session.serialize(session.msg("kernel_info_request", {})))
+            while sock.poll(0):
+                sock.recv_multipart()
+            time.sleep(0.001)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    firsts = []
+    try:
+        for _ in range(40):
+            sub = ctx.socket(zmq.SUB)
+            sub.linger = 0
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
+            assert sub.poll(10000), "no iopub message within 10 s"
+            _, msg = session.feed_identities(sub.recv_multipart())
+            firsts.append(session.deserialize(msg)["header"]["msg_type"])
+            sub.close()
+    finally:
+        stop.set()
+        flooder.join(10)
+        sock.close()
+    assert firsts == ["iopub_welcome"] * len(firsts), firsts
+
+
+def test_executor_inherits_only_its_own_descriptors(kernel):
+    """Issue 14, item 6: the kernel's working copies of the pipes (lifted above fd 10) and
+    its /dev/null descriptor were inherited by Python and everything it starts."""
+    code = ("import os\n"
+            "def _t(fd):\n"
+            "    try:\n        return os.readlink(f'/proc/self/fd/{fd}')\n"
+            "    except OSError:\n        return None\n"
+            "_fds = [int(f) for f in os.listdir('/proc/self/fd')]\n"
+            "print(sorted(f for f in _fds if _t(f) in (_t(0), _t(3), _t(4))))")
+    reply, out = kernel.execute(code, timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert stdout_text(out).strip() == "[0, 3, 4]"
+
+
+def test_heartbeat_refuses_a_big_message(kernel):
+    """Issue 14, item 6: a ping above the heartbeat's limit is not echoed (its sender is cut
+    off); the client's own heartbeat goes on."""
+    info = kernel.km.get_connection_info()
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+    try:
+        s.send(b"x" * 100_000)
+        assert s.poll(2000) == 0, "a 100 KB ping was echoed"
+    finally:
+        s.close()
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+    try:
+        s.send(b"ping")
+        assert s.poll(5000) and s.recv() == b"ping"
+    finally:
+        s.close()
+    reply, _ = kernel.execute("1", timeout=30)
+    assert reply["content"]["status"] == "ok"
+
+
+LAUNCHER = r"""
+import sys, time
+from jupyter_client import KernelManager
+km = KernelManager(kernel_name="sparkernel")
+km.start_kernel()
+kc = km.client()
+kc.start_channels()
+kc.wait_for_ready(timeout=60)
+kc.execute("while True:\n    print('x' * 200)")
+while True:
+    msg = kc.get_iopub_msg(timeout=30)
+    if msg["msg_type"] == "stream":
+        break
+print(km.provisioner.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_orphaned_kernel_exits_while_a_cell_prints(tmp_path):
+    """Issue 14, item 3: the client that started the kernel dies while a cell prints without
+    a pause; the loop never times out, and the orphan check must still run."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE,
+                                text=True)
+    kernel_pid = None
+    try:
+        kernel_pid = int(launcher.stdout.readline())
+        kernel = psutil.Process(kernel_pid)
+        launcher.kill()
+        launcher.wait()
+        kernel.wait(timeout=20)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        if kernel_pid is not None and psutil.pid_exists(kernel_pid):
+            os.kill(kernel_pid, signal.SIGKILL)
+
+
+def test_executor_that_does_not_read_never_blocks_the_loop(kernel):
+    """Issue 14, item 3: the command pipe is non-blocking, with what it does not take kept
+    for later. A stopped executor and a cell of 2 MB (more than the pipe holds): the kernel
+    still answers kernel_info at once, and the cell runs once the executor goes on."""
+    _, out = kernel.execute("import os; os.getpid()", timeout=30)
+    pid = int(outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        code = "x = '" + "a" * (2 << 20) + "'\nlen(x)"
+        msg_id = kernel.kc.execute(code)
+        time.sleep(1)
+        t0 = time.monotonic()
+        kernel.kc.kernel_info()
+        reply = kernel.kc.get_shell_msg(timeout=10)
+        while reply["msg_type"] != "kernel_info_reply":
+            reply = kernel.kc.get_shell_msg(timeout=10)
+        assert time.monotonic() - t0 < 5
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    reply, out = kernel.collect(msg_id, timeout=60)
+    assert reply["content"]["status"] == "ok"
+    assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == str(2 << 20)

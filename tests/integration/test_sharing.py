@@ -242,3 +242,50 @@ def test_sigkill_of_the_kernel_releases_its_application(cluster, sessions_dir, m
         except Exception:
             pass
     wait_cluster_empty(cluster)
+
+
+def records(sessions: str) -> dict[str, dict]:
+    out = {}
+    for name in os.listdir(sessions):
+        if name.endswith(".json"):
+            try:
+                with open(os.path.join(sessions, name)) as f:
+                    out[name[:-5]] = json.load(f)
+            except (OSError, ValueError):
+                pass  # being replaced
+    return out
+
+
+def test_executor_death_mid_job_leaves_no_cell_state(cluster, sessions_dir):
+    """Issue 14, item 2: the executor dies while a cell's job runs. The cell ends in
+    ExecutorDied, and nothing of it stays behind: the fresh session's record says idle (it
+    said busy, so other notebooks gave their executors back after 5 s instead of 60 s), and
+    the next cell's live progress comes (it stopped when a poll was in flight)."""
+    wait_cluster_empty(cluster)
+    k = Kernel(env=env_for(cluster, sessions_dir, "died.ipynb"))
+    try:
+        reply, out = k.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        old = app_id(k)
+        _, out = k.execute("import os; os.getpid()", timeout=30)
+        pid = int(result(out))
+        msg_id = k.kc.execute("import time\nspark.sparkContext.parallelize(range(1000), 2)"
+                              ".map(lambda x: (time.sleep(0.2), x)[1]).sum()")
+        wait_for("the job to run", lambda: apps(cluster)[old]["cores"] > 0, 30)
+        time.sleep(2.5)  # progress and master polls under way
+        os.kill(pid, signal.SIGKILL)
+        reply, out = k.collect(msg_id, timeout=60)
+        assert reply["content"]["ename"] == "ExecutorDied"
+        fresh = wait_for("the fresh session's record",
+                         lambda: [r for a, r in records(sessions_dir).items() if a != old], 120)
+        assert fresh[0]["busy"] is False, fresh
+        time.sleep(YIELD_AFTER + 1)
+        assert all(not r["busy"] for r in records(sessions_dir).values())
+        reply, out = k.execute("import time\nspark.sparkContext.parallelize(range(8), 2)"
+                               ".map(lambda x: (time.sleep(1.0), x)[1]).sum()", timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        assert result(out) == "28"
+        assert outputs_of(out, "display_data"), "no live progress for the next cell"
+    finally:
+        k.shutdown()
+    wait_cluster_empty(cluster)

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from cluster import LocalCluster
-from kernels import Kernel, outputs_of, stdout_text
+from kernels import Kernel, outputs_of, spark_time, stdout_text
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -24,9 +24,8 @@ LONG_JOB = "spark.range(10**13).selectExpr('max(id)').collect()"
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(workers=1, cores=2, memory="1g") as c:
-        yield c
+def cluster(healthy_cluster):
+    return healthy_cluster
 
 
 def spark_env(c: LocalCluster, **extra: str) -> dict:
@@ -147,6 +146,16 @@ def session_ids(k: Kernel) -> tuple[str, str]:
     return app_id, ui
 
 
+def job_submitted(ui: str, app_id: str) -> float:
+    """When the application's first job was submitted (epoch seconds), from its driver's
+    REST API."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{ui}/api/v1/applications/{app_id}/jobs", timeout=10) as r:
+        jobs = json.load(r)
+    assert jobs, "no job submitted"
+    return min(spark_time(j["submissionTime"]) for j in jobs)
+
+
 def executor_pid(k: Kernel) -> int:
     return int(stdout_text(run_ok(k, "import os; print(os.getpid())")).strip())
 
@@ -188,7 +197,7 @@ def test_waiting_report_names_the_application_holding_the_core():
             wait_for(lambda: (a := app_of(small, holder_app)) and a["cores"] == 1, 60,
                      "the first notebook never got the core")
             waiter = Kernel(env=spark_env(small))
-            session_ids(waiter)
+            waiter_app, waiter_ui = session_ids(waiter)
             msg_id = waiter.kc.execute("spark.range(10).count()")
             t0 = time.monotonic()
             report = None
@@ -200,9 +209,13 @@ def test_waiting_report_names_the_application_holding_the_core():
                 if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "display_data":
                     text = m["content"]["data"].get("text/plain", "")
                     if "no executors" in text:
-                        report = (time.monotonic() - t0, text)
+                        report = (time.monotonic() - t0, text, time.time())
             assert report is not None, "no WAITING report within 60 s"
-            assert report[0] <= 15.0, report
+            # Within 15 s of the job's submission (the report's threshold is 10 s). From the
+            # request on, the cell's first query on a new JVM (planning, code generation)
+            # comes first: 10 s of it on a loaded 2-core machine.
+            submitted = job_submitted(waiter_ui, waiter_app)
+            assert report[2] - submitted <= 15.0, (report[2] - submitted, report)
             assert holder_app in report[1] and "other applications hold" in report[1], report
             waiter.km.interrupt_kernel()
             reply = waiter.shell_reply(msg_id, timeout=30)

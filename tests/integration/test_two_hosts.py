@@ -30,7 +30,9 @@ sys.path.insert(0, str(HERE.parent / "support"))
 
 RESULT_MARK = "@@RESULT@@"
 REPORT_S = 10
-REPORT_WITHIN_S = 20
+# From the request, once the session is up: the cell's first query on a new JVM (planning,
+# code generation; up to 10 s on a loaded 2-core machine), then the report's threshold.
+REPORT_WITHIN_S = 25
 
 
 # ---------------------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def client_wrong_host(env: dict) -> dict:
     k = _start_kernel(env)
     res: dict = {}
     try:
-        reply, out = k.execute("1 + 1", timeout=180)
+        reply, out = k.execute("sc.applicationId", timeout=180)  # the session is up
         msg_id = k.kc.execute("spark.range(1000).count()")
         t0 = time.monotonic()
         report = None

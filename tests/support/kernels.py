@@ -63,6 +63,18 @@ class Kernel:
         self.kc.start_channels()
         if wait_ready:
             self.kc.wait_for_ready(timeout=60)
+        else:
+            self.wait_iopub_welcome()
+
+    def wait_iopub_welcome(self, timeout: float = 30) -> None:
+        """Protocol 5.5's way to know that iopub is connected: its iopub_welcome. A client
+        that sends before it may lose the first request's busy/idle (ZeroMQ's slow joiner),
+        which a test of a kernel that is not ready yet would read as a hang."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["msg_type"] == "iopub_welcome":
+                return
 
     def log(self) -> str:
         self._log.flush()
@@ -119,3 +131,10 @@ def outputs_of(msgs: list[dict], msg_type: str) -> list[dict]:
 def stdout_text(msgs: list[dict]) -> str:
     return "".join(m["content"]["text"] for m in msgs
                    if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+
+
+def spark_time(text: str) -> float:
+    """A time of Spark's REST API ("2026-12-04T19:33:29.573GMT") in epoch seconds."""
+    import datetime
+    return datetime.datetime.strptime(text.replace("GMT", "+0000"),
+                                      "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()

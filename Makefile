@@ -45,7 +45,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-both test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks soak fuzz install \
+.PHONY: all check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -109,11 +109,20 @@ CORE_TESTS := test_protocol.py test_hostile.py test_security.py test_jupyter_ker
               test_install.py test_soak.py
 integration-core: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_TESTS:%=tests/integration/%)
+# LONG selects the tests marked `long` (tests/integration/conftest.py: slow variants of what
+# the others check); `make test` leaves them out, `make test-all` runs them (LONG=).
+LONG ?= -m "not long"
 integration-spark: all $(PROBE_BIN)
-	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration \
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(LONG) tests/integration \
 	    $(CORE_TESTS:%=--ignore=tests/integration/%) $(ASAN_SPARK:%=--ignore=tests/integration/%)
-# Both builds' kernel-core tests, one after the other (one side of a -j2 stage).
-core-both: integration-core asan-core
+# The kernel-core stage of make test: the sanitized kernel under the core tests that reach
+# C (ASAN_CORE, below), then on the plain build only the core tests ASan cannot or need not
+# run (ipykernel parity, set-up, install, the valgrind soak). Running ASAN_CORE on the plain
+# build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
+CORE_PLAIN := $(filter-out $(ASAN_CORE),$(CORE_TESTS))
+integration-core-plain: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_PLAIN:%=tests/integration/%)
+core-ci: asan-core integration-core-plain
 
 # The driver suite against PySpark 3.5 (the original cluster's images), in its own venv:
 # the kernel's executor, the cluster the tests start and the clients all run 3.5.
@@ -171,14 +180,14 @@ test-stages:
 	@$(STAGE) "integration, Spark" $(MAKE) --no-print-directory integration-spark
 	@$(STAGE) "ASan Spark driver" $(MAKE) --no-print-directory asan-spark
 	@$(STAGE) "PySpark 3.5" $(MAKE) --no-print-directory test-compat
-	@$(STAGE) "kernel core, plain then ASan" $(MAKE) --no-print-directory core-both
+	@$(STAGE) "kernel core, ASan then plain-only" $(MAKE) --no-print-directory core-ci
 	@echo "== stage times"; cat $(BUILD)/stages.txt
 
 # Everything, including what `make test` leaves out: the whole integration suite on the ASan
 # build too, and every Spark suite against PySpark 3.5 (test-compat-all).
 test-all: deps
 	@PYTHON=$(PYTHON) bash tests/support/preflight.sh test
-	@$(MAKE) --no-print-directory test-stages asan test-compat-all
+	@$(MAKE) --no-print-directory LONG= test-stages integration-core asan test-compat-all
 
 ASAN_MAKE := $(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -207,7 +216,7 @@ ASAN_SPARK := test_spark_driver.py test_faults.py test_master_live.py
 asan-core: asan-build
 	$(ASAN_RUN) $(ASAN_CORE:%=tests/integration/%)
 asan-spark: asan-build
-	$(ASAN_RUN) $(ASAN_SPARK:%=tests/integration/%)
+	$(ASAN_RUN) $(LONG) $(ASAN_SPARK:%=tests/integration/%)
 
 ASAN_SKIP := --ignore=tests/integration/test_notebooks.py --ignore=tests/integration/test_lab.py \
 	     --ignore=tests/integration/test_cds.py --ignore=tests/integration/test_soak.py \

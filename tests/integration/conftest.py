@@ -15,6 +15,14 @@ os.environ.setdefault("SPARKERNEL_WARM", "false")
 os.environ.setdefault("SPARKERNEL_BIND_ADDRESS", "127.0.0.1")
 
 
+def pytest_configure(config):
+    # `make test` (CI) leaves these out with -m "not long"; `make test-all` runs them. They
+    # are variants of what the rest already checks (a hundred interrupts where the others
+    # send one, the JVM archive's file dance, the papermill twin of a notebook), minutes
+    # each, and their timing depends most on the machine's load.
+    config.addinivalue_line("markers", "long: a slow variant left to make test-all")
+
+
 @pytest.fixture
 def kernel():
     k = Kernel()

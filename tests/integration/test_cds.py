@@ -12,7 +12,9 @@ import pytest
 from cluster import LocalCluster
 from kernels import Kernel, outputs_of
 
-pytestmark = pytest.mark.timeout(600)
+# The JVM archive's file dance, minutes on a loaded machine and timed by the JVM's exit:
+# make test-all (conftest.py).
+pytestmark = [pytest.mark.long, pytest.mark.timeout(600)]
 
 CELL = "spark.range(10**5).count()"
 

@@ -122,6 +122,7 @@ def result(out: list[dict]) -> str:
 # ---- 1. the Python executor killed 20 times in a row
 
 
+@pytest.mark.long
 def test_executor_killed_20_times_each_next_cell_recovers():
     """Even kills hit a running cell (it must end in ExecutorDied), odd ones an idle
     executor; either way the next cell runs on a fresh executor, and the kernel process,
@@ -328,6 +329,7 @@ def test_master_restarted_between_cells_next_cell_reconnects(cluster):
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.long
 def test_100_interrupts_on_running_jobs(cluster):
     k = Kernel(env=spark_env(cluster))
     latencies: list[float] = []

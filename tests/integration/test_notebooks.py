@@ -254,6 +254,7 @@ def test_boston_with_nbclient(kernel_env):
     assert html and all(f"<td>{f}</td>" in html[0] for f in ("crim", "rm", "lstat", "b"))
 
 
+@pytest.mark.long
 def test_spark_example_with_papermill(kernel_env, data_dir, tmp_path):
     nb = run_papermill(SPARK_EXAMPLE, tmp_path / "spark-example.ipynb", min_age=35, top_n=2)
     check_clean(nb)
@@ -265,6 +266,7 @@ def test_spark_example_with_papermill(kernel_env, data_dir, tmp_path):
     assert injected and "min_age = 35" in injected[0].source
 
 
+@pytest.mark.long
 def test_boston_with_papermill(kernel_env, tmp_path):
     nb = run_papermill(BOSTON, tmp_path / "boston.ipynb", train_fraction=0.6, seed=7)
     check_clean(nb)

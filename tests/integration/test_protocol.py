@@ -95,7 +95,7 @@ def test_interrupt_long_sleep(mode):
         elapsed = time.monotonic() - t0
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "KeyboardInterrupt"
-        assert elapsed < 1.0, f"interrupt took {elapsed:.2f}s"
+        assert elapsed < 5.0, f"interrupt took {elapsed:.2f}s"  # a lost one waits 60 s
         reply, out = k.execute("40 + 2")
         results = outputs_of(out, "execute_result")
         assert results and results[0]["content"]["data"]["text/plain"] == "42", (reply, out)
@@ -251,7 +251,7 @@ def test_kernel_info_before_executor_ready(tmp_path):
     slow = tmp_path / "slow-python"
     real = os.path.realpath(os.path.join(os.path.dirname(__file__), "../../.venv/bin/python"))
     venv_python = os.environ.get("SPARKERNEL_TEST_PYTHON", real)
-    slow.write_text(f"#!/bin/sh\nsleep 3\nexec {venv_python} \"$@\"\n")
+    slow.write_text(f"#!/bin/sh\nsleep 8\nexec {venv_python} \"$@\"\n")
     slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
     ksm = variant_spec("sparkernel-slow", python=str(slow))
     k = Kernel("sparkernel-slow", ksm=ksm, wait_ready=False)
@@ -260,7 +260,7 @@ def test_kernel_info_before_executor_ready(tmp_path):
         k.kc.kernel_info()
         reply = k.kc.get_shell_msg(timeout=10)
         assert reply["msg_type"] == "kernel_info_reply"
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # before the executor (8 s)
         assert reply["content"]["language_info"]["name"] == "python"
         assert reply["content"]["implementation"] == "sparkernel"
         reply, out = k.execute("6 * 7", timeout=30)  # queued until the executor is up

@@ -234,9 +234,12 @@ def test_interrupt_long_job_cancels_its_tasks(cluster):
         app_id, ui = session_ids(k)
         msg_id = start_long_job(k, ui, app_id)
         k.km.interrupt_kernel()
-        reply, took = reply_within(k, msg_id, 2.0)
+        reply, took = reply_within(k, msg_id, 10.0)
         assert reply["content"]["status"] == "error"
-        assert took < 2.0, f"execute_reply {took:.2f} s after the interrupt"
+        # Answered, not hung: 0.1-1 s on a quiet machine (README, the 100-interrupt figures);
+        # on a loaded 2-core CI machine the JVM's cancel alone took 4.9 s once. A lost
+        # interrupt would wait for the whole job (minutes).
+        assert took < 10.0, f"execute_reply {took:.2f} s after the interrupt"
         out = iopub_until_idle(k, msg_id, 30)
         quiet(out)
         assert len(errors(out)) == 1, all_text(out)

@@ -385,12 +385,21 @@ static int wait_exit(struct executor *ex, int ms, int *status)
     return 0;
 }
 
+/* SIGKILL to the executor's process group, then a bounded wait: a process stuck in the
+ * kernel (uninterruptible I/O on a dead NFS mount, say) ignores even SIGKILL, and the loop
+ * must not wait for it. Left unreaped, it becomes init's when the kernel exits. */
+static void kill_and_reap(struct executor *ex, int *status)
+{
+    kill(-ex->pid, SIGKILL);
+    if (!wait_exit(ex, 2000, status))
+        log_warn("executor (pid %d) still there 2 s after SIGKILL: left behind", (int)ex->pid);
+}
+
 void executor_wait(struct executor *ex, int ms, int *status)
 {
     if (ex->pid <= 0 || wait_exit(ex, ms, status))
         return;
-    kill(-ex->pid, SIGKILL);
-    waitpid(ex->pid, status, 0);
+    kill_and_reap(ex, status);
 }
 
 void executor_stop(struct executor *ex, int grace_ms)
@@ -400,10 +409,8 @@ void executor_stop(struct executor *ex, int grace_ms)
         close_fd(&ex->cmd_fd); /* EOF on its command pipe: the executor exits cleanly */
         if (!wait_exit(ex, grace_ms, &status)) {
             kill(ex->pid, SIGTERM);
-            if (!wait_exit(ex, 1000, &status)) {
-                kill(-ex->pid, SIGKILL);
-                waitpid(ex->pid, &status, 0);
-            }
+            if (!wait_exit(ex, 1000, &status))
+                kill_and_reap(ex, &status);
         }
         log_info("executor stopped (pid %d)", (int)ex->pid);
     }

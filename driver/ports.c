@@ -9,6 +9,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* getaddrinfo without a name server when the host is an address (the usual case: the
+ * bind address is 0.0.0.0 or POD_IP, the master is often given by address): the kernel's
+ * loop must not wait for DNS. A name is resolved as a last resort (one lookup per probe
+ * of a configured bind name; the master's name once per session start). */
+static int lookup(const char *host, const char *service, struct addrinfo *hints,
+                  struct addrinfo **res)
+{
+    int flags = hints->ai_flags;
+    hints->ai_flags = flags | AI_NUMERICHOST;
+    int rc = getaddrinfo(host, service, hints, res);
+    hints->ai_flags = flags;
+    if (rc == EAI_NONAME && host)
+        rc = getaddrinfo(host, service, hints, res);
+    return rc;
+}
+
 int ports_free(const char *bind_addr, int port)
 {
     struct addrinfo hints = {0}, *res = NULL;
@@ -17,7 +33,7 @@ int ports_free(const char *bind_addr, int port)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char service[16];
     snprintf(service, sizeof service, "%d", port);
-    if (getaddrinfo(bind_addr && *bind_addr ? bind_addr : NULL, service, &hints, &res) != 0)
+    if (lookup(bind_addr && *bind_addr ? bind_addr : NULL, service, &hints, &res) != 0)
         return 0;
     int ok = 0;
     int fd = socket(res->ai_family, res->ai_socktype, 0);
@@ -74,7 +90,7 @@ void ports_route_address(const char *host, int port, char *out, size_t len)
     hints.ai_socktype = SOCK_DGRAM;
     char service[16];
     snprintf(service, sizeof service, "%d", port > 0 ? port : 7077);
-    if (getaddrinfo(host, service, &hints, &res) != 0)
+    if (lookup(host, service, &hints, &res) != 0)
         return;
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd >= 0) {

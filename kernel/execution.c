@@ -309,6 +309,8 @@ static void send_query(struct kernel *k, struct wire_msg *req)
              (int)(suffix ? (size_t)(suffix - req->msg_type) : strlen(req->msg_type)),
              req->msg_type);
     json_object_set_new(cmd, "type", json_string(kind));
+    if (req->n_buffers > 0) /* a comm message's binary buffers (widgets' images, arrays) */
+        json_object_set_new(cmd, "buffers", wire_blobs_to_base64(req->buffers, req->n_buffers));
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the %s command; waiting for its exit", kind);
     json_decref(cmd);
@@ -540,12 +542,17 @@ static void on_event(struct kernel *k, json_t *ev)
     } else if (strcmp(type, "comm") == 0) {
         const char *mt = json_string_value(json_object_get(ev, "msg_type"));
         json_t *content = json_object_get(ev, "content");
+        json_t *b64 = json_object_get(ev, "buffers");
+        struct wire_blob *buffers = NULL;
+        size_t n_buffers = 0;
         if (mt && json_is_object(content) &&
             (strcmp(mt, "comm_open") == 0 || strcmp(mt, "comm_msg") == 0 ||
-             strcmp(mt, "comm_close") == 0))
-            iopub_publish(k, mt, parent, json_incref(content));
+             strcmp(mt, "comm_close") == 0) &&
+            (b64 == NULL || wire_blobs_from_base64(b64, &buffers, &n_buffers) == 0))
+            iopub_publish_buffers(k, mt, parent, json_incref(content), buffers, n_buffers);
         else
             log_warn("malformed comm event from the executor dropped");
+        wire_blobs_free(buffers, n_buffers);
     } else if (strcmp(type, "spark_state") == 0) {
         spark_on_state(k, ev);
         execution_pump(k);

@@ -3,6 +3,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -186,14 +187,24 @@ int wire_serialize(const struct auth *auth, const struct wire_blob *ids, size_t 
 int wire_send(void *sock, const struct auth *auth, const struct wire_blob *ids, size_t n_ids,
               json_t *header, json_t *parent, json_t *metadata, json_t *content)
 {
+    return wire_send_buffers(sock, auth, ids, n_ids, header, parent, metadata, content, NULL, 0);
+}
+
+int wire_send_buffers(void *sock, const struct auth *auth, const struct wire_blob *ids,
+                      size_t n_ids, json_t *header, json_t *parent, json_t *metadata,
+                      json_t *content, const struct wire_blob *buffers, size_t n_buffers)
+{
     struct wire_out out;
     int rc = wire_serialize(auth, ids, n_ids, header, parent, metadata, content, &out);
     if (rc < 0)
         return rc;
     rc = WIRE_OK;
-    for (size_t i = 0; i < out.n; i++) {
-        int flags = (i + 1 < out.n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
-        if (zmq_send(sock, out.frames[i].data, out.frames[i].len, flags) < 0) {
+    size_t total = out.n + n_buffers;
+    for (size_t i = 0; i < total; i++) {
+        int flags = (i + 1 < total ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
+        const void *data = i < out.n ? out.frames[i].data : buffers[i - out.n].data;
+        size_t len = i < out.n ? out.frames[i].len : buffers[i - out.n].len;
+        if (zmq_send(sock, data, len, flags) < 0) {
             /* ROUTER to a departed peer, or iopub at its high-water mark: the message is
              * dropped by policy (documented); never block the loop on one client. */
             rc = WIRE_ESEND;
@@ -263,4 +274,59 @@ int wire_recv(void *sock, struct auth *auth, size_t max_json, struct wire_msg **
     if (frames != inline_frames)
         free(frames);
     return rc;
+}
+
+json_t *wire_blobs_to_base64(const struct wire_blob *blobs, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        size_t cap = sodium_base64_encoded_len(blobs[i].len, sodium_base64_VARIANT_ORIGINAL);
+        char *text = malloc(cap);
+        if (text == NULL ||
+            json_array_append_new(
+                arr, json_stringn(sodium_bin2base64(text, cap, blobs[i].data, blobs[i].len,
+                                                    sodium_base64_VARIANT_ORIGINAL),
+                                  cap - 1)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+        free(text);
+    }
+    return arr;
+}
+
+void wire_blobs_free(struct wire_blob *blobs, size_t n)
+{
+    for (size_t i = 0; blobs != NULL && i < n; i++)
+        free(blobs[i].data);
+    free(blobs);
+}
+
+int wire_blobs_from_base64(json_t *array, struct wire_blob **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(array))
+        return -1;
+    size_t count = json_array_size(array);
+    struct wire_blob *blobs = calloc(count ? count : 1, sizeof *blobs);
+    if (blobs == NULL)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        json_t *item = json_array_get(array, i);
+        const char *text = json_string_value(item);
+        size_t len = json_string_length(item), got = 0;
+        /* base64 holds at most 3 bytes per 4 characters; +1 so an empty buffer mallocs. */
+        blobs[i].data = text ? malloc(len / 4 * 3 + 3 + 1) : NULL;
+        if (blobs[i].data == NULL ||
+            sodium_base642bin(blobs[i].data, len / 4 * 3 + 3, text, len, NULL, &got, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            wire_blobs_free(blobs, i + 1);
+            return -1;
+        }
+        blobs[i].len = got;
+    }
+    *out = blobs;
+    *n = count;
+    return 0;
 }

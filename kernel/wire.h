@@ -68,6 +68,17 @@ int wire_recv(void *sock, struct auth *auth, size_t max_json, struct wire_msg **
 /* Sends a message built from the arguments (borrowed). */
 int wire_send(void *sock, const struct auth *auth, const struct wire_blob *ids, size_t n_ids,
               json_t *header, json_t *parent, json_t *metadata, json_t *content);
+/* The same with binary buffers after the content (not signed, as the protocol says). */
+int wire_send_buffers(void *sock, const struct auth *auth, const struct wire_blob *ids,
+                      size_t n_ids, json_t *header, json_t *parent, json_t *metadata,
+                      json_t *content, const struct wire_blob *buffers, size_t n_buffers);
+
+/* Binary buffers inside the executor's JSON frames travel as base64 strings. To: a new
+ * array, NULL when out of memory. From: every element must be a base64 string; returns 0
+ * with *out (free with wire_blobs_free) and *n set, or -1 (nothing allocated). */
+json_t *wire_blobs_to_base64(const struct wire_blob *blobs, size_t n);
+int wire_blobs_from_base64(json_t *array, struct wire_blob **out, size_t *n);
+void wire_blobs_free(struct wire_blob *blobs, size_t n);
 
 const char *wire_strerror(int code);
 

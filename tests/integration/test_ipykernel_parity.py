@@ -244,6 +244,40 @@ def test_comms_both_directions(pair):
     assert i1["content"] == i2["content"] == {"status": "ok", "comms": {}}
 
 
+def test_comm_binary_buffers_both_directions(pair):
+    """Binary buffers (ipywidgets' Image, array widgets) go out with a comm message a cell
+    sends and come in with a client's, byte for byte, as in ipykernel."""
+    code = ("import comm\n"
+            "c = comm.create_comm(target_name='bin', data={}, buffers=[b'open\\x00'])\n"
+            "c.on_msg(lambda m: c.send({'n': len(m['buffers'])},\n"
+            "                          buffers=[bytes(b)[::-1] for b in m['buffers']]))\n"
+            "c.send({'k': 1}, buffers=[b'\\x00\\x01\\xff', memoryview(b'abc'), b''])")
+    (r1, o1), (r2, o2) = execute_both(pair, code)
+    assert r1["content"]["status"] == r2["content"]["status"] == "ok"
+
+    def bufs(msgs: list[dict]) -> list[tuple[str, list[bytes]]]:
+        return [(m["msg_type"], [bytes(b) for b in m.get("buffers", [])]) for m in msgs
+                if m["msg_type"].startswith("comm_")]
+
+    assert bufs(o1) == bufs(o2) == [("comm_open", [b"open\x00"]),
+                                    ("comm_msg", [b"\x00\x01\xff", b"abc", b""])]
+    ids = [next(m["content"]["comm_id"] for m in o if m["msg_type"] == "comm_open")
+           for o in (o1, o2)]
+    outs = []
+    for k, cid in ((pair.ours, ids[0]), (pair.peer, ids[1])):
+        msg = k.kc.session.msg("comm_msg", {"comm_id": cid, "data": {}})
+        k.kc.session.send(k.kc.shell_channel.socket, msg, buffers=[b"\xfe\x00in", b"2"])
+        deadline = time.monotonic() + 30
+        got: list[dict] = []
+        while not (got and got[-1]["msg_type"] == "status"
+                   and got[-1]["content"]["execution_state"] == "idle"):
+            m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                got.append(m)
+        outs.append(bufs(got))
+    assert outs[0] == outs[1] == [("comm_msg", [b"ni\x00\xfe", b"2"])]
+
+
 def stdout_of(msgs: list[dict]) -> str:
     return "".join(m["content"]["text"] for m in msgs
                    if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")

@@ -735,3 +735,36 @@ Test(wire_zmq, send_to_a_departed_peer_is_esend)
     auth_destroy(&kernel);
     pair_close(&p);
 }
+
+/* A comm message's binary buffers cross the executor's JSON frames as base64: every byte
+ * value and the empty buffer survive the round trip; anything but base64 strings is
+ * refused whole. */
+Test(wire, buffers_base64_round_trip_and_refusals)
+{
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    struct wire_blob in[3] = {{all, sizeof all}, {"", 0}, {"ab", 2}};
+    json_t *arr = wire_blobs_to_base64(in, 3);
+    cr_assert_not_null(arr);
+    cr_assert_str_eq(json_string_value(json_array_get(arr, 2)), "YWI=");
+    struct wire_blob *out = NULL;
+    size_t n = 0;
+    cr_assert_eq(wire_blobs_from_base64(arr, &out, &n), 0);
+    cr_assert_eq(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(out[i].len, in[i].len);
+        cr_assert(memcmp(out[i].data, in[i].data, in[i].len) == 0);
+    }
+    wire_blobs_free(out, n);
+    json_decref(arr);
+
+    const char *bad[] = {"[\"YWI=\", 3]", "[\"not base64!\"]", "{\"a\": 1}", "[\"YW\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = json_loads(bad[i], 0, NULL);
+        cr_assert_not_null(j);
+        cr_assert_eq(wire_blobs_from_base64(j, &out, &n), -1, "%s", bad[i]);
+        cr_assert_null(out);
+        json_decref(j);
+    }
+}

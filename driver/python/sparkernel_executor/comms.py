@@ -5,6 +5,7 @@ client's comm_open/comm_msg/comm_close come as commands between cells, as ipyker
 handles them in its shell queue."""
 from __future__ import annotations
 
+import base64
 import threading
 from typing import Any
 
@@ -24,12 +25,14 @@ class FrameComm(BaseComm):
                     buffers: Any = None, **keys: Any) -> None:
         if _channel is None:
             return
-        # Binary buffers do not fit the JSON frame; widgets that need them (images,
-        # arrays) are not supported yet.
         _flush_streams()  # what the cell printed before goes out before
         content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
-        _channel.send({"type": "comm", "msg_type": msg_type, "content": content,
-                       "metadata": {} if metadata is None else metadata})
+        frame = {"type": "comm", "msg_type": msg_type, "content": content,
+                 "metadata": {} if metadata is None else metadata}
+        if buffers:  # binary (widgets' images, arrays): base64 in the JSON frame, the
+            # kernel sends them as the message's buffers, after its content
+            frame["buffers"] = [base64.b64encode(b).decode("ascii") for b in buffers]
+        _channel.send(frame)
 
 
 def _create_comm(*args: Any, **kwargs: Any) -> BaseComm:
@@ -60,7 +63,8 @@ def handle(kind: str, content: dict) -> dict | None:
         comms = {cid: {"target_name": c.target_name} for cid, c in manager.comms.items()
                  if target is None or c.target_name == target}
         return {"comms": comms, "status": "ok"}
-    msg = {"content": content, "metadata": {}, "buffers": [], "header": {},
+    buffers = [memoryview(base64.b64decode(b)) for b in content.pop("buffers", None) or []]
+    msg = {"content": content, "metadata": {}, "buffers": buffers, "header": {},
            "parent_header": {}}
     getattr(manager, kind)(None, None, msg)
     return None

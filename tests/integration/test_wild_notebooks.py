@@ -152,6 +152,26 @@ CORPUS = {
         "print(again is spark, again.sparkContext.appName)\n"
         "spark.stop()",
     ],
+    # A SparkContext built first and a session wrapped around it (SparkSession(sc)), the
+    # errors users meet (an unresolved column, a Python error) with the session still
+    # usable after them, a session as a context manager (stopped on leaving it), then a
+    # new builder.
+    "context_first_and_errors": [
+        "from pyspark import SparkConf, SparkContext\n"
+        "from pyspark.sql import SparkSession\n"
+        "sc = SparkContext(conf=SparkConf().setMaster({master!r}).setAppName('context-first'))\n"
+        "spark = SparkSession(sc)\n"
+        "print(spark.sparkContext is sc, sc.appName, spark.range(10).count())",
+        "df = spark.createDataFrame([(1, 'x'), (2, 'y')], ['a', 'b'])\n"
+        "df.select('nope').show()",
+        "print(df.count())\n1 / 0",
+        "print(SparkSession.builder.getOrCreate() is spark, df.filter(df.a > 1).count())",
+        "with SparkSession.builder.getOrCreate() as inner:\n"
+        "    print(inner.sparkContext is sc, inner.range(7).count())\n"
+        "print(SparkContext._active_spark_context is None)",
+        "spark = SparkSession.builder.appName('after-with').master({master!r}).getOrCreate()\n"
+        "print(spark.sparkContext.appName, spark.range(3).count())\nspark.stop()",
+    ],
 }
 PAPERMILL = {"findspark_ml_papermill": {"app_name": "housing-pm", "rows": 40}}
 

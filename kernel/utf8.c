@@ -58,8 +58,8 @@ size_t utf8_sanitize(const unsigned char *buf, size_t len, char *out)
     for (size_t i = 0; i < len;) {
         int n = seq_len(buf + i, len - i);
         if (n > 0) {
-            if (!(n == 1 && buf[i] == 0))
-                memcpy(out + o, buf + i, (size_t)n), o += (size_t)n;
+            memcpy(out + o, buf + i, (size_t)n);
+            o += (size_t)n;
             i += (size_t)n;
         } else {
             memcpy(out + o, "\xEF\xBF\xBD", 3);

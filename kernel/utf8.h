@@ -9,7 +9,8 @@
  * could still be completed by more bytes. The rest should be kept for the next read. */
 size_t utf8_complete_prefix(const unsigned char *buf, size_t len);
 /* Copies buf into out (capacity at least 3 * len + 1), replacing each invalid byte with
- * U+FFFD and NUL bytes with nothing; returns the output length (out is NUL-terminated). */
+ * U+FFFD; NUL bytes are kept (U+0000), so use the returned length, not strlen (out is
+ * NUL-terminated too). */
 size_t utf8_sanitize(const unsigned char *buf, size_t len, char *out);
 
 /* Cutting text at a byte limit must not split a character: jansson refuses the string, and

@@ -59,6 +59,11 @@ def test_nul_in_error_print_display_inspect(kernel):
     assert reply["content"]["status"] == "ok"
     assert stdout_text(out) == "x\0y\n"
 
+    # Written straight to fd 1 (a C library, os.write): the NUL kept as print's is.
+    reply, out = kernel.execute('import os\nos.write(1, b"f\\0d\\n")', timeout=20)
+    assert reply["content"]["status"] == "ok"
+    assert stdout_text(out) == "f\0d\n"
+
     reply, out = kernel.execute(
         'from IPython.display import display\n'
         'display({"text/plain": "p\\0q"}, raw=True)', timeout=20)

@@ -198,6 +198,45 @@ def test_notebook_detection(pair):
                               "from tqdm.auto import tqdm\ntqdm.__module__")
 
 
+def test_asyncio_loop_between_cells(pair):
+    """An event loop runs, as ipykernel's does: asyncio.run and run_until_complete refuse
+    in a cell, top-level await works, and a task started in one cell keeps running
+    between cells."""
+    assert_same_execute(pair, "import asyncio\nasync def two():\n    return 2\n"
+                              "c = two()\ntry:\n    asyncio.run(c)\nexcept RuntimeError as e:\n"
+                              "    print(type(e).__name__, e)\nc.close()\n"
+                              "asyncio.get_running_loop() is asyncio.get_event_loop()")
+    assert_same_execute(pair, "await asyncio.sleep(0.05)\nawait two()")
+    assert_same_execute(pair, "ticks = []\nasync def tick():\n    while len(ticks) < 5:\n"
+                              "        ticks.append(1)\n        await asyncio.sleep(0.05)\n"
+                              "task = asyncio.ensure_future(tick())\nlen(ticks)")
+    time.sleep(1.0)  # between cells: the task runs
+    assert_same_execute(pair, "len(ticks), task.done()")
+    assert_same_execute(pair, "import threading\n"
+                              "f = asyncio.run_coroutine_threadsafe(two(), asyncio.get_event_loop())\n"
+                              "print(type(f).__name__)")
+    time.sleep(0.5)
+    assert_same_execute(pair, "f.result(timeout=5)")
+    assert_same_execute(pair, "c = two()\ntry:\n    asyncio.get_event_loop().run_until_complete(c)\n"
+                              "except RuntimeError as e:\n    print(e)\nc.close()\n"
+                              "asyncio.get_event_loop().is_running()")
+
+
+def test_interrupt_of_an_await_cell_leaves_the_loop_working(kernel):
+    msg_id = kernel.kc.execute("import asyncio\nprint('waiting', flush=True)\n"
+                               "await asyncio.sleep(60)")
+    while True:
+        m = kernel.kc.get_iopub_msg(timeout=30)
+        if m["msg_type"] == "stream" and "waiting" in m["content"]["text"]:
+            break
+    kernel.km.interrupt_kernel()
+    reply = kernel.shell_reply(msg_id, timeout=10)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, out = kernel.execute("await asyncio.sleep(0.01)\n6 * 7")
+    assert [m["content"]["data"]["text/plain"] for m in out
+            if m["msg_type"] == "execute_result"] == ["42"]
+
+
 def test_comms_both_directions(pair):
     """A comm opened by a cell (through the comm package, as ipywidgets does), listed by
     comm_info, messaged by the client (its handler's output goes to that message), closed

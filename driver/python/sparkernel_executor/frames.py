@@ -12,7 +12,7 @@ import select
 import signal
 import struct
 import threading
-from typing import Any
+from typing import Any, Callable
 
 _HEADER = struct.Struct(">I")
 
@@ -78,14 +78,17 @@ class Channel:
         del self._buf[: 4 + n]
         return json.loads(body)
 
-    def recv(self) -> dict | None:
+    def recv(self, idle: Callable[[list[int]], None] | None = None) -> dict | None:
         """The next command, or None when the kernel has closed the pipe. Only the wait
-        (select) can raise KeyboardInterrupt; bytes read are never lost."""
+        (select) can raise KeyboardInterrupt; bytes read are never lost. idle, when
+        given, is what runs while nothing is readable (the event loop between cells)."""
         while True:
             frame = self._next_frame()
             if frame is not False:
                 return frame  # type: ignore[return-value]
             fds = [self._cmd] if self._wakeup is None else [self._cmd, self._wakeup]
+            if idle is not None:
+                idle(fds)
             ready, _, _ = select.select(fds, [], [])
             if self._wakeup in ready:
                 try:

@@ -11,6 +11,7 @@ import types
 from typing import Any
 
 from . import __version__
+from .aioloop import CellLoop
 from .frames import Channel
 from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs, stop_spark
 from .streams import Flusher, flush_all, frame_stream
@@ -120,6 +121,8 @@ class Executor:
         self.comms = comms
         self.shell.kernel.comm_manager = comms.install(channel) if comms else None
         self.spark = Spark(channel, self.shell)
+        self.loop = CellLoop()
+        self.shell.loop_runner = self.loop.run  # top-level await on the loop between cells
 
     def reply(self, content: dict) -> None:
         flush_all(sys.stdout, sys.stderr)
@@ -135,8 +138,9 @@ class Executor:
         try:
             _executing = True
             if self.spark.before_cell(msg):  # False: no session for it, its error shown
-                result = shell.run_cell(msg.get("code", ""), store_history=bool(
-                    msg.get("store_history", True)), silent=bool(msg.get("silent", False)))
+                with self.loop.cell():
+                    result = shell.run_cell(msg.get("code", ""), store_history=bool(
+                        msg.get("store_history", True)), silent=bool(msg.get("silent", False)))
         except KeyboardInterrupt:
             shell.showtraceback()  # landed between the cell and us: still this cell's
         finally:
@@ -265,7 +269,7 @@ def main() -> None:
                   "executor_version": __version__})
     while True:
         try:
-            msg = channel.recv()
+            msg = channel.recv(idle=executor.loop.wait)
         except KeyboardInterrupt:
             continue
         if msg is None:

@@ -222,6 +222,16 @@ def test_asyncio_loop_between_cells(pair):
                               "asyncio.get_event_loop().is_running()")
 
 
+def test_warning_names_the_cell_as_ipykernel_does(pair):
+    """A warning names the cell's code as ipykernel's compiler does (a temporary file per
+    cell, the directory per process): the same text but for the pid."""
+    (r1, o1), (r2, o2) = execute_both(pair, "import warnings\nwarnings.warn('careful')")
+    pid = re.compile(r"/ipykernel_\d+/")
+    texts = [[pid.sub("/ipykernel_<pid>/", c["text"]) for t, c in norm_iopub(o)
+              if t == "stream"] for o in (o1, o2)]
+    assert texts[0] == texts[1] and "/ipykernel_<pid>/" in texts[0][0], texts
+
+
 def test_interrupt_of_an_await_cell_leaves_the_loop_working(kernel):
     msg_id = kernel.kc.execute("import asyncio\nprint('waiting', flush=True)\n"
                                "await asyncio.sleep(60)")

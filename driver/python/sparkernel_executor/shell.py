@@ -87,6 +87,13 @@ class ZMQInteractiveShell(InteractiveShell):
 
     displayhook_class = FrameDisplayHook
     display_pub_class = FrameDisplayPublisher
+    # ipykernel's compiler names a cell's code as a temporary file (what warnings show,
+    # and what its debugger and debugpy's breakpoints go by), where IPython's says
+    # <ipython-input-N-hash>. Its module imports only IPython, and ipykernel ships it.
+    try:
+        from ipykernel.compiler import XCachingCompiler as compiler_class
+    except ImportError:  # without ipykernel: IPython's own
+        pass
 
     last_error: dict | None = None
 

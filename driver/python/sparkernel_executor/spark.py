@@ -189,15 +189,23 @@ def _differences(session: Any, request: dict[str, str]) -> list[str]:
 
 def _cell_site(frame: Any) -> str | None:
     """`<method> at cell [n] line l: <the line>` for the innermost frame of a cell's code
-    above `frame` (IPython names a cell's code `<ipython-input-n-hash>`), where method
-    is the first function the line called; None when no cell's code is on the stack."""
+    above `frame` (the shell's compiler maps each cell's file name to its execution
+    count: `<ipython-input-n-hash>` with IPython's, a temporary file with ipykernel's),
+    where method is the first function the line called; None when no cell's code is on
+    the stack."""
     import linecache
 
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
     callee = None
     while frame is not None:
         name = frame.f_code.co_filename
-        if name.startswith("<ipython-input-"):
+        n = cells.get(name)
+        if n is None and name.startswith("<ipython-input-"):
             n = name[len("<ipython-input-"):].split("-", 1)[0]
+        if n is not None:
             line = linecache.getline(name, frame.f_lineno).strip()[:100]
             what = callee.f_code.co_name if callee is not None else "job"
             return f"{what} at cell [{n}] line {frame.f_lineno}: {line}"

@@ -31,7 +31,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 
 KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
-              kernel/dispatch.c kernel/execution.c kernel/loop.c
+              kernel/dispatch.c kernel/execution.c kernel/loop.c kernel/redact.c
 DRIVER_SRC := driver/frame.c driver/executor.c driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
               driver/master.c driver/magics.c driver/progress.c driver/sharing.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
@@ -310,7 +310,7 @@ FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
 FUZZ_SRC_connection := kernel/connection.c
 FUZZ_SRC_frame      := driver/frame.c
 FUZZ_SRC_master     := driver/master.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
-FUZZ_SRC_magics     := driver/magics.c driver/settings.c kernel/log.c
+FUZZ_SRC_magics     := driver/magics.c driver/settings.c kernel/log.c kernel/redact.c
 FUZZ_PKGS_progress   := jansson
 FUZZ_PKGS_wire       := jansson libzmq libsodium
 FUZZ_PKGS_connection := jansson

@@ -3,6 +3,7 @@
 #include "settings.h"
 
 #include "../kernel/log.h"
+#include "../kernel/redact.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -240,6 +241,13 @@ struct settings *settings_new(char **env)
     extra = env_get(env, "SPARKERNEL_SPEC_SPARK_CONF");
     if (extra)
         parse_pairs(spec, extra);
+    /* Every secret value the deployment gives is masked in any output (redact.h). */
+    for (int i = 0; i < 6; i++) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(s->layer[i], key, v) if (settings_is_secret(key))
+            redact_add(json_string_value(v));
+    }
     return s;
 }
 
@@ -328,6 +336,8 @@ int settings_set(struct settings *s, const char *key, const char *value, char *e
         describe_expected(d, key, value, err, len);
         return SETTINGS_EVALUE;
     }
+    if ((d != NULL && d->kind == K_SECRET) || settings_is_secret(key))
+        redact_add(value); /* never shown in any output from now on */
     json_object_set_new(s->layer[SOURCE_NOTEBOOK], key, json_string(value));
     return SETTINGS_OK;
 }

@@ -4,6 +4,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "message.h"
+#include "redact.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,7 @@ void dispatch_reply(struct kernel *k, void *sock, const struct wire_msg *req,
                     const char *reply_type, json_t *content, json_t *metadata)
 {
     json_t *header = message_header_new(reply_type, k->session);
+    redact_json(content); /* user_expressions, inspect and completion data: a cell's values */
     if (wire_send(sock, k->auth, req->ids, req->n_ids, header, req->header, metadata, content) !=
         WIRE_OK)
         log_warn("%s for %.8s not delivered (client gone?)", reply_type, req->msg_id);

@@ -4,6 +4,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "message.h"
+#include "redact.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,7 @@ void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *paren
      * request must get that request's busy/idle, as libzmq's automatic mode gave it. */
     if (!k->iopub_greeting)
         iopub_handle_subscriptions(k);
+    redact_json(content); /* no output shows a secret */
     char topic[128];
     snprintf(topic, sizeof topic, "kernel.%s.%s", k->session, msg_type);
     struct wire_blob id = {topic, strlen(topic)};

@@ -218,6 +218,37 @@ def test_secrets_stay_out_of_cells_and_kernel_json(tmp_path):
     assert not (tmp_path / "spec" / "kernel.json").exists()
 
 
+def test_no_output_shows_a_secret(tmp_path):
+    """Issue 14, item 8: whatever a cell prints, displays, raises or returns that holds a
+    secret the kernel was given (the JVM's own _SPARK_AUTH_SECRET, which the executor must
+    keep for the session, the server's token, a secret setting of %spark config or of
+    SPARKERNEL_SPARK_CONF) reaches the notebook with **** in its place."""
+    from kernels import Kernel, outputs_of
+
+    k = Kernel(env={"_SPARK_AUTH_SECRET": "jvm-secret-4242", "JUPYTER_TOKEN": "tok-abcdef12",
+                    "SPARKERNEL_SPARK_CONF": "spark.ssl.keyPassword=pw-777777"})
+    try:
+        reply, out = k.execute(
+            "import os\nfrom IPython.display import display\n"
+            "s = os.environ['_SPARK_AUTH_SECRET']\nprint('env', s)\n"
+            "t = 'tok-' + 'abcdef12'\ndisplay({'text/plain': 'shown ' + t}, raw=True)\n"
+            "'result ' + 'pw-' + '777777'", timeout=30,
+            user_expressions={"e": "s"})
+        assert reply["content"]["status"] == "ok"
+        seen = json.dumps([m["content"] for m in out]) + json.dumps(reply["content"])
+        for secret in ("jvm-secret-4242", "tok-abcdef12", "pw-777777"):
+            assert secret not in seen, seen
+        assert "env ****" in seen and "shown ****" in seen and "result ****" in seen
+        assert reply["content"]["user_expressions"]["e"]["data"]["text/plain"] == "'****'"
+        k.execute("%spark config spark.hadoop.fs.s3a.secret.key=AKIA-s3-0099", timeout=30)
+        reply, out = k.execute("raise ValueError('AKIA-s3-' + '0099')", timeout=30)
+        assert reply["content"]["evalue"] == "****"
+        assert [e["content"]["evalue"] for e in outputs_of(out, "error")] == ["****"]
+        assert "AKIA-s3-0099" not in json.dumps([m["content"] for m in out])
+    finally:
+        k.shutdown()
+
+
 def test_log_files_in_a_private_directory(kernel, tmp_path):
     """Issue 14, item 7: the log4j configuration and Spark's log were predictable names in
     /tmp, written through symlinks. Now a 0700 directory of the executor's own, files 0600,

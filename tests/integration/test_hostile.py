@@ -555,3 +555,43 @@ def test_cell_output_stays_with_its_cell(kernel, channel, msg_type):
     assert reply["content"]["status"] == "ok"
     want = "before\ncaught\nafter\n" if msg_type == "interrupt_request" else "before\nafter\n"
     assert text == want, out
+
+
+FREEZER = "/sys/fs/cgroup/freezer"
+
+
+@pytest.mark.skipif(not os.path.exists(FREEZER + "/tasks") or os.geteuid() != 0,
+                    reason="needs root and the cgroup v1 freezer")
+def test_an_executor_that_outlives_sigkill_does_not_hang_the_kernel(kernel):
+    """Issue 14, item 3: an executor that closes its event pipe and then cannot die (here
+    frozen by the cgroup v1 freezer, where SIGKILL waits for the thaw; in the wild, stuck
+    in uninterruptible I/O) used to hold the kernel in waitpid() forever: no reply, no
+    next cell. Now the wait after SIGKILL is bounded, the cell gets its error and the next
+    cell runs on a fresh executor."""
+    cg = "%s/sparkernel-test-%d-%d" % (FREEZER, os.getpid(), random.randrange(1 << 30))
+    os.mkdir(cg)
+    frozen = None
+    try:
+        code = ("import os\nopen(%r, 'w').write(str(os.getpid()))\nos.close(4)\n"
+                "open(%r, 'w').write('FROZEN')\nimport time\ntime.sleep(60)"
+                % (cg + "/tasks", cg + "/freezer.state"))
+        msg_id = kernel.kc.execute(code)
+        reply = kernel.shell_reply(msg_id, timeout=30)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "ExecutorDied", reply["content"]
+        frozen = [int(p) for p in open(cg + "/tasks").read().split()]
+        assert frozen, "the executor never froze"
+        reply, out = kernel.execute("6 * 7", timeout=60)
+        assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    finally:
+        with open(cg + "/freezer.state", "w") as f:
+            f.write("THAWED")
+        for pid in frozen or []:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while open(cg + "/tasks").read().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.rmdir(cg)

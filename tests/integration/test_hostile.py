@@ -569,7 +569,10 @@ def test_an_executor_that_outlives_sigkill_does_not_hang_the_kernel(kernel):
     next cell. Now the wait after SIGKILL is bounded, the cell gets its error and the next
     cell runs on a fresh executor."""
     cg = "%s/sparkernel-test-%d-%d" % (FREEZER, os.getpid(), random.randrange(1 << 30))
-    os.mkdir(cg)
+    try:
+        os.mkdir(cg)
+    except OSError as exc:  # a read-only cgroup tree (a container)
+        pytest.skip("cannot make a freezer cgroup: %s" % exc)
     frozen = None
     try:
         code = ("import os\nopen(%r, 'w').write(str(os.getpid()))\nos.close(4)\n"

@@ -387,3 +387,34 @@ def test_notebook_cells_with_their_own_sessions(cluster):
     done = {a["name"] for a in state.get("completedapps", [])}
     assert {"cell-one", "cell-three"} <= done, done
     assert not [a for a in state.get("activeapps", []) if a["name"].startswith("cell-")]
+
+
+def test_rpc_secret_never_on_a_command_line_nor_in_output():
+    """Issue 14, item 8: on a cluster with RPC authentication, the session authenticates
+    with the secret the kernel was given, the driver JVM gets it through its environment
+    (no process's command line holds it: `ps` shows command lines to every local user),
+    and no output shows it, whatever the cell prints."""
+    secret = "rpc-" + "%012x" % random.randrange(1 << 48)
+    opts = "-Dspark.authenticate=true -Dspark.authenticate.secret=%s" % secret
+    with LocalCluster(workers=1, cores=1, memory="1g", master_opts=opts,
+                      worker_opts=opts) as c:
+        k = Kernel(env=spark_env(c, SPARK_AUTHENTICATE="true",
+                                 SPARK_AUTHENTICATE_SECRET=secret))
+        try:
+            reply, out = k.execute("print(spark.range(1000).count())\n"
+                                   "import os\n"
+                                   "print(sc.getConf().get('spark.authenticate.secret'))\n"
+                                   "print(sc._jvm.System.getenv('_SPARK_AUTH_SECRET'))",
+                                   timeout=300)
+            assert reply["content"]["status"] == "ok", all_text(out)
+            text = stdout_text(out)
+            assert text.startswith("1000\n"), text
+            assert secret not in json.dumps([m["content"] for m in out])
+            assert "****" in text  # the JVM's copy, printed by the cell, masked
+            kernel_proc = psutil.Process(k.km.provisioner.process.pid)
+            mine = [kernel_proc] + kernel_proc.children(recursive=True)
+            assert any("java" in " ".join(p.cmdline()) for p in mine), "no driver JVM"
+            for p in mine:
+                assert secret not in " ".join(p.cmdline()), p.cmdline()[:4]
+        finally:
+            k.shutdown()

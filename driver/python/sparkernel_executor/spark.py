@@ -187,6 +187,9 @@ def _differences(session: Any, request: dict[str, str]) -> list[str]:
     return out
 
 
+_AUTH_ENV = "_SPARK_AUTH_SECRET"  # where Spark's launcher and workers pass the secret
+
+
 def _cell_site(frame: Any) -> str | None:
     """`<method> at cell [n] line l: <the line>` for the innermost frame of a cell's code
     above `frame` (the shell's compiler maps each cell's file name to its execution
@@ -571,6 +574,15 @@ class Spark:
                 self._executor_cds.get("dir"),
                 self._executor_cds.get("spark_home") or cds.spark_home(), pairs)
             pairs.update(extra)
+        # The RPC secret reaches the JVM through its environment, never its command line
+        # (launch_gateway passes every pair as --conf: `ps` would show it to every local
+        # user); Spark resolves the ${env:...} reference itself, as the chart's
+        # spark-defaults.conf does. Only the JVM's environment keeps it, not ours.
+        auth_secret = pairs.get("spark.authenticate.secret")
+        if auth_secret and not auth_secret.startswith("${"):
+            pairs["spark.authenticate.secret"] = "${env:%s}" % _AUTH_ENV
+        else:
+            auth_secret = None
         spark_conf = SparkConf(loadDefaults=False)
         for k, v in pairs.items():
             spark_conf.set(k, v)
@@ -586,9 +598,17 @@ class Spark:
             os.environ["SPARK_CONF_DIR"] = conf_dir
             if props_file:
                 os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {props_file} pyspark-shell"
+        saved_secret = os.environ.get(_AUTH_ENV)
+        if auth_secret is not None:
+            os.environ[_AUTH_ENV] = auth_secret
         try:
             gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_end})
         finally:
+            if auth_secret is not None:
+                if saved_secret is None:
+                    os.environ.pop(_AUTH_ENV, None)
+                else:
+                    os.environ[_AUTH_ENV] = saved_secret
             os.close(write_end)
             os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
             if submit_args is not None:

@@ -119,7 +119,7 @@ integration-spark: all $(PROBE_BIN)
 # C (ASAN_CORE, below), then on the plain build only the core tests ASan cannot or need not
 # run (ipykernel parity, set-up, install, the valgrind soak). Running ASAN_CORE on the plain
 # build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
-CORE_PLAIN := $(filter-out $(ASAN_CORE),$(CORE_TESTS))
+CORE_PLAIN = $(filter-out $(ASAN_CORE),$(CORE_TESTS))
 integration-core-plain: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_PLAIN:%=tests/integration/%)
 core-ci: asan-core integration-core-plain

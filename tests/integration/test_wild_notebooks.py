@@ -41,8 +41,12 @@ MASKS = [
 # the unused warm one, and, in the first cell that uses the session a `%spark restart`
 # asked for, the negotiation's verdict and the wait for the start (plain PySpark's
 # builder blocks silently instead); the JDK's warning when a JVM starts (pyspark prints
-# it through ipykernel's terminal, not into the cell).
+# it through ipykernel's terminal, not into the cell);
+# PySpark 4's second report of an SQL error, one JSON line on stderr (quiet logs: the cell
+# shows the exception).
 ONE_SIDED = re.compile(r"^(sparkernel: .*|WARNING: Using incubator modules.*"
+                       r'|\{"ts": "[^"]*", "level": "ERROR", "logger": '
+                       r'"(?:SQL|DataFrame)QueryContextLogger".*'
                        r"|Executors of \d+ core\(s\) and .* fit on .*"
                        r"|Waiting for the Spark session .*)\n?", re.M)
 

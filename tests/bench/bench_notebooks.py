@@ -295,6 +295,23 @@ def ensure_cds_archive(env: dict, run) -> str:
                 archive, archive.parent / "trainer.log"))
 
 
+def kernel_envs(cluster: LocalCluster, tmp: pathlib.Path, token: str,
+                **extra: str) -> tuple[dict, str, dict]:
+    """The two kernels' specs (ipykernel's written under tmp), the JUPYTER_PATH that finds
+    both, and their environments: the cluster's driver environment plus extra for both;
+    for sparkernel the master, the warm session, loopback and driver ports of its own (so
+    that other kernels on this machine do not push this one to another slot)."""
+    jp = tmp / "jupyter"
+    specs = {"sparkernel": "sparkernel", "ipykernel": bk.write_ipykernel_spec(str(jp))}
+    jupyter_path = os.pathsep.join(
+        [str(jp)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+        + [str(ROOT / "build" / "share" / "jupyter")])
+    common = cluster.driver_env()
+    common.update({"JUPYTER_PATH": jupyter_path, MARKER: token, **extra})
+    envs = {"ipykernel": dict(common), "sparkernel": dict(common, **cluster.sparkernel_env())}
+    return specs, jupyter_path, envs
+
+
 # ---- the report -----------------------------------------------------------------------
 
 def render(rows: list[tuple], info: list[str], samples: list[str], notes: list[str],
@@ -358,32 +375,9 @@ def main() -> int:
         data_dir.mkdir()
         for name in DATA_FILES:
             shutil.copy(ROOT / "notebooks" / "data" / name, data_dir / name)
-        jp = tmp / "jupyter"
-        ipk = bk.write_ipykernel_spec(str(jp))
-        specs = {"sparkernel": "sparkernel", "ipykernel": ipk}
-        jupyter_path = os.pathsep.join(
-            [str(jp)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-            + [str(ROOT / "build" / "share" / "jupyter")])
-
-        common = cluster.driver_env()
-        common.update({"JUPYTER_PATH": jupyter_path, "SPARKERNEL_DATA_DIR": str(data_dir),
-                       MARKER: token})
-        # Driver ports of its own, so that other kernels on this machine do not push this
-        # one to another slot (as tests/integration/test_notebooks.py does).
-        base = random.randrange(20000, 40000, 2)
-        envs = {"ipykernel": dict(common), "sparkernel": dict(common)}
-        envs["sparkernel"].update({
-            "SPARK_MASTER_URL": cluster.master_url,
-            "SPARKERNEL_MASTER_UI_URL": cluster.ui_url,
-            "SPARKERNEL_WARM": "true",
-            "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
-            "SPARKERNEL_DRIVER_PORT": str(base),
-            "SPARKERNEL_BLOCKMANAGER_PORT": str(base + 1),
-            "SPARKERNEL_UI_PORT": str(base + 25000),
-            # No "waiting for executors" report while the first executor JVM launches on a
-            # loaded machine (it would be an output ipykernel has no counterpart for).
-            "SPARKERNEL_WAITING_REPORT_S": "120",
-        })
+        specs, jupyter_path, envs = kernel_envs(cluster, tmp, token,
+                                                SPARKERNEL_DATA_DIR=str(data_dir))
+        ipk = specs["ipykernel"]
         os.environ["JUPYTER_PATH"] = jupyter_path
         from jupyter_client.kernelspec import KernelSpecManager
         ksm = KernelSpecManager()

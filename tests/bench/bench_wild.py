@@ -90,21 +90,8 @@ def main() -> int:
     try:
         bk.log("starting the cluster (1 worker, 2 cores, 2g)")
         cluster.start()
-        jp = tmp / "jupyter"
-        ipk = bk.write_ipykernel_spec(str(jp))
-        specs = {"sparkernel": "sparkernel", "ipykernel": ipk}
-        jupyter_path = os.pathsep.join(
-            [str(jp)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-            + [str(ROOT / "build" / "share" / "jupyter")])
-        common = cluster.driver_env()
-        common.update({"JUPYTER_PATH": jupyter_path, MARKER: token})
-        base = random.randrange(20000, 40000, 2)
-        envs = {"ipykernel": dict(common), "sparkernel": dict(common)}
-        envs["sparkernel"].update({
-            "SPARK_MASTER_URL": cluster.master_url, "SPARKERNEL_MASTER_UI_URL": cluster.ui_url,
-            "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
-            "SPARKERNEL_DRIVER_PORT": str(base), "SPARKERNEL_BLOCKMANAGER_PORT": str(base + 1),
-            "SPARKERNEL_UI_PORT": str(base + 25000), "SPARKERNEL_WAITING_REPORT_S": "120"})
+        specs, jupyter_path, envs = bn.kernel_envs(cluster, tmp, token)
+        ipk = specs["ipykernel"]
         csv = tmp / "people.csv"
         csv.write_text("name,age\nAda,36\nGrace,45\nLinus,28\n")
         values = {"master": cluster.master_url, "csv": str(csv), "driver_port": 0}

@@ -247,6 +247,20 @@ def test_interrupt_of_an_await_cell_leaves_the_loop_working(kernel):
             if m["msg_type"] == "execute_result"] == ["42"]
 
 
+def send_comm_msg(k: Kernel, comm_id: str, data: dict, buffers: list | None = None) -> list:
+    """A client's comm_msg (with binary buffers if given); its iopub messages up to idle."""
+    msg = k.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+    k.kc.session.send(k.kc.shell_channel.socket, msg, buffers=buffers or [])
+    deadline = time.monotonic() + 30
+    got: list[dict] = []
+    while not (got and got[-1]["msg_type"] == "status"
+               and got[-1]["content"]["execution_state"] == "idle"):
+        m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            got.append(m)
+    return got
+
+
 def test_comms_both_directions(pair):
     """A comm opened by a cell (through the comm package, as ipywidgets does), listed by
     comm_info, messaged by the client (its handler's output goes to that message), closed
@@ -271,18 +285,8 @@ def test_comms_both_directions(pair):
     assert i1["content"] == {"status": "ok", "comms": {ids[0][0]: {"target_name": "parity"}}}
     assert list(i2["content"]["comms"].values()) == [{"target_name": "parity"}]
 
-    outs = []
-    for k, cid in ((pair.ours, ids[0][0]), (pair.peer, ids[1][0])):
-        msg = k.kc.session.msg("comm_msg", {"comm_id": cid, "data": {"x": 2}})
-        k.kc.shell_channel.send(msg)
-        deadline = time.monotonic() + 30
-        got: list[dict] = []
-        while not (got and got[-1]["msg_type"] == "status"
-                   and got[-1]["content"]["execution_state"] == "idle"):
-            m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-                got.append(m)
-        outs.append(got)
+    outs = [send_comm_msg(k, cid, {"x": 2})
+            for k, cid in ((pair.ours, ids[0][0]), (pair.peer, ids[1][0]))]
     assert norm_iopub(outs[0]) == norm_iopub(outs[1])
     assert stdout_of(outs[0]) == "got {'x': 2}\n"
 
@@ -312,18 +316,8 @@ def test_comm_binary_buffers_both_directions(pair):
                                     ("comm_msg", [b"\x00\x01\xff", b"abc", b""])]
     ids = [next(m["content"]["comm_id"] for m in o if m["msg_type"] == "comm_open")
            for o in (o1, o2)]
-    outs = []
-    for k, cid in ((pair.ours, ids[0]), (pair.peer, ids[1])):
-        msg = k.kc.session.msg("comm_msg", {"comm_id": cid, "data": {}})
-        k.kc.session.send(k.kc.shell_channel.socket, msg, buffers=[b"\xfe\x00in", b"2"])
-        deadline = time.monotonic() + 30
-        got: list[dict] = []
-        while not (got and got[-1]["msg_type"] == "status"
-                   and got[-1]["content"]["execution_state"] == "idle"):
-            m = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if m["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-                got.append(m)
-        outs.append(bufs(got))
+    outs = [bufs(send_comm_msg(k, cid, {}, buffers=[b"\xfe\x00in", b"2"]))
+            for k, cid in ((pair.ours, ids[0]), (pair.peer, ids[1]))]
     assert outs[0] == outs[1] == [("comm_msg", [b"ni\x00\xfe", b"2"])]
 
 

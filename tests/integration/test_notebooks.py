@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
-import random
 import re
 import shutil
 
@@ -123,20 +122,8 @@ def kernel_env(cluster, data_dir, monkeypatch) -> dict:
     """The driver's environment for the cluster, set in os.environ (papermill and nbclient
     start the kernel with it). Driver ports of their own, so that other kernels on this
     machine do not push this one to another slot."""
-    base = random.randrange(20000, 40000, 2)
     env = cluster.driver_env({})
-    env.update({
-        "SPARK_MASTER_URL": cluster.master_url,
-        "SPARKERNEL_MASTER_UI_URL": cluster.ui_url,
-        "SPARKERNEL_WARM": "true",
-        "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
-        "SPARKERNEL_DRIVER_PORT": str(base),
-        "SPARKERNEL_BLOCKMANAGER_PORT": str(base + 1),
-        "SPARKERNEL_UI_PORT": str(base + 25000),
-        "SPARKERNEL_DATA_DIR": str(data_dir),
-        # Launching the first executor can take more than 10 s on a loaded 2-core machine.
-        "SPARKERNEL_WAITING_REPORT_S": "120",
-    })
+    env.update(cluster.sparkernel_env(), SPARKERNEL_DATA_DIR=str(data_dir))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

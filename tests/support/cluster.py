@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import pathlib
 import shutil
 import signal
@@ -236,6 +237,19 @@ class LocalCluster:
             "PYSPARK_DRIVER_PYTHON": sys.executable,
         })
         return env
+
+    def sparkernel_env(self) -> dict:
+        """What a sparkernel kernel needs on top of driver_env() for this cluster: the
+        master, the warm session, loopback, and driver ports of its own, so that other
+        kernels on this machine do not push it to another slot; no WAITING report in the
+        first 120 s (launching the first executor can take more than 10 s on a loaded
+        2-core machine, and the report is an output ipykernel has no counterpart for)."""
+        base = random.randrange(20000, 40000, 2)
+        return {"SPARK_MASTER_URL": self.master_url, "SPARKERNEL_MASTER_UI_URL": self.ui_url,
+                "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
+                "SPARKERNEL_DRIVER_PORT": str(base),
+                "SPARKERNEL_BLOCKMANAGER_PORT": str(base + 1),
+                "SPARKERNEL_UI_PORT": str(base + 25000), "SPARKERNEL_WAITING_REPORT_S": "120"}
 
     # --- lifecycle
     def __enter__(self) -> "LocalCluster":

@@ -217,6 +217,15 @@ def test_explicit_settings_are_honoured(cluster, sessions_dir):
     wait_cluster_empty(cluster)
 
 
+def start_slow_job(k: Kernel, cluster: LocalCluster, ident: str) -> str:
+    """Sends a cell whose job runs about 100 s on 2 cores; returns once the application
+    holds cores for it. Returns the cell's msg_id."""
+    msg_id = k.kc.execute("import time\nspark.sparkContext.parallelize(range(1000), 2)"
+                          ".map(lambda x: (time.sleep(0.2), x)[1]).sum()")
+    wait_for("the job to run", lambda: apps(cluster)[ident]["cores"] > 0, 30)
+    return msg_id
+
+
 @pytest.mark.parametrize("mid_cell", [False, True], ids=["idle", "mid-cell"])
 def test_sigkill_of_the_kernel_releases_its_application(cluster, sessions_dir, mid_cell):
     wait_cluster_empty(cluster)
@@ -227,9 +236,7 @@ def test_sigkill_of_the_kernel_releases_its_application(cluster, sessions_dir, m
         ident = app_id(k)
         assert ident in apps(cluster)
         if mid_cell:
-            k.kc.execute("import time\nspark.sparkContext.parallelize(range(1000), 2)"
-                         ".map(lambda x: (time.sleep(0.2), x)[1]).sum()")
-            wait_for("the job to run", lambda: apps(cluster)[ident]["cores"] > 0, 30)
+            start_slow_job(k, cluster, ident)
             time.sleep(2)
         os.kill(k.km.provisioner.pid, signal.SIGKILL)
         t0 = time.monotonic()
@@ -269,9 +276,7 @@ def test_executor_death_mid_job_leaves_no_cell_state(cluster, sessions_dir):
         old = app_id(k)
         _, out = k.execute("import os; os.getpid()", timeout=30)
         pid = int(result(out))
-        msg_id = k.kc.execute("import time\nspark.sparkContext.parallelize(range(1000), 2)"
-                              ".map(lambda x: (time.sleep(0.2), x)[1]).sum()")
-        wait_for("the job to run", lambda: apps(cluster)[old]["cores"] > 0, 30)
+        msg_id = start_slow_job(k, cluster, old)
         time.sleep(2.5)  # progress and master polls under way
         os.kill(pid, signal.SIGKILL)
         reply, out = k.collect(msg_id, timeout=60)

@@ -241,7 +241,11 @@ struct settings *settings_new(char **env)
     extra = env_get(env, "SPARKERNEL_SPEC_SPARK_CONF");
     if (extra)
         parse_pairs(spec, extra);
-    /* Every secret value the deployment gives is masked in any output (redact.h). */
+    /* Every secret value the deployment gives is masked in any output (redact.h): the secret
+     * settings, the Jupyter server's token and the chart's RPC secret, which the session's
+     * JVM reads from the environment (the executor keeps it for that). */
+    redact_add(env_get(env, "JUPYTER_TOKEN"));
+    redact_add(env_get(env, "_SPARK_AUTH_SECRET"));
     for (int i = 0; i < 6; i++) {
         const char *key;
         json_t *v;

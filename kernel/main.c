@@ -1,7 +1,6 @@
 /* main: argument parsing and wiring. Everything else hangs off one struct kernel. */
 #include "kernel.h"
 #include "log.h"
-#include "redact.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -34,13 +33,6 @@ int main(int argc, char **argv)
     const char *conn_file = NULL;
     k.exec_cfg.python = getenv("SPARKERNEL_PYTHON") ? getenv("SPARKERNEL_PYTHON") : "python3";
     k.exec_cfg.pythonpath = SPARKERNEL_PYDIR;
-    /* The secrets this kernel is given; the executor's environment loses most of them
-     * (executor.c), and whatever still reaches an output is masked (redact.h). */
-    static const char *secret_vars[] = {"JUPYTER_TOKEN", "SPARK_AUTHENTICATE_SECRET",
-                                        "SPARKERNEL_SPEC_SPARK_AUTHENTICATE_SECRET",
-                                        "_SPARK_AUTH_SECRET"};
-    for (size_t i = 0; i < sizeof secret_vars / sizeof *secret_vars; i++)
-        redact_add(getenv(secret_vars[i]));
     int c;
     while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
         switch (c) {

@@ -45,25 +45,26 @@ class CellLoop:
             for fd in fds:
                 loop.remove_reader(fd)
 
+    def _mark(self, running: bool) -> None:
+        """Whether the loop counts as running in this thread. BaseEventLoop keeps its
+        running thread in _thread_id (is_running() reads it), which run_forever sets."""
+        events._set_running_loop(self.loop if running else None)
+        self.loop._thread_id = threading.get_ident() if running else None  # type: ignore
+
     @contextlib.contextmanager
     def cell(self) -> Iterator[None]:
-        """The loop counts as running in this thread while a cell runs, as in ipykernel.
-        BaseEventLoop keeps its running thread in _thread_id (is_running() reads it); it is
-        what run_forever sets, and cleared again before the loop really runs."""
-        events._set_running_loop(self.loop)
-        self.loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
+        """The loop counts as running while a cell runs, as in ipykernel."""
+        self._mark(True)
         try:
             yield
         finally:
-            self.loop._thread_id = None  # type: ignore[attr-defined]
-            events._set_running_loop(None)
+            self._mark(False)
 
     def run(self, coro: Any) -> Any:
-        """IPython's loop_runner: a cell with top-level await runs on this loop."""
-        events._set_running_loop(None)
-        self.loop._thread_id = None  # type: ignore[attr-defined]
+        """IPython's loop_runner: a cell with top-level await runs on this loop (unmarked
+        first: run_until_complete refuses a loop that counts as running)."""
+        self._mark(False)
         try:
             return self.loop.run_until_complete(coro)
         finally:
-            self.loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
-            events._set_running_loop(self.loop)
+            self._mark(True)

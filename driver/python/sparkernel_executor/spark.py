@@ -206,8 +206,6 @@ def _cell_site(frame: Any) -> str | None:
     while frame is not None:
         name = frame.f_code.co_filename
         n = cells.get(name)
-        if n is None and name.startswith("<ipython-input-"):
-            n = name[len("<ipython-input-"):].split("-", 1)[0]
         if n is not None:
             line = linecache.getline(name, frame.f_lineno).strip()[:100]
             what = callee.f_code.co_name if callee is not None else "job"

@@ -45,7 +45,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild soak fuzz install \
+.PHONY: all check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -225,7 +225,7 @@ asan: asan-build asan-unit
 	$(ASAN_RUN) tests/integration $(ASAN_SKIP)
 
 # Every benchmark: the kernel alone, Spark, three notebooks sharing a worker, the notebooks.
-bench: bench-kernel bench-spark bench-sharing bench-notebooks bench-wild
+bench: bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic
 
 bench-kernel: all
 	SPARKERNEL_WARM=false JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_kernel.py \
@@ -245,6 +245,11 @@ bench-sharing: all
 bench-wild: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_wild.py \
 	    --out tests/bench/results-wild.md
+
+# A notebook alone on the cluster: a multi-job cell and a CPU-bound cell (issue 19's).
+bench-elastic: all
+	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) tests/bench/bench_elastic.py \
+	    --out tests/bench/results-elastic.md
 
 # The example notebooks end to end with nbconvert, against ipykernel + PySpark (issue 5's).
 bench-notebooks: all

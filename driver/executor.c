@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct executor {
     pid_t pid;
     int cmd_fd;                /* we write commands */
     int event_fd;              /* we read events */
+    int ctl_fd;                /* we write control commands, read by a thread at any time */
     int out_fd[2];             /* stdout, stderr */
     unsigned char carry[2][4]; /* an unfinished UTF-8 character per stream */
     size_t carry_len[2];
@@ -40,7 +42,7 @@ struct executor *executor_new(const struct executor_config *cfg)
         return NULL;
     ex->cfg = *cfg;
     ex->pid = -1;
-    ex->cmd_fd = ex->event_fd = ex->out_fd[0] = ex->out_fd[1] = -1;
+    ex->cmd_fd = ex->event_fd = ex->ctl_fd = ex->out_fd[0] = ex->out_fd[1] = -1;
     return ex;
 }
 
@@ -59,6 +61,7 @@ void executor_cleanup(struct executor *ex)
     }
     close_fd(&ex->cmd_fd);
     close_fd(&ex->event_fd);
+    close_fd(&ex->ctl_fd);
     close_fd(&ex->out_fd[0]);
     close_fd(&ex->out_fd[1]);
     ex->carry_len[0] = ex->carry_len[1] = 0;
@@ -79,7 +82,7 @@ void executor_destroy(struct executor **self)
 }
 
 /* Moves fd to a number above the ones the child will use. The copy is close-on-exec: only
- * its dup2() onto 0-4 (which clears the flag) reaches Python. */
+ * its dup2() onto 0-5 (which clears the flag) reaches Python. */
 static int lift(int fd)
 {
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
@@ -87,25 +90,25 @@ static int lift(int fd)
     return high;
 }
 
+static void close_pair(int p[2])
+{
+    close_fd(&p[0]);
+    close_fd(&p[1]);
+}
+
 int executor_start(struct executor *ex)
 {
     if (ex->state != EXECUTOR_STOPPED)
         return EXECUTOR_OK;
-    int cmd[2], ev[2], out[2], err[2];
-    if (pipe2(cmd, O_CLOEXEC) != 0)
-        return EXECUTOR_ESPAWN;
-    if (pipe2(ev, O_CLOEXEC) != 0) {
-        close(cmd[0]), close(cmd[1]);
-        return EXECUTOR_ESPAWN;
-    }
-    if (pipe2(out, O_CLOEXEC) != 0) {
-        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]);
-        return EXECUTOR_ESPAWN;
-    }
-    if (pipe2(err, O_CLOEXEC) != 0) {
-        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]), close(out[0]), close(out[1]);
-        return EXECUTOR_ESPAWN;
-    }
+    /* commands, events, stdout, stderr, control */
+    int pipes[5][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+    for (int i = 0; i < 5; i++)
+        if (pipe2(pipes[i], O_CLOEXEC) != 0) {
+            for (int j = 0; j < i; j++)
+                close_pair(pipes[j]);
+            return EXECUTOR_ESPAWN;
+        }
+    int *cmd = pipes[0], *ev = pipes[1], *out = pipes[2], *err = pipes[3], *ctl = pipes[4];
     char pythonpath[8192];
     const char *old = getenv("PYTHONPATH");
     snprintf(pythonpath, sizeof pythonpath, "%s%s%s", ex->cfg.pythonpath, old && *old ? ":" : "",
@@ -113,8 +116,8 @@ int executor_start(struct executor *ex)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        close(cmd[0]), close(cmd[1]), close(ev[0]), close(ev[1]);
-        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        for (int i = 0; i < 5; i++)
+            close_pair(pipes[i]);
         return EXECUTOR_ESPAWN;
     }
     if (pid == 0) {
@@ -131,9 +134,10 @@ int executor_start(struct executor *ex)
         signal(SIGPIPE, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         int c = lift(cmd[0]), e = lift(ev[1]), o = lift(out[1]), r = lift(err[1]);
+        int t = lift(ctl[0]);
         int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (c < 0 || e < 0 || o < 0 || r < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
-            dup2(o, 1) < 0 || dup2(r, 2) < 0 || dup2(c, 3) < 0 || dup2(e, 4) < 0)
+        if (c < 0 || e < 0 || o < 0 || r < 0 || t < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
+            dup2(o, 1) < 0 || dup2(r, 2) < 0 || dup2(c, 3) < 0 || dup2(e, 4) < 0 || dup2(t, 5) < 0)
             _exit(127);
         /* Every cell can print its environment (%env, os.environ) into a notebook: the
          * server's token and the Spark secret stay with the kernel, which passes the secret
@@ -146,6 +150,7 @@ int executor_start(struct executor *ex)
         setenv("PYTHONPATH", pythonpath, 1);
         setenv("SPARKERNEL_CMD_FD", "3", 1);
         setenv("SPARKERNEL_EVENT_FD", "4", 1);
+        setenv("SPARKERNEL_CTL_FD", "5", 1);
         setenv("PYTHONIOENCODING", "utf-8", 1);
         if (getenv("MPLBACKEND") == NULL)
             setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline", 1);
@@ -154,14 +159,16 @@ int executor_start(struct executor *ex)
                 strerror(errno));
         _exit(127);
     }
-    close(cmd[0]), close(ev[1]), close(out[1]), close(err[1]);
+    close(cmd[0]), close(ev[1]), close(out[1]), close(err[1]), close(ctl[0]);
     ex->pid = pid;
     ex->cmd_fd = cmd[1];
     ex->event_fd = ev[0];
+    ex->ctl_fd = ctl[1];
     ex->out_fd[0] = out[0];
     ex->out_fd[1] = err[0];
     fcntl(ex->cmd_fd, F_SETFL, O_NONBLOCK); /* a child that does not read never stalls us */
     fcntl(ex->event_fd, F_SETFL, O_NONBLOCK);
+    fcntl(ex->ctl_fd, F_SETFL, O_NONBLOCK);
     fcntl(ex->out_fd[0], F_SETFL, O_NONBLOCK);
     fcntl(ex->out_fd[1], F_SETFL, O_NONBLOCK);
     ex->events = frame_reader_new(ex->cfg.max_frame);
@@ -211,6 +218,20 @@ int executor_flush(struct executor *ex)
     }
     ex->pending_len = ex->pending_off = 0;
     return ex->cmd_fd >= 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+}
+
+int executor_control(struct executor *ex, json_t *obj)
+{
+    if (ex->ctl_fd < 0)
+        return EXECUTOR_ENOTRUNNING;
+    char *buf;
+    size_t len;
+    if (frame_encode(obj, &buf, &len) != FRAME_OK)
+        return EXECUTOR_EPROTOCOL;
+    /* One small frame: a pipe write under PIPE_BUF is whole or not at all. */
+    ssize_t n = len <= PIPE_BUF ? write(ex->ctl_fd, buf, len) : -1;
+    free(buf);
+    return n == (ssize_t)len ? EXECUTOR_OK : EXECUTOR_EPIPE;
 }
 
 int executor_write_fd(const struct executor *ex)
@@ -407,6 +428,7 @@ void executor_stop(struct executor *ex, int grace_ms)
     if (ex->pid > 0) {
         int status;
         close_fd(&ex->cmd_fd); /* EOF on its command pipe: the executor exits cleanly */
+        close_fd(&ex->ctl_fd);
         if (!wait_exit(ex, grace_ms, &status)) {
             kill(ex->pid, SIGTERM);
             if (!wait_exit(ex, 1000, &status))

@@ -55,9 +55,9 @@ static const struct def defs[] = {
     {"spark.dynamicAllocation.shuffleTracking.enabled", NULL, "true", K_BOOL,
      "dynamic allocation without an external shuffle service", 0, 0},
     {"spark.dynamicAllocation.maxExecutors", "SPARKERNEL_MAX_EXECUTORS", "2", K_INT,
-     "per-session cap: half of the cluster's cores when the session starts (at least one "
-     "executor; 2 without a master to ask), so one notebook never takes the whole cluster, "
-     "two run at once and the cores a session gives back go to one that has none",
+     "per-session cap: with the elastic share, every core of the cluster when the session "
+     "starts (half of them with sparkernel.share.elastic=false; 2 without a master to ask); "
+     "setting it fixes the share",
      1, 10000},
     {"spark.dynamicAllocation.minExecutors", NULL, "0", K_INT,
      "an idle notebook may hold no executor at all", 0, 10000},
@@ -74,6 +74,16 @@ static const struct def defs[] = {
     {"spark.dynamicAllocation.shuffleTracking.timeout", NULL, "60s", K_STRING,
      "executors holding shuffle files of live DataFrames go too (follows the idle timeout "
      "unless set; recomputed when needed)",
+     0, 0},
+    {"sparkernel.share.elastic", "SPARKERNEL_SHARE_ELASTIC", "true", K_BOOL,
+     "a session alone on the cluster grows to every core; when another application waits, "
+     "the largest holders give back down to a fair share at their next task boundary "
+     "(decommissioned executors end their running tasks first); false: half of the "
+     "cluster each",
+     0, 0},
+    {"spark.decommission.enabled", "SPARKERNEL_DECOMMISSION", "true", K_BOOL,
+     "executors given back while a job runs finish their running tasks first (the elastic "
+     "share needs it; cached blocks on them are recomputed when next used)",
      0, 0},
     {"sparkernel.yield.after.s", "SPARKERNEL_YIELD_AFTER_S", "5", K_INT,
      "idle this long while another application waits for cores: give executors back now "

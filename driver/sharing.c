@@ -132,6 +132,21 @@ int sharing_lookup(const char *dir, const char *app_id, struct sharing_entry *ou
     return 1;
 }
 
+/* Whether app a (not mine, holding no core) waits for cores; *since as its record says. */
+static int waits(const struct master_app *a, const char *dir, double *since)
+{
+    struct sharing_entry e;
+    *since = 0;
+    if (sharing_lookup(dir, a->id, &e)) {
+        *since = e.since;
+        return e.busy; /* a sparkernel session says itself whether it needs cores */
+    }
+    if (a->name && strncmp(a->name, "sparkernel", 10) == 0 && a->duration > 0 &&
+        a->duration < SHARING_STARTING_MS)
+        return 0; /* a session still starting: no cell of it waits yet */
+    return a->state && strcmp(a->state, "WAITING") == 0;
+}
+
 int sharing_contended(const struct master_status *ms, const char *my_app, const char *dir,
                       char *who, size_t len, double *since)
 {
@@ -141,16 +156,8 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
         const struct master_app *a = &ms->apps[i];
         if (a->id == NULL || (my_app && strcmp(a->id, my_app) == 0) || a->cores > 0)
             continue;
-        struct sharing_entry e;
-        int waiting = a->state && strcmp(a->state, "WAITING") == 0;
-        double t = 0;
-        if (sharing_lookup(dir, a->id, &e)) {
-            waiting = e.busy; /* a sparkernel session says itself whether it needs cores */
-            t = e.since;
-        } else if (a->name && strncmp(a->name, "sparkernel", 10) == 0 && a->duration > 0 &&
-                   a->duration < SHARING_STARTING_MS)
-            waiting = 0; /* a session still starting: no cell of it waits yet */
-        if (!waiting || (found && (first == 0 || (t != 0 && t >= first))))
+        double t;
+        if (!waits(a, dir, &t) || (found && (first == 0 || (t != 0 && t >= first))))
             continue;
         found = 1;
         first = t;
@@ -160,6 +167,23 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
     if (since)
         *since = found ? first : 0;
     return found;
+}
+
+int sharing_fair_cores(const struct master_status *ms, const char *my_app, const char *dir)
+{
+    if (ms == NULL || ms->cores <= 0)
+        return 1;
+    int wanting = 1; /* mine */
+    for (size_t i = 0; i < ms->napps; i++) {
+        const struct master_app *a = &ms->apps[i];
+        double t;
+        if (a->id == NULL || (my_app && strcmp(a->id, my_app) == 0))
+            continue;
+        if (a->cores > 0 || waits(a, dir, &t))
+            wanting++;
+    }
+    int fair = (ms->cores + wanting - 1) / wanting;
+    return fair > 0 ? fair : 1;
 }
 
 int sharing_gives_next(const struct master_status *ms, const char *my_app, double my_holding,

@@ -49,6 +49,11 @@ int sharing_parse(const char *json, size_t len, struct sharing_entry *out);
 int sharing_contended(const struct master_status *ms, const char *my_app, const char *dir,
                       char *who, size_t len, double *since);
 
+/* The cores of a fair share for my_app: the cluster's cores divided among the applications
+ * that hold cores or wait for them, mine included, rounded up (a spare core stays with a
+ * holder rather than going idle), at least 1. */
+int sharing_fair_cores(const struct master_status *ms, const char *my_app, const char *dir);
+
 /* A sparkernel application younger than this without a record is a session starting (it
  * registers with the master, asking for its first executor, before its record is written):
  * its notebook does not wait for cores yet. */

@@ -62,6 +62,8 @@ struct spark {
     double contended_since; /* monotonic: another application has waited since (0: none) */
     double next_yield_poll; /* monotonic */
     int yield_in_flight, yielded, release_sent, executors_notice;
+    int shrunk;              /* an elastic share gave cores back mid-job (0: grown) */
+    double next_share_order; /* monotonic: the next shrink may be sent then */
 };
 
 struct call {
@@ -394,18 +396,17 @@ static void launch(struct kernel *k)
     negotiation_over(k);
 }
 
-/* Without a cap of its own, a session takes at most half of the cluster's cores (at least
- * one executor, and never below initialExecutors). A fixed cap of two executors would let
- * one session take a small cluster whole, and a busy session below its cap would take the
- * cores another gives back in its turn (the master serves applications in the order they
- * registered), so a third notebook would never get one. */
+/* Without a cap of its own, a session may take every core of the cluster (the elastic
+ * share, sparkernel.share.elastic; see share_elastic) or, with the elastic share off, at
+ * most half of them. Never below one executor nor initialExecutors. */
 static void cap_executors(struct settings *st, const struct master_status *ms)
 {
     const char *key = "spark.dynamicAllocation.maxExecutors";
     if (settings_source_of(st, key) > SOURCE_DERIVED || ms->cores <= 0)
         return;
     int per = settings_get_int(st, "spark.executor.cores", 1);
-    int n = ms->cores / 2 / (per > 0 ? per : 1);
+    int cores = settings_get_bool(st, "sparkernel.share.elastic", 1) ? ms->cores : ms->cores / 2;
+    int n = cores / (per > 0 ? per : 1);
     int initial = settings_get_int(st, "spark.dynamicAllocation.initialExecutors", 1);
     if (n < initial)
         n = initial;
@@ -623,8 +624,8 @@ void spark_on_state(struct kernel *k, json_t *ev)
                      : bind,
                  s->ports.ui);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
-        s->yielded = s->yield_in_flight = 0;
-        s->holding_since = s->contended_since = 0;
+        s->yielded = s->yield_in_flight = s->shrunk = 0;
+        s->holding_since = s->contended_since = s->next_share_order = 0;
         s->next_yield_poll = now_s() + 0.5;
         publish_record(s);
         follow_cell(s); /* a cell that waited for the session has jobs to show */
@@ -904,6 +905,92 @@ static int track_share(struct spark *s, const struct master_status *ms,
     return 0;
 }
 
+/* Which rule shares the cluster for this session, in one sentence (for %spark status). */
+static const char *share_rule(const struct spark *s, char *buf, size_t len)
+{
+    const struct settings *st = s->settings;
+    if (!settings_is_cluster(st))
+        snprintf(buf, len, "Share: none (master %s is not a cluster).",
+                 settings_get(st, "spark.master") ?: "?");
+    else if (!settings_get_bool(st, "spark.dynamicAllocation.enabled", 1))
+        snprintf(buf, len,
+                 "Share: fixed (spark.dynamicAllocation.enabled=false): the session keeps "
+                 "the executors it was given until it stops.");
+    else if (settings_get(st, "spark.cores.max"))
+        snprintf(buf, len,
+                 "Share: fixed at spark.cores.max=%s (%s); idle executors still go back "
+                 "when another application waits.",
+                 settings_get(st, "spark.cores.max"),
+                 settings_source_name(settings_source_of(st, "spark.cores.max")));
+    else if (settings_source_of(st, "spark.dynamicAllocation.maxExecutors") > SOURCE_DERIVED)
+        snprintf(
+            buf, len,
+            "Share: fixed at spark.dynamicAllocation.maxExecutors=%s (%s); idle executors "
+            "still go back when another application waits.",
+            settings_get(st, "spark.dynamicAllocation.maxExecutors"),
+            settings_source_name(settings_source_of(st, "spark.dynamicAllocation.maxExecutors")));
+    else if (!settings_get_bool(st, "sparkernel.share.elastic", 1))
+        snprintf(buf, len,
+                 "Share: half of the cluster (sparkernel.share.elastic=false), "
+                 "spark.dynamicAllocation.maxExecutors=%s.",
+                 settings_get(st, "spark.dynamicAllocation.maxExecutors") ?: "?");
+    else
+        snprintf(buf, len,
+                 "Share: elastic: up to every core of the cluster while no other "
+                 "application waits; down to a fair share (the cluster's cores divided among "
+                 "the applications that hold or want cores) at the next task boundary when "
+                 "one does%s.",
+                 s->shrunk ? " (now: shrunk, another application waits)" : "");
+    return buf;
+}
+
+static int share_elastic(const struct spark *s)
+{
+    const struct settings *st = s->settings;
+    return settings_get_bool(st, "sparkernel.share.elastic", 1) && settings_is_cluster(st) &&
+           settings_get_bool(st, "spark.dynamicAllocation.enabled", 1) &&
+           settings_get_bool(st, "spark.decommission.enabled", 1) &&
+           settings_get(st, "spark.cores.max") == NULL &&
+           settings_source_of(st, "spark.dynamicAllocation.maxExecutors") <= SOURCE_DERIVED;
+}
+
+/* The elastic share, at every answer of the master while the session holds cores: when
+ * another application waits and this session holds more than a fair share, the executors
+ * above it are decommissioned (they finish their running tasks, take no new one and exit;
+ * the master's target for this application drops, so their cores go to the waiter). Sent
+ * on the control pipe, which the executor reads while a cell runs; again every 2 s while it
+ * lasts (an executor that registered late). When nobody waits any more, the session may
+ * grow again. */
+static void share_cluster(struct kernel *k, const struct master_status *ms,
+                          const struct master_app *mine, int contended)
+{
+    struct spark *s = k->spark;
+    if (mine == NULL || !share_elastic(s))
+        return;
+    if (!contended) {
+        json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
+        if (grow && executor_control(k->exec, grow) == EXECUTOR_OK)
+            s->shrunk = 0;
+        json_decref(grow);
+        return;
+    }
+    int fair = sharing_fair_cores(ms, s->app_id, s->sessions_dir);
+    if (mine->cores <= fair || now_s() < s->next_share_order)
+        return;
+    int per = settings_get_int(s->settings, "spark.executor.cores", 1);
+    int keep = fair / (per > 0 ? per : 1);
+    json_t *cmd = json_pack("{s:s, s:i}", "type", "spark_shrink", "keep", keep > 0 ? keep : 1);
+    if (cmd && executor_control(k->exec, cmd) == EXECUTOR_OK) {
+        if (!s->shrunk)
+            log_info("another application waits: giving back %d of %d cores at the next task "
+                     "boundary (fair share %d)",
+                     mine->cores - fair, mine->cores, fair);
+        s->shrunk = 1;
+        s->next_share_order = now_s() + 2.0;
+    }
+    json_decref(cmd);
+}
+
 static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
                            const char *error)
 {
@@ -918,7 +1005,7 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
         return;
     const struct master_app *mine = find_app(ms, s->app_id);
     char who[400];
-    track_share(s, ms, mine, who, sizeof who);
+    share_cluster(k, ms, mine, track_share(s, ms, mine, who, sizeof who));
     if (!s->cell_active || s->progress == NULL) {
         master_status_destroy(&ms);
         return;
@@ -1010,6 +1097,7 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     const struct master_app *mine = find_app(ms, s->app_id);
     char who[400];
     int contended = track_share(s, ms, mine, who, sizeof who);
+    share_cluster(k, ms, mine, contended);
     int after = settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
     int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 1);
     const char *why = NULL;
@@ -1166,6 +1254,12 @@ static void session_html(struct kernel *k, struct sb *html, struct sb *text)
         sb_add(html, "</p>");
         sb_add(text, "%s\n", s->notice);
     }
+    char rule[768];
+    share_rule(s, rule, sizeof rule);
+    sb_add(html, "<p>");
+    sb_escape(html, rule);
+    sb_add(html, "</p>");
+    sb_add(text, "%s\n", rule);
 }
 
 static void cluster_html(struct kernel *k, const struct master_status *ms, struct sb *html,

@@ -113,12 +113,14 @@ def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
         assert "sparkernel: second.ipynb" in text and "sparkernel: third.ipynb" in text, text
         assert "idle" in text
         assert "held by" in status["text/html"]
-        # The cap each took: half of the worker's 2 cores, derived from the master.
+        # The cap each took: every core of the worker (the elastic share), derived from
+        # the master; the status says which rule is in force.
         _, out = kernels[0].execute(
             "spark.conf.get('spark.dynamicAllocation.maxExecutors')", timeout=60)
-        assert result(out) == "'1'", out
+        assert result(out) == "'2'", out
         line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
         assert "derived" in line, line
+        assert "Share: elastic" in text, text
     finally:
         for k in kernels:
             k.shutdown()
@@ -212,6 +214,7 @@ def test_explicit_settings_are_honoured(cluster, sessions_dir):
         _, out = k.execute("%spark status")
         text = outputs_of(out, "display_data")[0]["content"]["data"]["text/plain"]
         assert "spark.cores.max" in text and "notebook" in text
+        assert "Share: fixed (spark.dynamicAllocation.enabled=false)" in text, text
     finally:
         k.shutdown()
     wait_cluster_empty(cluster)
@@ -293,4 +296,53 @@ def test_executor_death_mid_job_leaves_no_cell_state(cluster, sessions_dir):
         assert outputs_of(out, "display_data"), "no live progress for the next cell"
     finally:
         k.shutdown()
+    wait_cluster_empty(cluster)
+
+
+# Many short tasks (0.25 s each): about 120 s on one core, 60 s on two.
+LONG_JOB = ("import time\nspark.sparkContext.parallelize(range(480), 480)"
+            ".map(lambda x: (time.sleep(0.25), x)[1]).sum()")
+KILLED_OR_FAILED = (
+    "import json, urllib.request\n"
+    "_port = spark.sparkContext.uiWebUrl.rsplit(':', 1)[1]\n"
+    "_stages = json.load(urllib.request.urlopen('http://127.0.0.1:%s/api/v1/applications/%s/"
+    "stages' % (_port, spark.sparkContext.applicationId)))\n"
+    "sum(s['numKilledTasks'] + s['numFailedTasks'] for s in _stages)")
+
+
+def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, sessions_dir):
+    """Issue 19: a lone session grows to both cores of the worker (two 1-core executors,
+    seen on the master); while it runs a long job of short tasks, a second notebook's
+    first job gets a core at the first one's next task boundary and finishes long before
+    that job does; no task of the first is killed or failed, and its result is right."""
+    wait_cluster_empty(cluster)
+    first = Kernel(env=env_for(cluster, sessions_dir, "alone.ipynb"))
+    second = None
+    try:
+        reply, out = first.execute(JOB, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        ident = app_id(first)
+        msg_id = first.kc.execute(LONG_JOB)
+        wait_for("the lone session to hold both cores",
+                 lambda: apps(cluster)[ident]["cores"] == 2, 60)
+        second = Kernel(env=env_for(cluster, sessions_dir, "second.ipynb"))
+        t0 = time.monotonic()
+        reply, out = second.execute(JOB, timeout=240)
+        took = time.monotonic() - t0
+        assert reply["content"]["status"] == "ok", out
+        assert result(out) == JOB_RESULT
+        mine = apps(cluster)
+        assert mine[ident]["cores"] == 1, mine  # the first gave one back, kept one
+        second_done = reply["header"]["date"]
+        reply, out = first.collect(msg_id, timeout=240)
+        assert reply["content"]["status"] == "ok", out
+        assert result(out) == str(sum(range(480)))
+        # The second's cell (its session start included) ended while the long job ran.
+        assert second_done < reply["header"]["date"], (second_done, reply["header"]["date"])
+        assert took < 90, took
+        _, out = first.execute(KILLED_OR_FAILED, timeout=60)
+        assert result(out) == "0", out
+    finally:
+        for k in [first] + ([second] if second else []):
+            k.shutdown()
     wait_cluster_empty(cluster)

@@ -331,3 +331,29 @@ Test(sharing, long_non_ascii_names_are_cut_on_characters)
     }
     master_status_destroy(&ms);
 }
+
+Test(sharing, a_fair_share_counts_holders_and_waiters)
+{
+    /* 2 cores; app-1 holds them, app-2 (etl) waits, app-3 (sparkernel, no record) runs
+     * with none and waits for nothing: two want cores, one each */
+    struct master_status *ms = master(MASTER);
+    cr_expect_eq(sharing_fair_cores(ms, "app-1", dir), 1);
+    /* app-3's notebook runs a cell: three want 2 cores, rounded up to 1 each */
+    struct sharing_entry busy = entry("app-3", getpid(), 1, 1);
+    cr_assert_eq(sharing_publish(dir, &busy), 0);
+    cr_expect_eq(sharing_fair_cores(ms, "app-1", dir), 1);
+    master_status_destroy(&ms);
+    /* alone on 5 cores: all of them; with one other holder: 3 (rounded up) */
+    ms = master("{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"cores\":5,\"workers\":[],"
+                "\"activeapps\":[{\"id\":\"app-a\",\"name\":\"x\",\"cores\":5,\"state\":"
+                "\"RUNNING\"}]}");
+    cr_expect_eq(sharing_fair_cores(ms, "app-a", dir), 5);
+    master_status_destroy(&ms);
+    ms = master("{\"url\":\"spark://m:7077\",\"status\":\"ALIVE\",\"cores\":5,\"workers\":[],"
+                "\"activeapps\":[{\"id\":\"app-a\",\"name\":\"x\",\"cores\":4,\"state\":"
+                "\"RUNNING\"},{\"id\":\"app-b\",\"name\":\"y\",\"cores\":1,\"state\":"
+                "\"RUNNING\"}]}");
+    cr_expect_eq(sharing_fair_cores(ms, "app-a", dir), 3);
+    master_status_destroy(&ms);
+    cr_expect_eq(sharing_fair_cores(NULL, "app-a", dir), 1);
+}

@@ -247,6 +247,20 @@ class Executor:
         self.reply(content)
 
 
+def _control(ctl: Channel, spark: Spark) -> None:
+    """The control pipe: the kernel's commands that must act while a cell runs (a session
+    giving cores back to another application mid-job), read by this thread at any time.
+    Only the reading end is this channel's; its events go out through the main channel."""
+    while True:
+        try:
+            msg = ctl.recv()
+        except (OSError, ValueError):
+            return  # a frame that is not JSON: the kernel is not ours to trust any more
+        if msg is None:
+            return  # the kernel closed it: the process is stopping
+        spark.control(msg)
+
+
 def main() -> None:
     cmd_fd = int(os.environ.pop("SPARKERNEL_CMD_FD", "3"))
     event_fd = int(os.environ.pop("SPARKERNEL_EVENT_FD", "4"))
@@ -265,6 +279,11 @@ def main() -> None:
     flusher.start()
     _defer_terminal_frontend()
     executor = Executor(channel)
+    ctl_fd = int(os.environ.pop("SPARKERNEL_CTL_FD", "-1"))
+    if ctl_fd >= 0:
+        os.set_inheritable(ctl_fd, False)
+        threading.Thread(target=_control, args=(Channel(ctl_fd, -1), executor.spark),
+                         name="control", daemon=True).start()
     channel.send({"type": "ready", "language_info": language_info(), "pid": os.getpid(),
                   "executor_version": __version__})
     while True:

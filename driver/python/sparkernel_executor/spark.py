@@ -324,6 +324,49 @@ class _DropPy4jInterrupt(logging.Filter):
         return record.msg not in self.MESSAGES
 
 
+def _shrink(jsc: Any, keep: int) -> None:
+    """Decommissions the executors above `keep` (the newest first: the oldest hold the most
+    cached blocks and warm JIT code). A decommissioned executor takes no new task, ends the
+    ones it runs and exits; the target the master holds for the application drops with it,
+    so the master gives the cores to the application that waits, not back to this one.
+    Nothing is killed: needs spark.decommission.enabled, which the kernel sets."""
+    backend = jsc.schedulerBackend()
+    pending = backend.executorsPendingDecommission()
+    seq = jsc.getExecutorIds()
+    ids = [seq.apply(n) for n in range(seq.size())]
+    live = sorted((i for i in ids if not pending.contains(i)), key=lambda i: (len(i), i))
+    excess = live[keep:]
+    if not excess:
+        return
+    info_cls = _jvm_of(jsc).org.apache.spark.scheduler.ExecutorDecommissionInfo
+    host = getattr(info_cls, "apply$default$2")()
+    for executor in reversed(excess):
+        info = info_cls.apply("sparkernel: another application waits for cores", host)
+        backend.decommissionExecutor(executor, info, True, False)
+
+
+def _grow(jsc: Any) -> None:
+    """Gives the master back the target dynamic allocation holds (a shrink lowered the
+    master's, not the allocation manager's): the session may take free cores again."""
+    manager = jsc.executorAllocationManager()
+    if manager.isEmpty():
+        return
+    targets = manager.get().numExecutorsTargetPerResourceProfileId()
+    default_id = jsc.resourceProfileManager().defaultResourceProfile().id()
+    target = targets.get(default_id)
+    if target.isEmpty():
+        return
+    jvm = _jvm_of(jsc)
+    empty = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()
+    jsc.requestTotalExecutors(int(target.get()), 0, empty)
+
+
+def _jvm_of(jsc: Any) -> Any:
+    from pyspark import SparkContext
+
+    return SparkContext._jvm
+
+
 class Spark:
     def __init__(self, channel: Channel, shell: Any) -> None:
         global _instance
@@ -426,6 +469,44 @@ class Spark:
                 jsc.schedulerBackend().killExecutors(ids, False, False, False)
         except Exception:
             pass  # the session is going away; nothing to give back
+
+    # ---- control commands (the control thread, at any time, a cell running or not) ----
+
+    def control(self, msg: Any) -> None:
+        """An elastic share (sparkernel.share.elastic): `spark_shrink` gives back every
+        executor above `keep` at its next task boundary (another application waits and
+        this session holds more than its fair share), `spark_grow` lets the session grow
+        again (nobody waits any more). The kernel sends them again while the state lasts:
+        one lost or refused here costs one poll."""
+        if not isinstance(msg, dict):
+            return
+        sc = self._active_context()
+        jsc = getattr(getattr(sc, "_jsc", None), "sc", lambda: None)()
+        if jsc is None:
+            return
+        try:
+            if msg.get("type") == "spark_shrink":
+                keep = msg.get("keep")
+                if isinstance(keep, int) and not isinstance(keep, bool) and keep >= 0 \
+                        and self._elastic(sc):
+                    _shrink(jsc, keep)
+            elif msg.get("type") == "spark_grow":
+                _grow(jsc)
+        except Exception:
+            pass  # the session is stopping: nothing to give or take
+
+    def _elastic(self, sc: Any) -> bool:
+        """Whether the context cells use shares elastically: the kernel's settings said so
+        (it sends shrinks only then), and a session the user built did not fix its own
+        share (spark.cores.max, its own maxExecutors, no dynamic allocation or
+        decommissioning): those are honoured as written."""
+        conf = sc.getConf()
+        mine = self._conf or {}
+        key = "spark.dynamicAllocation.maxExecutors"
+        return (conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+                and conf.get("spark.decommission.enabled", "false").lower() == "true"
+                and conf.get("spark.cores.max") is None
+                and conf.get(key) == mine.get(key))
 
     def start(self, conf: dict[str, str], notice: str) -> None:
         self._notice = notice

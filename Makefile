@@ -132,7 +132,8 @@ COMPAT_VENV  ?= .venv-compat
 # report, sharing and the JVM archive are mostly the C side's and the JVM's
 # (`make test-compat-all` runs that longer list).
 COMPAT_TESTS := tests/integration/test_executor_spark.py \
-                "tests/integration/test_wild_notebooks.py::test_same_as_plain_pyspark[four_cells]"
+                "tests/integration/test_wild_notebooks.py::test_same_as_plain_pyspark[four_cells]" \
+                tests/integration/test_sharing.py::test_elastic_share_grows_alone_and_gives_back_at_task_boundaries
 COMPAT_ALL   := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
                 tests/integration/test_executor_spark.py tests/integration/test_cds.py \
                 tests/integration/test_wild_notebooks.py

@@ -62,9 +62,8 @@ static const struct def defs[] = {
     {"spark.dynamicAllocation.minExecutors", NULL, "0", K_INT,
      "an idle notebook may hold no executor at all", 0, 10000},
     {"spark.dynamicAllocation.initialExecutors", "SPARKERNEL_INITIAL_EXECUTORS", "1", K_INT,
-     "the warm session asks for one executor at start, so the first cell does not wait for it "
-     "(with the elastic share: every free core when nobody waits)",
-     0, 10000},
+     "the warm session asks for one executor at start, so the first cell does not wait for it", 0,
+     10000},
     {"spark.dynamicAllocation.executorIdleTimeout", "SPARKERNEL_IDLE_TIMEOUT", "60s", K_STRING,
      "an idle notebook gives its executors back after this", 0, 0},
     {"spark.dynamicAllocation.cachedExecutorIdleTimeout", "SPARKERNEL_CACHED_IDLE_TIMEOUT", "60s",
@@ -418,10 +417,7 @@ void settings_unset(struct settings *s, const char *key)
 
 void settings_derive(struct settings *s, const char *key, const char *value)
 {
-    if (value == NULL)
-        json_object_del(s->layer[SOURCE_DERIVED], key);
-    else
-        json_object_set_new(s->layer[SOURCE_DERIVED], key, json_string(value));
+    json_object_set_new(s->layer[SOURCE_DERIVED], key, json_string(value));
 }
 
 enum settings_source settings_source_of(const struct settings *s, const char *key)

@@ -62,8 +62,7 @@ json_t *settings_spark_conf(const struct settings *self);
 /* Every setting as rows {key, value, source, env, doc} for %spark status. New reference. */
 json_t *settings_table(const struct settings *self);
 /* Fills in values the kernel derives at session start (the advertised driver host, the
- * ports of the chosen slot); they show as "derived" defaults. value NULL forgets a derived
- * value (the table's default applies again). */
+ * ports of the chosen slot); they show as "derived" defaults. */
 void settings_derive(struct settings *self, const char *key, const char *value);
 const char *settings_strerror(int code);
 /* Whether key (borrowed) holds a secret that no output may show: the RPC secret, and any

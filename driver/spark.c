@@ -398,23 +398,19 @@ static void launch(struct kernel *k)
 
 /* Without a cap of its own, a session may take every core of the cluster (the elastic
  * share, sparkernel.share.elastic; see share_elastic) or, with the elastic share off, at
- * most half of them. Never below one executor nor initialExecutors. With the elastic share
- * the session also starts with every free core when nobody waits for cores (instead of one
- * executor), so a lone notebook's first cells do not start executors and warm up their
- * JITs while they run; an idle session gives them back as soon as another waits. */
+ * most half of them. Never below one executor nor initialExecutors. It still starts with
+ * one executor: starting with every free core when alone was measured (issue 19) to gain
+ * nothing clear for a lone notebook and to cost the first waits of notebooks that start
+ * together (the first takes the cluster until its idle yield). */
 static void cap_executors(struct settings *st, const struct master_status *ms)
 {
     const char *key = "spark.dynamicAllocation.maxExecutors";
-    const char *initial_key = "spark.dynamicAllocation.initialExecutors";
-    int elastic = settings_get_bool(st, "sparkernel.share.elastic", 1);
-    int per = settings_get_int(st, "spark.executor.cores", 1);
-    per = per > 0 ? per : 1;
-    if (settings_source_of(st, initial_key) == SOURCE_DERIVED)
-        settings_derive(st, initial_key, NULL); /* the last negotiation's */
     if (settings_source_of(st, key) > SOURCE_DERIVED || ms->cores <= 0)
         return;
-    int n = (elastic ? ms->cores : ms->cores / 2) / per;
-    int initial = settings_get_int(st, initial_key, 1);
+    int per = settings_get_int(st, "spark.executor.cores", 1);
+    int cores = settings_get_bool(st, "sparkernel.share.elastic", 1) ? ms->cores : ms->cores / 2;
+    int n = cores / (per > 0 ? per : 1);
+    int initial = settings_get_int(st, "spark.dynamicAllocation.initialExecutors", 1);
     if (n < initial)
         n = initial;
     if (n < 1)
@@ -422,17 +418,6 @@ static void cap_executors(struct settings *st, const struct master_status *ms)
     char value[16];
     snprintf(value, sizeof value, "%d", n);
     settings_derive(st, key, value);
-    char who[8];
-    if (elastic && settings_source_of(st, initial_key) <= SOURCE_DERIVED &&
-        !sharing_contended(ms, NULL, NULL, who, sizeof who, NULL)) {
-        int free_executors = (ms->cores - ms->coresused) / per;
-        if (free_executors > n)
-            free_executors = n;
-        if (free_executors > initial) {
-            snprintf(value, sizeof value, "%d", free_executors);
-            settings_derive(st, initial_key, value);
-        }
-    }
 }
 
 static void on_negotiated(void *ctx, int status, long code, const char *body, size_t len,

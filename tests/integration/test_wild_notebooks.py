@@ -377,3 +377,58 @@ def test_job_titles_and_stopped_spark(cluster, setup):
         assert text.strip().splitlines()[-1] == "3 after-stop", text
     finally:
         k.shutdown()
+
+
+def test_session_interrupted_while_it_starts(cluster, setup):
+    """A user interrupts the cell whose builder is starting a session (issue 15, item 5).
+    On both kernels the cell ends (interrupted, or done if the start won the race) and the
+    next cell's builder gets a working session; on sparkernel the interrupt waits for the
+    start to end and stops the half-born context (plain PySpark may leave it running in the
+    JVM, where the next SparkContext then refuses to start), so the next cell always works.
+    Nothing is left running afterwards."""
+    from kernels import Kernel
+
+    cell = ("from pyspark.sql import SparkSession\n"
+            f"s = {builder('interrupted-start', setup['values']['master'])}\n"
+            "print(s.range(3).count(), s.sparkContext.appName)")
+    outcomes = {}
+    for kernel in ("sparkernel", "ipykernel"):
+        token = secrets.token_hex(8)
+        env = dict(setup["envs"][kernel], **{MARKER: token})
+        saved = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = env["JUPYTER_PATH"]  # where the peer's spec is
+        try:
+            k = Kernel("sparkernel" if kernel == "sparkernel" else PEER, env=env)
+        finally:
+            if saved is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = saved
+        try:
+            if kernel == "sparkernel":  # the warm session is up: the start is the user's
+                reply, _ = k.execute("%spark status", timeout=120)
+            msg_id = k.kc.execute(cell)
+            time.sleep(0.5)
+            k.km.interrupt_kernel()
+            reply, out = k.collect(msg_id, timeout=120)
+            first = reply["content"]["status"], reply["content"].get("ename")
+            reply, out = k.execute(cell, timeout=300)
+            text = "".join(m["content"].get("text", "") for m in out
+                           if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+            outcomes[kernel] = (first, reply["content"]["status"],
+                                text.strip().splitlines()[-1] if text.strip() else "")
+        finally:
+            k.shutdown()
+        deadline = time.monotonic() + 30
+        while (left := ours(token)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, [p.cmdline()[:3] for p in left]
+    first, status, line = outcomes["sparkernel"]
+    assert first in (("error", "KeyboardInterrupt"), ("ok", None)), outcomes
+    assert (status, line) == ("ok", "3 interrupted-start"), outcomes
+    if outcomes["ipykernel"][1] == "ok":  # where plain PySpark recovers, the same output
+        assert outcomes["ipykernel"][2] == line, outcomes
+    deadline = time.monotonic() + 30
+    while [a for a in cluster.json().get("activeapps", [])] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not cluster.json().get("activeapps"), cluster.json()["activeapps"]

@@ -200,23 +200,6 @@ Test(settings, environment_values_out_of_bounds_are_ignored)
     settings_destroy(&s);
 }
 
-/* A value derived at one session's start is forgotten for the next (NULL): the default
- * applies again, and a stronger source is never touched. */
-Test(settings, a_derived_value_can_be_forgotten)
-{
-    char *env[] = {"SPARKERNEL_MAX_EXECUTORS=3", NULL};
-    struct settings *s = settings_new(env);
-    cr_assert_not_null(s);
-    settings_derive(s, "spark.dynamicAllocation.initialExecutors", "2");
-    cr_expect_eq(settings_source_of(s, "spark.dynamicAllocation.initialExecutors"), SOURCE_DERIVED);
-    settings_derive(s, "spark.dynamicAllocation.initialExecutors", NULL);
-    cr_expect_eq(settings_source_of(s, "spark.dynamicAllocation.initialExecutors"), SOURCE_DEFAULT);
-    cr_expect_eq(settings_get_int(s, "spark.dynamicAllocation.initialExecutors", 9), 1);
-    settings_derive(s, "spark.dynamicAllocation.maxExecutors", NULL);
-    cr_expect_eq(settings_get_int(s, "spark.dynamicAllocation.maxExecutors", 9), 3);
-    settings_destroy(&s);
-}
-
 Test(settings, booleans_read_true_false_or_the_fallback)
 {
     char *env[] = {"SPARKERNEL_DYNAMIC_ALLOCATION=false", "SPARKERNEL_WARM=true", NULL};

@@ -383,6 +383,8 @@ class Spark:
         self._since = 0.0
         self._notice = ""
         self._conf: dict[str, str] | None = None  # of the last spark_start, for a revival
+        self._starting = 0  # a cell's SparkContext is starting (nested: the builder's)
+        self._start_interrupted = False
         self._quiet_wait = False  # the notice already says a session is starting
         self._group: str | None = None
         self._deferred: object | None = None  # an interrupt waiting for a JVM call
@@ -876,7 +878,22 @@ class Spark:
                 if bound.get("appName"):
                     request["spark.app.name"] = str(bound["appName"])
                 owner._yield_warm(request)
-            init(sc, *args, **kwargs)
+            # An interrupt while the context starts waits for the start to end (see
+            # interrupt), then stops the context and is raised: raised inside the start, it
+            # would leave the JVM's context running with no Python side, and every later
+            # SparkContext of the process refused.
+            owner._starting += 1
+            try:
+                init(sc, *args, **kwargs)
+            finally:
+                owner._starting -= 1
+            if owner._start_interrupted and not owner._starting:
+                owner._start_interrupted = False
+                try:
+                    stop(sc)
+                except Exception:
+                    pass
+                raise KeyboardInterrupt
             owner._adopt(sc, None)
 
         def context_get(cls: Any, conf: Any = None) -> Any:
@@ -1075,6 +1092,11 @@ class Spark:
         cell waits in a JVM call, the interrupt is raised instead as that call returns,
         which the cancel makes prompt. A second ^C, or 3 s without an answer, raises at
         once."""
+        if self._starting:  # a context starting: raised once it has started and stopped
+            if self._start_interrupted:
+                return False  # a second ^C: at once
+            self._start_interrupted = True
+            return True
         if self._deferred is not None:
             self._deferred = None
             return False

@@ -127,12 +127,12 @@ core-ci: asan-core integration-core-plain
 # The driver suite against PySpark 3.5 (the original cluster's images), in its own venv:
 # the kernel's executor, the cluster the tests start and the clients all run 3.5.
 COMPAT_VENV  ?= .venv-compat
-# What depends on PySpark's version: the executor's session code (executor_spark) and the
-# notebooks' own sessions (the four-cell pattern of issue 15). The driver suite, the WAITING
-# report, sharing and the JVM archive are mostly the C side's and the JVM's
-# (`make test-compat-all` runs that longer list).
-COMPAT_TESTS := tests/integration/test_executor_spark.py \
-                "tests/integration/test_wild_notebooks.py::test_same_as_plain_pyspark[four_cells]" \
+# What depends on PySpark's version: the executor's session code (executor_spark), the
+# notebooks' own sessions (the whole wild corpus of issue 15, against ipykernel + PySpark
+# 3.5) and the elastic share's calls into Spark's scheduler (issue 19). The driver suite,
+# the WAITING report, the rest of sharing and the JVM archive are mostly the C side's and
+# the JVM's (`make test-compat-all` runs that longer list).
+COMPAT_TESTS := tests/integration/test_executor_spark.py tests/integration/test_wild_notebooks.py \
                 tests/integration/test_sharing.py::test_elastic_share_grows_alone_and_gives_back_at_task_boundaries
 COMPAT_ALL   := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
                 tests/integration/test_executor_spark.py tests/integration/test_cds.py \

@@ -98,7 +98,6 @@ def main() -> int:
         bk.log("starting the cluster (1 worker, 2 cores, 2g)")
         cluster.start()
         specs, jupyter_path, envs = bn.kernel_envs(cluster, tmp, token)
-        os.environ["JUPYTER_PATH"] = jupyter_path
         sources = {}
         for lb in LABELS:
             d = tmp / lb
@@ -108,15 +107,7 @@ def main() -> int:
                                          "language": "python"}
             sources[lb] = d / "alone.ipynb"
             nbformat.write(nb, str(sources[lb]))
-        import ipykernel
-        import pyspark
-        from jupyter_client.kernelspec import KernelSpecManager
-        ksm = KernelSpecManager()
-        info = bk.machine_info({"sparkernel": "this build",
-                                "ipykernel": "ipykernel %s + PySpark %s"
-                                % (ipykernel.__version__, pyspark.__version__)},
-                               {lb: " ".join(ksm.get_kernel_spec(specs[lb]).argv)
-                                for lb in LABELS})
+        info = bn.side_by_side_info({lb: specs[lb] for lb in LABELS}, jupyter_path)
         for rep in range(args.reps):
             for lb in bk.order(LABELS, rep):
                 what = "%s (rep %d)" % (lb, rep + 1)

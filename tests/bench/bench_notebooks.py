@@ -312,6 +312,22 @@ def kernel_envs(cluster: LocalCluster, tmp: pathlib.Path, token: str,
     return specs, jupyter_path, envs
 
 
+def side_by_side_info(specs: dict[str, str], jupyter_path: str) -> list[str]:
+    """The machine and both kernels' versions and argv, with JUPYTER_PATH set to find both
+    specs (kept set: the runs after it need it too)."""
+    os.environ["JUPYTER_PATH"] = jupyter_path
+    import ipykernel
+    import pyspark
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    ksm = KernelSpecManager()
+    return bk.machine_info({"sparkernel": "this build",
+                            "ipykernel": "ipykernel %s + PySpark %s"
+                            % (ipykernel.__version__, pyspark.__version__)},
+                           {lb: " ".join(ksm.get_kernel_spec(spec).argv)
+                            for lb, spec in specs.items()})
+
+
 # ---- the report -----------------------------------------------------------------------
 
 def render(rows: list[tuple], info: list[str], samples: list[str], notes: list[str],
@@ -365,7 +381,6 @@ def main() -> int:
     trainer_waits: list[str] = []
     changes: dict[str, list[str]] = {}
     cds_note = "not checked"
-    specs_argv: dict[str, str] = {}
     info: list[str] = []
     cluster = LocalCluster(workers=1, cores=2, memory="2g")
     try:
@@ -378,17 +393,8 @@ def main() -> int:
         specs, jupyter_path, envs = kernel_envs(cluster, tmp, token,
                                                 SPARKERNEL_DATA_DIR=str(data_dir))
         ipk = specs["ipykernel"]
-        os.environ["JUPYTER_PATH"] = jupyter_path
-        from jupyter_client.kernelspec import KernelSpecManager
-        ksm = KernelSpecManager()
-        for lb in LABELS:
-            specs_argv[lb] = " ".join(ksm.get_kernel_spec(specs[lb]).argv)
-        import ipykernel
+        info = side_by_side_info({lb: specs[lb] for lb in LABELS}, jupyter_path)
         import nbconvert
-        import pyspark
-        info = bk.machine_info({"sparkernel": "this build",
-                                "ipykernel": "ipykernel %s + PySpark %s"
-                                % (ipykernel.__version__, pyspark.__version__)}, specs_argv)
         info.append("- nbconvert %s; cluster: LocalCluster, 1 worker, 2 cores, 2g, on "
                     "loopback; one notebook at a time, kernels alternating per repetition, "
                     "each run starting with the cluster free and no process of the previous "

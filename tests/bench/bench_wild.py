@@ -105,16 +105,7 @@ def main() -> int:
                     nb.metadata["kernelspec"]["name"] = ipk
                 sources[(name, lb)] = d / (name + ".ipynb")
                 nbformat.write(nb, str(sources[(name, lb)]))
-        os.environ["JUPYTER_PATH"] = jupyter_path
-        from jupyter_client.kernelspec import KernelSpecManager
-        ksm = KernelSpecManager()
-        import ipykernel
-        import pyspark
-        info = bk.machine_info({"sparkernel": "this build",
-                                "ipykernel": "ipykernel %s + PySpark %s"
-                                % (ipykernel.__version__, pyspark.__version__)},
-                               {lb: " ".join(ksm.get_kernel_spec(specs[lb]).argv)
-                                for lb in LABELS})
+        info = bn.side_by_side_info({lb: specs[lb] for lb in LABELS}, jupyter_path)
 
         def run(name: str, lb: str, what: str) -> float:
             bs.wait_cluster_free(cluster, 120.0)

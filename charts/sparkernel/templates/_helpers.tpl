@@ -208,7 +208,7 @@ variable is set (driver/settings.c), and so over spark-defaults.conf. One of the
 spark.defaults is also passed as that variable, so that it holds in notebooks too.
 */}}
 {{- define "sparkernel.kernelOwnedEnv" -}}
-{{- dict "spark.executor.cores" "SPARKERNEL_EXECUTOR_CORES" "spark.executor.memory" "SPARKERNEL_EXECUTOR_MEMORY" "spark.dynamicAllocation.enabled" "SPARKERNEL_DYNAMIC_ALLOCATION" "spark.dynamicAllocation.maxExecutors" "SPARKERNEL_MAX_EXECUTORS" "spark.dynamicAllocation.initialExecutors" "SPARKERNEL_INITIAL_EXECUTORS" "spark.dynamicAllocation.executorIdleTimeout" "SPARKERNEL_IDLE_TIMEOUT" "spark.dynamicAllocation.cachedExecutorIdleTimeout" "SPARKERNEL_CACHED_IDLE_TIMEOUT" "spark.app.name" "SPARKERNEL_APP_NAME" "spark.driver.bindAddress" "SPARKERNEL_BIND_ADDRESS" | toJson -}}
+{{- dict "spark.executor.cores" "SPARKERNEL_EXECUTOR_CORES" "spark.executor.memory" "SPARKERNEL_EXECUTOR_MEMORY" "spark.dynamicAllocation.enabled" "SPARKERNEL_DYNAMIC_ALLOCATION" "spark.dynamicAllocation.maxExecutors" "SPARKERNEL_MAX_EXECUTORS" "spark.dynamicAllocation.initialExecutors" "SPARKERNEL_INITIAL_EXECUTORS" "spark.dynamicAllocation.executorIdleTimeout" "SPARKERNEL_IDLE_TIMEOUT" "spark.dynamicAllocation.cachedExecutorIdleTimeout" "SPARKERNEL_CACHED_IDLE_TIMEOUT" "spark.app.name" "SPARKERNEL_APP_NAME" "spark.driver.bindAddress" "SPARKERNEL_BIND_ADDRESS" "spark.decommission.enabled" "SPARKERNEL_DECOMMISSION" | toJson -}}
 {{- end -}}
 
 {{/*

@@ -397,7 +397,7 @@ static void launch(struct kernel *k)
 }
 
 /* Without a cap of its own, a session may take every core of the cluster (the elastic
- * share, sparkernel.share.elastic; see share_elastic) or, with the elastic share off, at
+ * share, sparkernel.share.elastic; see share_rule_of) or, with the elastic share off, at
  * most half of them. Never below one executor nor initialExecutors. It still starts with
  * one executor: starting with every free core when alone was measured (issue 19) to gain
  * nothing clear for a lone notebook and to cost the first waits of notebooks that start
@@ -908,53 +908,82 @@ static int track_share(struct spark *s, const struct master_status *ms,
     return 0;
 }
 
-/* Which rule shares the cluster for this session, in one sentence (for %spark status). */
-static const char *share_rule(const struct spark *s, char *buf, size_t len)
+enum share_rule {
+    SHARE_NONE,
+    SHARE_STATIC,
+    SHARE_CORES_MAX,
+    SHARE_MAX_EXECUTORS,
+    SHARE_NO_DECOMMISSION,
+    SHARE_HALF,
+    SHARE_ELASTIC
+};
+
+/* Which rule shares the cluster for this session: one decision, for the elastic share
+ * (share_cluster) and for %spark status (share_rule_text). */
+static enum share_rule share_rule_of(const struct settings *st)
+{
+    if (!settings_is_cluster(st))
+        return SHARE_NONE;
+    if (!settings_get_bool(st, "spark.dynamicAllocation.enabled", 1))
+        return SHARE_STATIC;
+    if (settings_get(st, "spark.cores.max"))
+        return SHARE_CORES_MAX;
+    if (settings_source_of(st, "spark.dynamicAllocation.maxExecutors") > SOURCE_DERIVED)
+        return SHARE_MAX_EXECUTORS;
+    if (!settings_get_bool(st, "sparkernel.share.elastic", 1))
+        return SHARE_HALF;
+    if (!settings_get_bool(st, "spark.decommission.enabled", 1))
+        return SHARE_NO_DECOMMISSION;
+    return SHARE_ELASTIC;
+}
+
+/* The rule in one sentence, with why (for %spark status). */
+static const char *share_rule_text(const struct spark *s, char *buf, size_t len)
 {
     const struct settings *st = s->settings;
-    if (!settings_is_cluster(st))
+    const char *key = NULL;
+    switch (share_rule_of(st)) {
+    case SHARE_NONE:
         snprintf(buf, len, "Share: none (master %s is not a cluster).",
                  settings_get(st, "spark.master") ?: "?");
-    else if (!settings_get_bool(st, "spark.dynamicAllocation.enabled", 1))
+        break;
+    case SHARE_STATIC:
         snprintf(buf, len,
                  "Share: fixed (spark.dynamicAllocation.enabled=false): the session keeps "
                  "the executors it was given until it stops.");
-    else if (settings_get(st, "spark.cores.max"))
+        break;
+    case SHARE_CORES_MAX:
+        key = "spark.cores.max";
+        /* fall through */
+    case SHARE_MAX_EXECUTORS:
+        key = key ? key : "spark.dynamicAllocation.maxExecutors";
         snprintf(buf, len,
-                 "Share: fixed at spark.cores.max=%s (%s); idle executors still go back "
-                 "when another application waits.",
-                 settings_get(st, "spark.cores.max"),
-                 settings_source_name(settings_source_of(st, "spark.cores.max")));
-    else if (settings_source_of(st, "spark.dynamicAllocation.maxExecutors") > SOURCE_DERIVED)
-        snprintf(
-            buf, len,
-            "Share: fixed at spark.dynamicAllocation.maxExecutors=%s (%s); idle executors "
-            "still go back when another application waits.",
-            settings_get(st, "spark.dynamicAllocation.maxExecutors"),
-            settings_source_name(settings_source_of(st, "spark.dynamicAllocation.maxExecutors")));
-    else if (!settings_get_bool(st, "sparkernel.share.elastic", 1))
+                 "Share: fixed at %s=%s (%s); idle executors still go back when another "
+                 "application waits.",
+                 key, settings_get(st, key), settings_source_name(settings_source_of(st, key)));
+        break;
+    case SHARE_HALF:
         snprintf(buf, len,
                  "Share: half of the cluster (sparkernel.share.elastic=false), "
                  "spark.dynamicAllocation.maxExecutors=%s.",
                  settings_get(st, "spark.dynamicAllocation.maxExecutors") ?: "?");
-    else
+        break;
+    case SHARE_NO_DECOMMISSION:
+        snprintf(buf, len,
+                 "Share: up to every core, given back only between cells "
+                 "(spark.decommission.enabled=false: a running executor cannot finish its "
+                 "tasks and leave).");
+        break;
+    case SHARE_ELASTIC:
         snprintf(buf, len,
                  "Share: elastic: up to every core of the cluster while no other "
                  "application waits; down to a fair share (the cluster's cores divided among "
                  "the applications that hold or want cores) at the next task boundary when "
                  "one does%s.",
                  s->shrunk ? " (now: shrunk, another application waits)" : "");
+        break;
+    }
     return buf;
-}
-
-static int share_elastic(const struct spark *s)
-{
-    const struct settings *st = s->settings;
-    return settings_get_bool(st, "sparkernel.share.elastic", 1) && settings_is_cluster(st) &&
-           settings_get_bool(st, "spark.dynamicAllocation.enabled", 1) &&
-           settings_get_bool(st, "spark.decommission.enabled", 1) &&
-           settings_get(st, "spark.cores.max") == NULL &&
-           settings_source_of(st, "spark.dynamicAllocation.maxExecutors") <= SOURCE_DERIVED;
 }
 
 /* The elastic share, at every answer of the master while the session holds cores: when
@@ -968,7 +997,7 @@ static void share_cluster(struct kernel *k, const struct master_status *ms,
                           const struct master_app *mine, int contended)
 {
     struct spark *s = k->spark;
-    if (mine == NULL || !share_elastic(s))
+    if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
         return;
     if (!contended) {
         json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
@@ -1258,7 +1287,7 @@ static void session_html(struct kernel *k, struct sb *html, struct sb *text)
         sb_add(text, "%s\n", s->notice);
     }
     char rule[768];
-    share_rule(s, rule, sizeof rule);
+    share_rule_text(s, rule, sizeof rule);
     sb_add(html, "<p>");
     sb_escape(html, rule);
     sb_add(html, "</p>");

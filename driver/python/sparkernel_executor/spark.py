@@ -338,7 +338,7 @@ def _shrink(jsc: Any, keep: int) -> None:
     excess = live[keep:]
     if not excess:
         return
-    info_cls = _jvm_of(jsc).org.apache.spark.scheduler.ExecutorDecommissionInfo
+    info_cls = _jvm().org.apache.spark.scheduler.ExecutorDecommissionInfo
     host = getattr(info_cls, "apply$default$2")()
     for executor in reversed(excess):
         info = info_cls.apply("sparkernel: another application waits for cores", host)
@@ -356,12 +356,11 @@ def _grow(jsc: Any) -> None:
     target = targets.get(default_id)
     if target.isEmpty():
         return
-    jvm = _jvm_of(jsc)
-    empty = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()
+    empty = getattr(getattr(_jvm().scala.collection.immutable, "Map$"), "MODULE$").empty()
     jsc.requestTotalExecutors(int(target.get()), 0, empty)
 
 
-def _jvm_of(jsc: Any) -> Any:
+def _jvm() -> Any:
     from pyspark import SparkContext
 
     return SparkContext._jvm

@@ -223,6 +223,27 @@ def test_log4j_stays_out_of_cells(started):
     assert f" INFO SparkContext: Running Spark version {pyspark.__version__}" in log
 
 
+def test_rpc_plumbing_errors_stay_in_the_log(started):
+    """A Spark ERROR reaches the cell (fd 2), except the RPC layer's: an executor's message
+    to a context already stopped is logged by TransportRequestHandler, and ipykernel +
+    PySpark's cell never shows it. Both logged through the JVM's own log4j."""
+    ex = started["ex"]
+    cell = ex.execute(
+        "lm = spark._jvm.org.apache.logging.log4j.LogManager\n"
+        "lm.getLogger('org.apache.spark.network.server.TransportRequestHandler')"
+        ".error('rpc-probe: Could not find CoarseGrainedScheduler.')\n"
+        "lm.getLogger('org.apache.spark.executor.Executor').error('task-probe')\n"
+        "import time; time.sleep(0.5)", 5)
+    assert cell.content["status"] == "ok", cell.content
+    deadline = time.monotonic() + 10
+    while b"task-probe" not in ex.fd2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shown = ex.fd2.decode(errors="replace")
+    assert "ERROR Executor: task-probe" in shown, shown
+    assert "rpc-probe" not in shown, shown
+    assert "ERROR TransportRequestHandler: rpc-probe" in started["log"].read_text()
+
+
 def test_spark_is_predefined_and_sigint_stays_ours(started):
     ex = started["ex"]
     cell = ex.execute("import signal\n(type(sc).__name__, type(spark).__name__, "

@@ -295,6 +295,14 @@ logger.jetty.level = warn
 # (seen in the four-cell notebook on PySpark 3.5). Not the user's error: never shown.
 logger.jersey.name = org.glassfish.jersey.server.ServerRuntime$Responder
 logger.jersey.level = off
+# An executor's one-way message that reaches the driver after the context it was meant for
+# has stopped ("Could not find CoarseGrainedScheduler"): the kernel's own warm session
+# replaced by the one a notebook builds, with decommissioning executors still reporting.
+# RPC plumbing, never the user's error: in the log file only (a cell that builds a session
+# showed it, where ipykernel + PySpark's cell shows nothing).
+logger.rpc.name = org.apache.spark.network.server.TransportRequestHandler
+logger.rpc.additivity = false
+logger.rpc.appenderRef.file.ref = file
 """
 
 

@@ -31,7 +31,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 
 KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
-              kernel/dispatch.c kernel/execution.c kernel/loop.c kernel/redact.c
+              kernel/dispatch.c kernel/debugger.c kernel/execution.c kernel/loop.c kernel/redact.c
 DRIVER_SRC := driver/frame.c driver/executor.c driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
               driver/master.c driver/magics.c driver/progress.c driver/sharing.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
@@ -105,7 +105,7 @@ integration: all $(PROBE_BIN)
 # file once: the ones that drive the Spark driver's C (ASAN_SPARK, below) on the sanitized
 # build only, the others on the plain build.
 CORE_TESTS := test_protocol.py test_hostile.py test_security.py test_jupyter_kernel_test.py \
-              test_frames.py test_status_escaping.py test_ipykernel_parity.py test_setup.py \
+              test_frames.py test_status_escaping.py test_debugger.py test_ipykernel_parity.py test_setup.py \
               test_install.py test_soak.py
 integration-core: all
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_TESTS:%=tests/integration/%)
@@ -212,7 +212,7 @@ asan-unit: asan-build
 # cluster tool, sharing, two hosts, install/set-up (no C path the ones above miss; minutes
 # each) and the valgrind soak (valgrind and ASan do not mix). `make asan` runs them all.
 ASAN_CORE  := test_protocol.py test_hostile.py test_security.py test_jupyter_kernel_test.py \
-              test_frames.py test_status_escaping.py
+              test_frames.py test_status_escaping.py test_debugger.py
 ASAN_SPARK := test_spark_driver.py test_faults.py test_master_live.py
 asan-core: asan-build
 	$(ASAN_RUN) $(ASAN_CORE:%=tests/integration/%)

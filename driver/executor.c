@@ -19,6 +19,70 @@
 
 #define READ_CHUNK 65536
 
+/* Frames for a non-blocking pipe, kept whole and in order until it takes them. */
+struct outbox {
+    char *buf;
+    size_t len, off;
+};
+
+static void outbox_clear(struct outbox *o)
+{
+    free(o->buf);
+    o->buf = NULL;
+    o->len = o->off = 0;
+}
+
+/* Appends one encoded frame (borrowed); EXECUTOR_EPIPE past limit bytes waiting. */
+static int outbox_put(struct outbox *o, const char *data, size_t n, size_t limit)
+{
+    size_t have = o->len - o->off;
+    if (have + n > limit)
+        return EXECUTOR_EPIPE; /* a child that has not read this much is not coming back */
+    if (o->off > 0) {          /* compact what is left */
+        memmove(o->buf, o->buf + o->off, have);
+        o->off = 0;
+        o->len = have;
+    }
+    char *grown = realloc(o->buf, have + n);
+    if (grown == NULL)
+        return EXECUTOR_EPROTOCOL;
+    o->buf = grown;
+    memcpy(o->buf + have, data, n);
+    o->len = have + n;
+    return EXECUTOR_OK;
+}
+
+/* Writes what waits, as much as fd takes now. */
+static int outbox_flush(struct outbox *o, int fd)
+{
+    while (fd >= 0 && o->off < o->len) {
+        ssize_t w = write(fd, o->buf + o->off, o->len - o->off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return EXECUTOR_OK; /* the rest when the pipe has room */
+        if (w <= 0)
+            return EXECUTOR_EPIPE;
+        o->off += (size_t)w;
+    }
+    o->len = o->off = 0;
+    return fd >= 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+}
+
+/* Encodes obj (borrowed) as one frame into o, then writes what the pipe takes. */
+static int outbox_send(struct outbox *o, int fd, json_t *obj, size_t limit)
+{
+    if (fd < 0)
+        return EXECUTOR_ENOTRUNNING;
+    char *buf;
+    size_t len;
+    if (frame_encode(obj, &buf, &len) != FRAME_OK)
+        return EXECUTOR_EPROTOCOL;
+    int rc = outbox_put(o, buf, len, limit);
+    free(buf);
+    return rc == EXECUTOR_OK ? outbox_flush(o, fd) : rc;
+}
+
 struct executor {
     struct executor_config cfg;
     enum executor_state state;
@@ -30,8 +94,7 @@ struct executor {
     unsigned char carry[2][4]; /* an unfinished UTF-8 character per stream */
     size_t carry_len[2];
     struct frame_reader *events;
-    char *pending; /* command bytes the pipe did not take yet (it is non-blocking) */
-    size_t pending_len, pending_off;
+    struct outbox cmd_out, ctl_out; /* bytes each pipe did not take yet (non-blocking) */
     unsigned long dropped; /* event frames that could not be read, over the kernel's life */
 };
 
@@ -65,9 +128,8 @@ void executor_cleanup(struct executor *ex)
     close_fd(&ex->out_fd[0]);
     close_fd(&ex->out_fd[1]);
     ex->carry_len[0] = ex->carry_len[1] = 0;
-    free(ex->pending);
-    ex->pending = NULL;
-    ex->pending_len = ex->pending_off = 0;
+    outbox_clear(&ex->cmd_out);
+    outbox_clear(&ex->ctl_out);
     frame_reader_destroy(&ex->events);
     ex->state = EXECUTOR_STOPPED;
 }
@@ -205,68 +267,29 @@ int executor_stream_fd(const struct executor *ex, enum executor_stream which)
 
 int executor_flush(struct executor *ex)
 {
-    while (ex->cmd_fd >= 0 && ex->pending_off < ex->pending_len) {
-        ssize_t w =
-            write(ex->cmd_fd, ex->pending + ex->pending_off, ex->pending_len - ex->pending_off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return EXECUTOR_OK; /* the rest when the pipe has room (executor_write_fd) */
-        if (w <= 0)
-            return EXECUTOR_EPIPE;
-        ex->pending_off += (size_t)w;
-    }
-    ex->pending_len = ex->pending_off = 0;
-    return ex->cmd_fd >= 0 ? EXECUTOR_OK : EXECUTOR_ENOTRUNNING;
+    int rc = outbox_flush(&ex->ctl_out, ex->ctl_fd);
+    int cmd = outbox_flush(&ex->cmd_out, ex->cmd_fd);
+    return cmd != EXECUTOR_OK ? cmd : rc;
 }
 
 int executor_control(struct executor *ex, json_t *obj)
 {
-    if (ex->ctl_fd < 0)
-        return EXECUTOR_ENOTRUNNING;
-    char *buf;
-    size_t len;
-    if (frame_encode(obj, &buf, &len) != FRAME_OK)
-        return EXECUTOR_EPROTOCOL;
-    /* One small frame: a pipe write under PIPE_BUF is whole or not at all. */
-    ssize_t n = len <= PIPE_BUF ? write(ex->ctl_fd, buf, len) : -1;
-    free(buf);
-    return n == (ssize_t)len ? EXECUTOR_OK : EXECUTOR_EPIPE;
+    return outbox_send(&ex->ctl_out, ex->ctl_fd, obj, EXECUTOR_MAX_CONTROL);
 }
 
 int executor_write_fd(const struct executor *ex)
 {
-    return ex->pending_off < ex->pending_len ? ex->cmd_fd : -1;
+    return ex->cmd_out.off < ex->cmd_out.len ? ex->cmd_fd : -1;
+}
+
+int executor_control_write_fd(const struct executor *ex)
+{
+    return ex->ctl_out.off < ex->ctl_out.len ? ex->ctl_fd : -1;
 }
 
 int executor_send(struct executor *ex, json_t *obj)
 {
-    if (ex->cmd_fd < 0)
-        return EXECUTOR_ENOTRUNNING;
-    char *buf;
-    size_t len;
-    if (frame_encode(obj, &buf, &len) != FRAME_OK)
-        return EXECUTOR_EPROTOCOL;
-    size_t have = ex->pending_len - ex->pending_off;
-    if (have + len > EXECUTOR_MAX_PENDING) {
-        free(buf);
-        return EXECUTOR_EPIPE; /* a child that has not read this much is not coming back */
-    }
-    if (ex->pending_off > 0) { /* compact what is left */
-        memmove(ex->pending, ex->pending + ex->pending_off, have);
-        ex->pending_off = 0;
-        ex->pending_len = have;
-    }
-    char *grown = realloc(ex->pending, have + len);
-    if (grown == NULL) {
-        free(buf);
-        return EXECUTOR_EPROTOCOL;
-    }
-    ex->pending = grown;
-    memcpy(ex->pending + have, buf, len);
-    ex->pending_len = have + len;
-    free(buf);
-    return executor_flush(ex);
+    return outbox_send(&ex->cmd_out, ex->cmd_fd, obj, EXECUTOR_MAX_PENDING);
 }
 
 int executor_interrupt(struct executor *ex)

@@ -47,14 +47,18 @@ int executor_stream_fd(const struct executor *self, enum executor_stream which);
 /* Sends one command frame (obj borrowed) without blocking: what the pipe does not take now
  * is kept and written by executor_flush when the loop sees the pipe writable. */
 int executor_send(struct executor *self, json_t *obj);
-/* Sends one small command (obj borrowed) on the control pipe, which a thread of the
- * executor reads at any time, a cell running or not. Never blocks and keeps nothing: a
- * frame the pipe does not take whole is dropped (EXECUTOR_EPIPE); callers send state that
- * they send again. */
+/* Control bytes held for a child whose control thread does not read. */
+#define EXECUTOR_MAX_CONTROL (64u << 20)
+/* Sends one command (obj borrowed) on the control pipe, which a thread of the executor
+ * reads at any time, a cell running or not (the debugger's requests, a share given back).
+ * Never blocks: kept whole and in order like executor_send's, written as the pipe takes it
+ * (poll executor_control_write_fd). */
 int executor_control(struct executor *self, json_t *obj);
 /* The command pipe while bytes wait for it (poll it for writing), else -1. */
 int executor_write_fd(const struct executor *self);
-/* Writes what waits, as much as the pipe takes now. */
+/* The same for the control pipe. */
+int executor_control_write_fd(const struct executor *self);
+/* Writes what waits on both pipes, as much as they take now. */
 int executor_flush(struct executor *self);
 /* Sends SIGINT to the executor process only (never its children: the JVM). */
 int executor_interrupt(struct executor *self);

@@ -1,6 +1,7 @@
 /* dispatch: one handler per msg_type. Requests that need the Python executor go to the
  * execution queue; everything else is answered here at once, even while a cell runs or the
  * executor is still starting. Every request gets busy/idle on iopub. */
+#include "debugger.h"
 #include "kernel.h"
 #include "log.h"
 #include "message.h"
@@ -53,11 +54,16 @@ static void on_kernel_info(struct kernel *k, void *sock, struct wire_msg *req)
              "sparkernel %s: PySpark on a Spark standalone cluster (Python %s, IPython)\n"
              "Magics: %%spark status | config | restart | ui",
              SPARKERNEL_VERSION, pyver ? pyver : "3");
+    /* The debugger through debugpy in the executor, unless it said debugpy is missing;
+     * "debugger" is protocol 5.3's flag, supported_features 5.4's (ipykernel 7 sends the
+     * latter, JupyterLab reads either). No kernel subshells. */
+    int debugger = !k->debugger_missing;
     json_t *content =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:b, s:[]}", "status", "ok",
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:b, s:o}", "status", "ok",
                   "protocol_version", MESSAGE_PROTOCOL_VERSION, "implementation", "sparkernel",
                   "implementation_version", SPARKERNEL_VERSION, "language_info", li, "banner",
-                  banner, "help_links", help_links(), "debugger", 0, "supported_features");
+                  banner, "help_links", help_links(), "debugger", debugger, "supported_features",
+                  debugger ? json_pack("[s]", "debugger") : json_array());
     dispatch_reply(k, sock, req, "kernel_info_reply", content, NULL);
 }
 
@@ -114,6 +120,10 @@ void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg)
     }
     json_decref(k->last_parent);
     k->last_parent = json_incref(msg->header);
+    if (ch == CHANNEL_CONTROL && strcmp(t, "debug_request") == 0) {
+        debugger_request(k, msg); /* busy now, its reply and idle when debugpy answers */
+        return;
+    }
     iopub_status(k, "busy", msg->header);
     if (strcmp(t, "kernel_info_request") == 0) {
         on_kernel_info(k, sock, msg);
@@ -125,8 +135,8 @@ void dispatch_message(struct kernel *k, enum channel ch, struct wire_msg *msg)
     } else if (ch == CHANNEL_SHELL && strcmp(t, "history_request") == 0) {
         on_history(k, sock, msg);
     } else if (ch == CHANNEL_CONTROL && strstr(t, "_request") != NULL) {
-        /* debug_request and other control requests this kernel does not implement: an
-         * error reply, so a client never waits for an answer that will not come. */
+        /* Control requests this kernel does not implement (subshells): an error reply, so
+         * a client never waits for an answer that will not come. */
         char reply_type[96];
         dispatch_reply(k, sock, msg, dispatch_reply_type(t, reply_type, sizeof reply_type),
                        json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename",

@@ -2,6 +2,7 @@
  * runs at a time. This file turns executor events into iopub messages and replies, and
  * owns the executor's life: started in the background at kernel start, restarted after a
  * death, its last cell told what happened. */
+#include "debugger.h"
 #include "kernel.h"
 
 #include "../driver/magics.h"
@@ -475,6 +476,7 @@ static void on_event(struct kernel *k, json_t *ev)
             json_decref(k->language_info);
             k->language_info = json_incref(li);
         }
+        k->debugger_missing = json_is_false(json_object_get(ev, "debugger"));
         executor_set_ready(k->exec);
         log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
         k->start_kills = 0;
@@ -553,6 +555,10 @@ static void on_event(struct kernel *k, json_t *ev)
         else
             log_warn("malformed comm event from the executor dropped");
         wire_blobs_free(buffers, n_buffers);
+    } else if (strcmp(type, "debug_reply") == 0) {
+        debugger_on_reply(k, ev);
+    } else if (strcmp(type, "debug_event") == 0) {
+        debugger_on_event(k, ev);
     } else if (strcmp(type, "spark_state") == 0) {
         spark_on_state(k, ev);
         execution_pump(k);
@@ -602,6 +608,8 @@ void execution_on_child(struct kernel *k)
     int was_ready = executor_state(k->exec) == EXECUTOR_READY;
     executor_cleanup(k->exec);
     k->sync_awaited = 0;
+    debugger_fail_all(k, "the kernel's Python process ended (its variables and breakpoints are "
+                         "gone); start the debugger again");
     spark_on_executor_death(k);
     /* A reply held for the last look at the cell's jobs: the cell ended before the death,
      * and is answered with its own reply. */

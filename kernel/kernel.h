@@ -22,6 +22,8 @@ enum channel { CHANNEL_SHELL = 0, CHANNEL_CONTROL, CHANNEL_STDIN, CHANNEL_IOPUB 
 struct spark;
 struct http;
 
+struct debug_wait;
+
 struct pending {
     struct wire_msg *msg; /* owned */
     struct pending *next;
@@ -58,6 +60,11 @@ struct kernel {
     char current_started[48];
     int awaiting_input;
     json_t *last_parent; /* header of the last request, for output between cells; owned */
+
+    struct debug_wait *debug_waits; /* debug_requests the executor has not answered yet */
+    unsigned debug_seq;             /* the number of the last one forwarded */
+    json_t *debug_parent;           /* header of the last debug_request, for debug_events */
+    int debugger_missing;           /* the executor said debugpy cannot be imported */
 
     struct spark *spark; /* the Spark driver client (driver/spark.c) */
     struct http *http;   /* asynchronous HTTP for it, polled by the loop */

@@ -1,5 +1,6 @@
 /* loop: sockets, signals and the one zmq_poll loop. Control is served first on every turn,
  * so interrupt, shutdown and kernel_info answer at once while a cell runs. */
+#include "debugger.h"
 #include "kernel.h"
 
 #include "../driver/http.h"
@@ -193,7 +194,7 @@ int kernel_run(struct kernel *k)
     executor_start(k->exec); /* warm the executor in the background */
     iopub_status(k, "starting", NULL);
     while (k->running) {
-        zmq_pollitem_t items[9 + 16]; /* 5 sockets, 4 executor pipes, libcurl */
+        zmq_pollitem_t items[10 + 16]; /* 5 sockets, 5 executor pipes, libcurl */
         int n = 0;
         int control = n;
         items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_CONTROL], 0, ZMQ_POLLIN, 0};
@@ -224,6 +225,11 @@ int kernel_run(struct kernel *k)
         if (executor_write_fd(k->exec) >= 0) {
             cmd = n;
             items[n++] = (zmq_pollitem_t){NULL, executor_write_fd(k->exec), ZMQ_POLLOUT, 0};
+        }
+        int ctl = -1;
+        if (executor_control_write_fd(k->exec) >= 0) {
+            ctl = n;
+            items[n++] = (zmq_pollitem_t){NULL, executor_control_write_fd(k->exec), ZMQ_POLLOUT, 0};
         }
         /* libcurl's sockets, and the earliest of its and the Spark client's timers. */
         struct http_fd hfds[16];
@@ -273,7 +279,8 @@ int kernel_run(struct kernel *k)
             execution_on_stream(k, EXECUTOR_STDERR);
         if (ev >= 0 && (items[ev].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
             execution_on_events(k);
-        if (cmd >= 0 && (items[cmd].revents & (ZMQ_POLLOUT | ZMQ_POLLERR)))
+        if ((cmd >= 0 && (items[cmd].revents & (ZMQ_POLLOUT | ZMQ_POLLERR))) ||
+            (ctl >= 0 && (items[ctl].revents & (ZMQ_POLLOUT | ZMQ_POLLERR))))
             executor_flush(k->exec); /* an error: the child is gone, its SIGCHLD follows */
         if (items[stdin_i].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_STDIN);
@@ -302,6 +309,7 @@ void kernel_close(struct kernel *k)
     connection_clear(&k->conn);
     json_decref(k->language_info);
     json_decref(k->last_parent);
+    debugger_clear(k);
     if (k->sigfd > 0)
         close(k->sigfd);
 }

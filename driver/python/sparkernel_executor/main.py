@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .aioloop import CellLoop
+from .debugger import Debugger, available as debugger_available, untraced
 from .frames import Channel
 from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs, stop_spark
 from .streams import Flusher, flush_all, frame_stream
@@ -121,6 +122,7 @@ class Executor:
         self.comms = comms
         self.shell.kernel.comm_manager = comms.install(channel) if comms else None
         self.spark = Spark(channel, self.shell)
+        self.debugger = Debugger(channel.send, self.shell)
         self.loop = CellLoop()
         self.shell.loop_runner = self.loop.run  # top-level await on the loop between cells
 
@@ -247,10 +249,12 @@ class Executor:
         self.reply(content)
 
 
-def _control(ctl: Channel, spark: Spark) -> None:
-    """The control pipe: the kernel's commands that must act while a cell runs (a session
-    giving cores back to another application mid-job), read by this thread at any time.
-    Only the reading end is this channel's; its events go out through the main channel."""
+def _control(ctl: Channel, executor: Executor) -> None:
+    """The control pipe: the kernel's commands that must act while a cell runs or waits at
+    a breakpoint (the debugger's requests, a session giving cores back to another
+    application mid-job), read by this thread at any time. Only the reading end is this
+    channel's; its events go out through the main channel."""
+    untraced(threading.current_thread())
     while True:
         try:
             msg = ctl.recv()
@@ -258,7 +262,10 @@ def _control(ctl: Channel, spark: Spark) -> None:
             return  # a frame that is not JSON: the kernel is not ours to trust any more
         if msg is None:
             return  # the kernel closed it: the process is stopping
-        spark.control(msg)
+        if msg.get("type") == "debug_request":
+            executor.debugger.submit(msg.get("id"), msg.get("content"))
+        else:
+            executor.spark.control(msg)
 
 
 def main() -> None:
@@ -275,17 +282,17 @@ def main() -> None:
     channel = Channel(cmd_fd, event_fd, wake_r)
     sys.stdout = frame_stream(channel, "stdout", 1)
     sys.stderr = frame_stream(channel, "stderr", 2)
-    flusher = Flusher(sys.stdout, sys.stderr)
+    flusher = untraced(Flusher(sys.stdout, sys.stderr))  # output goes on at a breakpoint
     flusher.start()
     _defer_terminal_frontend()
     executor = Executor(channel)
     ctl_fd = int(os.environ.pop("SPARKERNEL_CTL_FD", "-1"))
     if ctl_fd >= 0:
         os.set_inheritable(ctl_fd, False)
-        threading.Thread(target=_control, args=(Channel(ctl_fd, -1), executor.spark),
+        threading.Thread(target=_control, args=(Channel(ctl_fd, -1), executor),
                          name="control", daemon=True).start()
     channel.send({"type": "ready", "language_info": language_info(), "pid": os.getpid(),
-                  "executor_version": __version__})
+                  "executor_version": __version__, "debugger": debugger_available()})
     while True:
         try:
             msg = channel.recv(idle=executor.loop.wait)

@@ -37,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from .debugger import untraced
 from .frames import Channel
 from .session import Warm
 
@@ -681,8 +682,10 @@ class Spark:
             spark_conf.set(k, v)
         # The JVM is launched here rather than by the builder only to pipe its stderr.
         read_end, write_end = os.pipe()
-        threading.Thread(target=_pump, args=(read_end,), name="spark-stderr",
-                         daemon=True).start()
+        # Drained even while the debugger holds the cell at a breakpoint: a full pipe
+        # would stall the JVM.
+        untraced(threading.Thread(target=_pump, args=(read_end,), name="spark-stderr",
+                                  daemon=True)).start()
         # The kernel's own session passes its java options in the conf; the environment's
         # --driver-java-options (for user-built sessions) would override them.
         submit_args = os.environ.pop("PYSPARK_SUBMIT_ARGS", None)

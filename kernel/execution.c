@@ -275,6 +275,9 @@ static void send_cell(struct kernel *k, const char *code)
                   k->current_silent, "store_history", k->current_store, "allow_stdin",
                   k->current_allow_stdin, "execution_count", k->current_count, "user_expressions",
                   json_is_object(ue) ? json_incref(ue) : json_object());
+    /* The request's own header: get_ipython().get_parent() gives it to ipywidgets' Output,
+     * which captures the output of the message with that id. */
+    json_object_set(cmd, "parent_header", req->header);
     spark_cell_begin(k, k->current_count);
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the execute command; waiting for its exit");
@@ -312,6 +315,9 @@ static void send_query(struct kernel *k, struct wire_msg *req)
     json_object_set_new(cmd, "type", json_string(kind));
     if (req->n_buffers > 0) /* a comm message's binary buffers (widgets' images, arrays) */
         json_object_set_new(cmd, "buffers", wire_blobs_to_base64(req->buffers, req->n_buffers));
+    if (strncmp(kind, "comm_", 5) == 0 && json_is_object(req->metadata))
+        json_object_set(cmd, "metadata", req->metadata); /* ipywidgets' protocol version */
+    json_object_set(cmd, "parent_header", req->header);  /* as send_cell's */
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the %s command; waiting for its exit", kind);
     json_decref(cmd);
@@ -551,7 +557,11 @@ static void on_event(struct kernel *k, json_t *ev)
             (strcmp(mt, "comm_open") == 0 || strcmp(mt, "comm_msg") == 0 ||
              strcmp(mt, "comm_close") == 0) &&
             (b64 == NULL || wire_blobs_from_base64(b64, &buffers, &n_buffers) == 0))
-            iopub_publish_buffers(k, mt, parent, json_incref(content), buffers, n_buffers);
+            iopub_publish_buffers(k, mt, parent,
+                                  json_is_object(json_object_get(ev, "metadata"))
+                                      ? json_incref(json_object_get(ev, "metadata"))
+                                      : NULL,
+                                  json_incref(content), buffers, n_buffers);
         else
             log_warn("malformed comm event from the executor dropped");
         wire_blobs_free(buffers, n_buffers);

@@ -12,11 +12,11 @@
 
 void iopub_publish(struct kernel *k, const char *msg_type, json_t *parent, json_t *content)
 {
-    iopub_publish_buffers(k, msg_type, parent, content, NULL, 0);
+    iopub_publish_buffers(k, msg_type, parent, NULL, content, NULL, 0);
 }
 
-void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *parent, json_t *content,
-                           const struct wire_blob *buffers, size_t n_buffers)
+void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *parent, json_t *metadata,
+                           json_t *content, const struct wire_blob *buffers, size_t n_buffers)
 {
     /* Subscriptions that came in since the loop last looked are applied (and greeted) first:
      * in manual mode nothing else would, and a client that subscribed before sending its
@@ -28,10 +28,11 @@ void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *paren
     snprintf(topic, sizeof topic, "kernel.%s.%s", k->session, msg_type);
     struct wire_blob id = {topic, strlen(topic)};
     json_t *header = message_header_new(msg_type, k->session);
-    if (wire_send_buffers(k->sock[CHANNEL_IOPUB], k->auth, &id, 1, header, parent, NULL, content,
-                          buffers, n_buffers) != WIRE_OK)
+    if (wire_send_buffers(k->sock[CHANNEL_IOPUB], k->auth, &id, 1, header, parent, metadata,
+                          content, buffers, n_buffers) != WIRE_OK)
         log_debug("iopub %s not sent (no subscriber or high-water mark)", msg_type);
     json_decref(header);
+    json_decref(metadata);
     json_decref(content);
 }
 

@@ -83,9 +83,10 @@ void kernel_close(struct kernel *k);
 
 /* iopub.c: publish content (stolen) with parent (borrowed, may be NULL). */
 void iopub_publish(struct kernel *k, const char *msg_type, json_t *parent, json_t *content);
-/* The same with binary buffers (a comm message's), sent after the content. */
-void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *parent, json_t *content,
-                           const struct wire_blob *buffers, size_t n_buffers);
+/* The same with the message's metadata (stolen, may be NULL: {}) and binary buffers (a comm
+ * message's: ipywidgets puts its protocol version in the metadata), sent after the content. */
+void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *parent, json_t *metadata,
+                           json_t *content, const struct wire_blob *buffers, size_t n_buffers);
 void iopub_status(struct kernel *k, const char *state, json_t *parent);
 /* Reads subscription events and greets each subscriber with iopub_welcome. */
 void iopub_handle_subscriptions(struct kernel *k);

@@ -321,6 +321,34 @@ def test_comm_binary_buffers_both_directions(pair):
     assert outs[0] == outs[1] == [("comm_msg", [b"ni\x00\xfe", b"2"])]
 
 
+def test_widget_messages_carry_their_metadata(pair):
+    """ipywidgets puts its protocol version in the comm messages' metadata, and JupyterLab's
+    widget manager reads it (without it every widget stays "Loading widget..."): the same
+    metadata and content as ipykernel's, and a client's update reaches the widget."""
+    code = ("import ipywidgets as w\n"
+            "s = w.IntSlider(value=3, description='n')\n"
+            "s")
+    (r1, o1), (r2, o2) = execute_both(pair, code)
+    assert r1["content"]["status"] == r2["content"]["status"] == "ok"
+
+    def comm_meta(msgs: list[dict]) -> list[tuple[str, dict, Any]]:
+        return [(m["msg_type"], m["metadata"], m["content"]["data"].get("state", {})
+                 .get("_model_name")) for m in msgs if m["msg_type"].startswith("comm_")]
+
+    assert comm_meta(o1) == comm_meta(o2)
+    assert comm_meta(o1) and all(meta.get("version") for _, meta, _ in comm_meta(o1))
+    ids = [next(m["content"]["comm_id"] for m in o if m["msg_type"] == "comm_open"
+                and m["content"]["data"]["state"].get("_model_name") == "IntSliderModel")
+           for o in (o1, o2)]
+    for k, cid in ((pair.ours, ids[0]), (pair.peer, ids[1])):
+        send_comm_msg(k, cid, {"method": "update", "state": {"value": 7}, "buffer_paths": []})
+    ours, peer = execute_both(pair, "s.value")
+    assert ours[0]["content"]["status"] == "ok"
+    assert norm_iopub(ours[1]) == norm_iopub(peer[1])
+    assert [m["content"]["data"]["text/plain"] for m in ours[1]
+            if m["msg_type"] == "execute_result"] == ["7"]
+
+
 def stdout_of(msgs: list[dict]) -> str:
     return "".join(m["content"]["text"] for m in msgs
                    if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")

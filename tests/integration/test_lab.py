@@ -11,6 +11,7 @@ spark-example.ipynb instead of notebooks/.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -142,25 +143,18 @@ class Lab:
         return self.log.read_text(errors="replace")[-n:]
 
 
-def test_spark_example_in_jupyterlab(tmp_path):
-    src = pathlib.Path(os.environ.get("SPARKERNEL_LAB_NOTEBOOKS", ROOT / "notebooks"))
-    if not (src / NOTEBOOK).exists():
-        pytest.skip(f"{src / NOTEBOOK} does not exist (yet): nothing to open in JupyterLab")
-    prerequisites()
-
-    root = tmp_path / "notebooks"
-    shutil.copytree(src, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    (root / "data").mkdir(exist_ok=True)
+@contextlib.contextmanager
+def lab_on_a_cluster(tmp_path: pathlib.Path, root: pathlib.Path):
+    """A local cluster and JupyterLab serving root, with the sparkernel kernelspec of this
+    build; yields (lab, cluster, t_cluster, t_lab). On leaving: JupyterLab and every process
+    it started are gone, its log holds no sanitizer report, and no application is left on
+    the master."""
     config = tmp_path / "jupyter-config"
     for name, value in USER_SETTINGS.items():
         f = config / "lab" / "user-settings" / name
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(value))
     share = build_spec_dir().parents[1]  # <build>/share/jupyter
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.unlink(missing_ok=True)
-    ARTIFACT.with_name(ARTIFACT.stem + "-failed.png").unlink(missing_ok=True)
-
     t0 = time.monotonic()
     with LocalCluster(workers=1, cores=2, memory="2g") as c:
         t_cluster = time.monotonic() - t0
@@ -183,19 +177,7 @@ def test_spark_example_in_jupyterlab(tmp_path):
         lab = Lab(root, env, tmp_path / "jupyterlab.log")
         try:
             lab.wait_ready()
-            t_lab = time.monotonic() - t0
-            node_env = dict(os.environ, LAB_URL=lab.url, LAB_TOKEN=lab.token,
-                            LAB_NOTEBOOK=NOTEBOOK, LAB_SCREENSHOT=str(ARTIFACT),
-                            CHROMIUM=CHROMIUM)
-            run = subprocess.run(["node", str(SCRIPT)], cwd=LAB_DIR, env=node_env,
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                 timeout=780)
-            lab.remember_children()
-            print(run.stdout, end="")
-            print(run.stderr, end="", file=sys.stderr)
-            assert run.returncode == 0, (
-                f"lab_e2e.mjs failed ({run.returncode}):\n{run.stderr[-3000:]}\n"
-                f"--- jupyterlab log\n{lab.tail()}")
+            yield lab, c, t_cluster, time.monotonic() - t0
         finally:
             lab.stop()
         lab_log = lab.log.read_text(errors="replace")
@@ -208,6 +190,37 @@ def test_spark_example_in_jupyterlab(tmp_path):
                 f"application still on the master: {c.json().get('activeapps')}"
             time.sleep(0.5)
 
+
+def run_script(lab: Lab, script: pathlib.Path, **env: str) -> subprocess.CompletedProcess:
+    node_env = dict(os.environ, LAB_URL=lab.url, LAB_TOKEN=lab.token, CHROMIUM=CHROMIUM, **env)
+    run = subprocess.run(["node", str(script)], cwd=LAB_DIR, env=node_env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=780)
+    lab.remember_children()
+    print(run.stdout, end="")
+    print(run.stderr, end="", file=sys.stderr)
+    assert run.returncode == 0, (
+        f"{script.name} failed ({run.returncode}):\n{run.stderr[-3000:]}\n"
+        f"--- jupyterlab log\n{lab.tail()}")
+    return run
+
+
+def test_spark_example_in_jupyterlab(tmp_path):
+    src = pathlib.Path(os.environ.get("SPARKERNEL_LAB_NOTEBOOKS", ROOT / "notebooks"))
+    if not (src / NOTEBOOK).exists():
+        pytest.skip(f"{src / NOTEBOOK} does not exist (yet): nothing to open in JupyterLab")
+    prerequisites()
+
+    root = tmp_path / "notebooks"
+    shutil.copytree(src, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "data").mkdir(exist_ok=True)
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.unlink(missing_ok=True)
+    ARTIFACT.with_name(ARTIFACT.stem + "-failed.png").unlink(missing_ok=True)
+
+    t0 = time.monotonic()
+    with lab_on_a_cluster(tmp_path, root) as (lab, _, t_cluster, t_lab):
+        run = run_script(lab, SCRIPT, LAB_NOTEBOOK=NOTEBOOK, LAB_SCREENSHOT=str(ARTIFACT))
+
     result = json.loads(run.stdout.rsplit("RESULT ", 1)[1])
     # The notebook JupyterLab saved holds every output it showed.
     saved = json.loads((root / NOTEBOOK).read_text())
@@ -218,3 +231,44 @@ def test_spark_example_in_jupyterlab(tmp_path):
     print(f"\ncluster {t_cluster:.1f} s, JupyterLab ready {t_lab:.1f} s, "
           f"total {time.monotonic() - t0:.1f} s; browser steps: {result['timings']}")
     print(f"screenshot: {ARTIFACT}")
+
+
+WIDGET_CELLS = [
+    "import ipywidgets as widgets\n"
+    "from IPython.display import display\n"
+    "slider = widgets.IntSlider(value=3, min=0, max=10, description='n')\n"
+    "button = widgets.Button(description='Go')\n"
+    "out = widgets.Output()\n"
+    "def on_click(_):\n"
+    "    with out:\n"
+    "        print('clicked', slider.value)\n"
+    "button.on_click(on_click)\n"
+    "display(slider, button, out)",
+    "print('slider is', slider.value)",
+    "from tqdm.notebook import tqdm\n"
+    "total = 0\n"
+    "for i in tqdm(range(3), desc='jobs'):\n"
+    "    total += spark.range(3_000_000).selectExpr('sum(id) as s').collect()[0]['s']\n"
+    "print('total', total)",
+]
+
+
+def test_widgets_in_jupyterlab(tmp_path):
+    """ipywidgets 8 through the comm package, as a user meets them: a slider the browser
+    moves and the kernel reads, a button whose on_click prints into an Output widget, and a
+    tqdm.notebook bar over Spark jobs beside the kernel's own progress displays."""
+    prerequisites()
+    root = tmp_path / "notebooks"
+    (root / "data").mkdir(parents=True)
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
+                     "metadata": {}, "outputs": [], "source": src}
+                    for i, src in enumerate(WIDGET_CELLS)],
+          "metadata": {"kernelspec": {"name": "sparkernel", "display_name": "PySpark (sparkernel)",
+                                      "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (root / "widgets.ipynb").write_text(json.dumps(nb))
+    shot = ARTIFACT.with_name("widgets.png")
+    with lab_on_a_cluster(tmp_path, root) as (lab, _, _, _):
+        run = run_script(lab, LAB_DIR / "widgets_e2e.mjs", LAB_NOTEBOOK="widgets.ipynb",
+                         LAB_SCREENSHOT=str(shot))
+    assert json.loads(run.stdout.rsplit("RESULT ", 1)[1])["ok"]

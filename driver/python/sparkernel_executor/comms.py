@@ -64,7 +64,8 @@ def handle(kind: str, content: dict) -> dict | None:
                  if target is None or c.target_name == target}
         return {"comms": comms, "status": "ok"}
     buffers = [memoryview(base64.b64decode(b)) for b in content.pop("buffers", None) or []]
-    msg = {"content": content, "metadata": {}, "buffers": buffers, "header": {},
-           "parent_header": {}}
+    metadata = content.pop("metadata", None)
+    msg = {"content": content, "metadata": metadata if isinstance(metadata, dict) else {},
+           "buffers": buffers, "header": {}, "parent_header": {}}
     getattr(manager, kind)(None, None, msg)
     return None

@@ -213,6 +213,9 @@ class Executor:
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
+        header = msg.pop("parent_header", None)
+        if isinstance(header, dict):  # the Jupyter request this command answers
+            self.shell.set_parent({"header": header})
         if kind == "sync":
             # Every command before this one is answered: the kernel learns whether a
             # reply it could not read was the one it waits for.

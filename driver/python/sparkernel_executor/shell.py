@@ -78,6 +78,9 @@ class Kernel:
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
 
+    def get_parent(self, channel: str | None = None) -> dict:
+        return self.shell.get_parent()
+
 
 class ZMQInteractiveShell(InteractiveShell):
     """Named as ipykernel's shell, because that name (and IPKernelApp in the config, and
@@ -96,6 +99,15 @@ class ZMQInteractiveShell(InteractiveShell):
         pass
 
     last_error: dict | None = None
+    _parent: dict = {}
+
+    def set_parent(self, parent: dict) -> None:
+        """The request being answered ({"header": ...}), as ipykernel's shell keeps it:
+        ipywidgets' Output widget captures the output of that message id."""
+        self._parent = parent
+
+    def get_parent(self) -> dict:
+        return self._parent
 
     def _showtraceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
         err = {"ename": getattr(etype, "__name__", str(etype)), "evalue": str(evalue),

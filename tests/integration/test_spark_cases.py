@@ -423,3 +423,52 @@ def test_rpc_secret_never_on_a_command_line_nor_in_output():
                 assert secret not in line, line[:200]
         finally:
             k.shutdown()
+
+
+def test_debugger_stops_in_a_spark_cell(cluster):
+    """The JupyterLab debugger in a cell that uses the warm session: stopped after a job,
+    the cell's own frame only, its DataFrame and counts read, a Spark job evaluated while
+    stopped, then the cell finishes with its progress displays and output."""
+    from test_debugger import INITIALIZE, Dap
+
+    k = Kernel(env=spark_env(cluster))
+    try:
+        reply, _ = k.execute("spark.range(3).count()", timeout=180)
+        assert reply["content"]["status"] == "ok"
+        dap = Dap(k)
+        assert dap.request("initialize", INITIALIZE)["success"]
+        assert dap.request("attach", {})["success"]
+        code = ("df = spark.range(1000).withColumnRenamed('id', 'n')\n"
+                "rows = df.count()\n"
+                "half = rows // 2\n"
+                "print(half, df.selectExpr('sum(n)').collect()[0][0])\n")
+        path = dap.request("dumpCell", {"code": code})["body"]["sourcePath"]
+        assert dap.request("setBreakpoints", {"source": {"path": path},
+                                              "breakpoints": [{"line": 3}]})["success"]
+        assert dap.request("configurationDone")["success"]
+        cell = k.kc.execute(code)
+        thread = dap.event("stopped", timeout=180)["body"]["threadId"]
+        frames = dap.request("stackTrace", {"threadId": thread})["body"]["stackFrames"]
+        assert [(f["name"], f["line"], f["source"]["path"]) for f in frames] == \
+            [("<module>", 3, path)]
+        scopes = dap.request("scopes", {"frameId": frames[0]["id"]})["body"]["scopes"]
+        values = {}
+        for scope in scopes:
+            got = dap.request("variables", {"variablesReference": scope["variablesReference"]})
+            values.update({v["name"]: v for v in got["body"]["variables"]})
+        assert values["rows"]["value"] == "1000"
+        assert values["df"]["type"] == "DataFrame"
+        assert "half" not in values  # line 3 has not run yet
+        more = dap.request("evaluate", {"expression": "df.filter('n % 2 = 0').count()",
+                                        "frameId": frames[0]["id"], "context": "repl"},
+                           timeout=120)
+        assert more["body"]["result"] == "500", more
+        assert dap.request("continue", {"threadId": thread})["success"]
+        outputs = dap.idle_of(cell, timeout=180)
+        assert stdout_text(outputs) == "500 499500\n"
+        assert "Spark job" in all_text(outputs)
+        quiet(outputs)
+        assert k.shell_reply(cell)["content"]["status"] == "ok"
+        assert dap.request("disconnect", {"restart": False})["success"]
+    finally:
+        k.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import getpass
+import importlib
 import sys
 from typing import Any, Iterator
 
@@ -167,6 +168,13 @@ def make_shell(channel: Channel) -> tuple[ZMQInteractiveShell, Stdin]:
     cfg = Config()
     cfg.HistoryManager.hist_file = ":memory:"  # the kernel keeps the session's history
     cfg.IPKernelApp.parent_appname = "sparkernel"  # what notebook checks look for
+    try:
+        # tqdm.auto (and others) tell a notebook by ipykernel's shell module being loaded:
+        # the real module, loaded and unused (about 80 ms of the executor's start, which
+        # happens while the kernel starts). Without ipykernel there is nothing to load.
+        importlib.import_module("ipykernel.zmqshell")
+    except ImportError:
+        pass
     shell = ZMQInteractiveShell.instance(config=cfg)
     shell.kernel = Kernel(shell)
     from IPython.core import page, payloadpage

@@ -198,6 +198,22 @@ def test_notebook_detection(pair):
                               "from tqdm.auto import tqdm\ntqdm.__module__")
 
 
+def test_kernel_magics_store_and_environment(pair):
+    """What a notebook has on ipykernel beside IPython: its KernelMagics (%less, %autosave,
+    %clear), storemagic (%store), and the environment its shell sets for commands."""
+    path = tempfile.mkdtemp(prefix="parity-less-") + "/note.txt"
+    with open(path, "w") as f:
+        f.write("paged text\n")
+    assert_same_execute(pair, f"%less {path}")
+    assert_same_execute(pair, "%autosave 60")
+    assert_same_execute(pair, "%clear")
+    assert_same_execute(pair, "kept = 41\n%store kept")
+    assert_same_execute(pair, "del kept\n%store -r kept\nkept + 1")
+    assert_same_execute(pair, "%store -z")
+    assert_same_execute(pair, "import os\n[os.environ.get(v) for v in ('TERM', 'CLICOLOR', "
+                              "'FORCE_COLOR', 'CLICOLOR_FORCE', 'PAGER', 'GIT_PAGER')]")
+
+
 def test_asyncio_loop_between_cells(pair):
     """An event loop runs, as ipykernel's does: asyncio.run and run_until_complete refuse
     in a cell, top-level await works, and a task started in one cell keeps running

@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import getpass
 import importlib
+import os
 import sys
 from typing import Any, Iterator
 
@@ -102,6 +103,12 @@ class ZMQInteractiveShell(InteractiveShell):
     last_error: dict | None = None
     _parent: dict = {}
 
+    def init_environment(self) -> None:
+        """What ipykernel's shell sets for the commands a cell runs (`!ls`, `%%bash`, git):
+        colour on, as a notebook renders it, and no interactive pager."""
+        os.environ.update({"TERM": "xterm-color", "CLICOLOR": "1", "FORCE_COLOR": "1",
+                           "CLICOLOR_FORCE": "1", "PAGER": "cat", "GIT_PAGER": "cat"})
+
     def set_parent(self, parent: dict) -> None:
         """The request being answered ({"header": ...}), as ipykernel's shell keeps it:
         ipywidgets' Output widget captures the output of that message id."""
@@ -170,13 +177,19 @@ def make_shell(channel: Channel) -> tuple[ZMQInteractiveShell, Stdin]:
     cfg.IPKernelApp.parent_appname = "sparkernel"  # what notebook checks look for
     try:
         # tqdm.auto (and others) tell a notebook by ipykernel's shell module being loaded:
-        # the real module, loaded and unused (about 80 ms of the executor's start, which
-        # happens while the kernel starts). Without ipykernel there is nothing to load.
-        importlib.import_module("ipykernel.zmqshell")
+        # the real module (about 80 ms of the executor's start, which happens while the
+        # kernel starts). Without ipykernel there is nothing to load.
+        zmqshell: Any = importlib.import_module("ipykernel.zmqshell")
     except ImportError:
-        pass
+        zmqshell = None
     shell = ZMQInteractiveShell.instance(config=cfg)
     shell.kernel = Kernel(shell)
+    # The magics a notebook has on ipykernel beside IPython's: its KernelMagics (%clear,
+    # %less, %more, %man, %autosave, %edit, %connect_info) and the default extension
+    # storemagic (%store), which IPKernelApp loads.
+    if zmqshell is not None:
+        shell.register_magics(zmqshell.KernelMagics)
+    shell.extension_manager.load_extension("storemagic")
     from IPython.core import page, payloadpage
 
     # obj? and %page become a "page" payload of the execute reply, as frontends expect.

@@ -223,25 +223,30 @@ def test_log4j_stays_out_of_cells(started):
     assert f" INFO SparkContext: Running Spark version {pyspark.__version__}" in log
 
 
-def test_rpc_plumbing_errors_stay_in_the_log(started):
-    """A Spark ERROR reaches the cell (fd 2), except the RPC layer's: an executor's message
-    to a context already stopped is logged by TransportRequestHandler, and ipykernel +
-    PySpark's cell never shows it. Both logged through the JVM's own log4j."""
+def test_errors_the_cell_already_raises_stay_in_the_log(started):
+    """A Spark ERROR reaches the cell (fd 2: a full disk under spark.local.dir says so only
+    there), except what is not the cell's to see: the RPC layer's message to a context
+    already stopped, and a failed task and the job it aborts, which the cell's exception
+    states. All logged through the JVM's own log4j."""
     ex = started["ex"]
-    cell = ex.execute(
-        "lm = spark._jvm.org.apache.logging.log4j.LogManager\n"
-        "lm.getLogger('org.apache.spark.network.server.TransportRequestHandler')"
-        ".error('rpc-probe: Could not find CoarseGrainedScheduler.')\n"
-        "lm.getLogger('org.apache.spark.executor.Executor').error('task-probe')\n"
-        "import time; time.sleep(0.5)", 5)
+    quiet = {"network.server.TransportRequestHandler": "Could not find CoarseGrainedScheduler.",
+             "scheduler.TaskSetManager": "Task 1 in stage 4.0 failed 4 times; aborting job",
+             "executor.Executor": "Exception in task 0.0 in stage 4.0 (TID 8)"}
+    code = "lm = spark._jvm.org.apache.logging.log4j.LogManager\n"
+    for i, (name, text) in enumerate(quiet.items()):
+        code += f"lm.getLogger('org.apache.spark.{name}').error('probe-{i}: {text}')\n"
+    code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('disk-probe')\n"
+    cell = ex.execute(code + "import time; time.sleep(0.5)", 5)
     assert cell.content["status"] == "ok", cell.content
     deadline = time.monotonic() + 10
-    while b"task-probe" not in ex.fd2 and time.monotonic() < deadline:
+    while b"disk-probe" not in ex.fd2 and time.monotonic() < deadline:
         time.sleep(0.1)
     shown = ex.fd2.decode(errors="replace")
-    assert "ERROR Executor: task-probe" in shown, shown
-    assert "rpc-probe" not in shown, shown
-    assert "ERROR TransportRequestHandler: rpc-probe" in started["log"].read_text()
+    assert "ERROR DiskBlockManager: disk-probe" in shown, shown
+    assert "probe-" not in shown, shown
+    log = started["log"].read_text()
+    for i, name in enumerate(quiet):
+        assert f"ERROR {name.rsplit('.', 1)[1]}: probe-{i}" in log, log[-2000:]
 
 
 def test_spark_is_predefined_and_sigint_stays_ours(started):

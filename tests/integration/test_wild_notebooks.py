@@ -35,6 +35,7 @@ MASKS = [
     (re.compile(r"\b(app|local|driver)-\d{14}-\d{4}\b|\blocal-\d{10,}\b"), "<app-id>"),
     (re.compile(r"0x[0-9a-f]+"), "0x<addr>"),
     (re.compile(r"\d+\.\d+ s\b"), "<t> s"),
+    (re.compile(r"/ipykernel_\d+/"), "/ipykernel_<pid>/"),  # a cell's file, in tracebacks
 ]
 # Lines only one side prints: sparkernel's one line when a cell's own session replaces
 # the unused warm one, and, in the first cell that uses the session a `%spark restart`
@@ -48,6 +49,12 @@ ONE_SIDED = re.compile(r"^(sparkernel: .*|WARNING: Using incubator modules.*"
                        r'"(?:SQL|DataFrame)QueryContextLogger".*'
                        r"|Executors of \d+ core\(s\) and .* fit on .*"
                        r"|Waiting for the Spark session .*)\n?", re.M)
+
+
+# Spark's console progress bar, which plain PySpark's JVM draws on its stderr for a stage
+# that runs longer than 0.5 s (ipykernel captures that fd into the cell): sparkernel shows
+# its own progress displays instead, which are not compared either.
+CONSOLE_BAR = re.compile(r"\r(\[Stage \d+:[^\r]*| +)\r")
 
 
 def builder(name: str, master: str = "{master}") -> str:
@@ -131,6 +138,32 @@ CORPUS = {
         "print('Intercept:', round(model.intercept, 4))\n"
         "model.transform(test).select('price', 'prediction').orderBy('price').show()",
     ],
+    # The everyday API after a builder: RDDs with lambdas, a Python UDF on the cluster's
+    # workers, toPandas, the eager HTML/text repr, a UDF that fails (the cell shows the
+    # exception alone), accumulators and broadcasts, cache, parquet, a temp view, schema.
+    "everyday_api": [
+        "from pyspark.sql import SparkSession\n"
+        "from pyspark.sql.functions import udf, col\n"
+        "from pyspark.sql.types import IntegerType\n"
+        "spark = " + builder("everyday") + "\nsc = spark.sparkContext\n"
+        "print(sc.parallelize(range(10)).map(lambda x: x * 2).sum())\n"
+        "sq = udf(lambda x: x * x, IntegerType())\n"
+        "spark.range(5).select(sq(col('id')).alias('sq')).show()",
+        "spark.range(4).toPandas()",
+        "spark.conf.set('spark.sql.repl.eagerEval.enabled', True)\nspark.range(3)",
+        "spark.conf.set('spark.sql.repl.eagerEval.enabled', False)\n"
+        "bad = udf(lambda x: 1 // 0, IntegerType())\n"
+        "spark.range(2).select(bad(col('id'))).collect()",
+        "acc = sc.accumulator(0)\nsc.parallelize(range(10)).foreach(lambda x: acc.add(x))\n"
+        "b = sc.broadcast({{'a': 1}})\n"
+        "print(acc.value, sc.parallelize(['a', 'a']).map(lambda k: b.value[k]).sum())",
+        "df = spark.createDataFrame([(1, 'a'), (2, 'b')], ['n', 's']).cache()\n"
+        "df.write.mode('overwrite').parquet('{warehouse}/p')\n"
+        "df.createOrReplaceTempView('t')\n"
+        "print(df.is_cached, spark.read.parquet('{warehouse}/p').count())\n"
+        "spark.sql('select * from t order by n desc').show()\ndf.printSchema()",
+        "spark.stop()",
+    ],
     # A builder's runtime and static settings, the user's own driver host and port,
     # newSession, getActiveSession, a later builder returning the active session.
     "builder_settings": [
@@ -207,7 +240,7 @@ def normal(outputs: list) -> list[tuple[str, str]]:
         elif o.output_type == "error":
             out.append(("error", f"{o.ename}: {o.evalue}"))
     for name, text in sorted(streams.items()):
-        text = ONE_SIDED.sub("", text)
+        text = ONE_SIDED.sub("", CONSOLE_BAR.sub("", text))
         if text:
             out.append((name, text))
     masked = []

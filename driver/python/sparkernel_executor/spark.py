@@ -304,6 +304,17 @@ logger.jersey.level = off
 logger.rpc.name = org.apache.spark.network.server.TransportRequestHandler
 logger.rpc.additivity = false
 logger.rpc.appenderRef.file.ref = file
+# A failed task ("Exception in task ...", in local mode) and the job it aborts ("Task 1 in
+# stage 4.0 failed 4 times; aborting job"): the exception the cell raises says both, with
+# the task's own error; a task that failed and then succeeded on a retry is no error of
+# the cell's. In the log file only (ipykernel + PySpark's cell of a failing UDF shows the
+# exception alone).
+logger.task.name = org.apache.spark.scheduler.TaskSetManager
+logger.task.additivity = false
+logger.task.appenderRef.file.ref = file
+logger.taskrun.name = org.apache.spark.executor.Executor
+logger.taskrun.additivity = false
+logger.taskrun.appenderRef.file.ref = file
 """
 
 

@@ -8,27 +8,17 @@
 //   2. a tqdm.notebook bar over three Spark jobs: the bar (a widget) reaches 3/3 while the
 //      kernel's own Spark progress displays update in the same cell.
 // Exits 1 with the reason on the first failed check; the last stdout line is `RESULT <json>`.
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { check, env, logger, runInBrowser } from './harness.mjs';
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is not set`);
-  return v;
-};
 const LAB_URL = env('LAB_URL').replace(/\/?$/, '/');
 const TOKEN = env('LAB_TOKEN');
 const NOTEBOOK = env('LAB_NOTEBOOK', 'widgets.ipynb');
 const SCREENSHOT = path.resolve(env('LAB_SCREENSHOT', 'out/lab/widgets.png'));
-const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const UI_TIMEOUT_MS = 120_000;
 const CELL_TIMEOUT_MS = 300_000;
-
-const t0 = Date.now();
-const log = (msg) => console.log(`[widgets_e2e ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-class CheckFailed extends Error {}
-const check = (ok, msg) => { if (!ok) throw new CheckFailed(msg); };
+const log = logger('widgets_e2e');
 
 // In the page: one cell's state (count, running, outputs) of the notebook at nbPath.
 function cellState(nbPath, index) {
@@ -59,86 +49,68 @@ function runCell(nbPath, index) {
   throw new Error('notebook not open');
 }
 
-async function main() {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-  const pageErrors = [];
-  try {
-    const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.addInitScript({
-      content: [cellState, runCell].map(String).join('\n') + '\nwindow.__w = { cellState, runCell };',
-    });
-    const cell = (i) => page.evaluate(([p, n]) => window.__w.cellState(p, n), [NOTEBOOK, i]);
-    const cellNode = (i) => page.locator('.jp-Notebook .jp-Cell').nth(i);
-    const run = async (i) => {
-      await page.evaluate(([p, n]) => window.__w.runCell(p, n), [NOTEBOOK, i]);
-      const deadline = Date.now() + CELL_TIMEOUT_MS;
-      for (;;) {
-        const st = await cell(i);
-        const errors = st.outputs.filter((o) => o.type === 'error');
-        check(errors.length === 0, `cell ${i}: ${errors.map((e) => `${e.ename}: ${e.evalue}`).join('; ')}`);
-        if (typeof st.count === 'number' && !st.running && st.status === 'idle') return st;
-        check(Date.now() < deadline, `cell ${i} not done after ${CELL_TIMEOUT_MS / 1000} s`);
-        await page.waitForTimeout(250);
-      }
-    };
+runInBrowser('widgets_e2e', SCREENSHOT, log, async (browser, pageErrors) => {
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.addInitScript({
+    content: [cellState, runCell].map(String).join('\n') + '\nwindow.__w = { cellState, runCell };',
+  });
+  const cell = (i) => page.evaluate(([p, n]) => window.__w.cellState(p, n), [NOTEBOOK, i]);
+  const cellNode = (i) => page.locator('.jp-Notebook .jp-Cell').nth(i);
+  const run = async (i) => {
+    await page.evaluate(([p, n]) => window.__w.runCell(p, n), [NOTEBOOK, i]);
+    const deadline = Date.now() + CELL_TIMEOUT_MS;
+    for (;;) {
+      const st = await cell(i);
+      const errors = st.outputs.filter((o) => o.type === 'error');
+      check(errors.length === 0, `cell ${i}: ${errors.map((e) => `${e.ename}: ${e.evalue}`).join('; ')}`);
+      if (typeof st.count === 'number' && !st.running && st.status === 'idle') return st;
+      check(Date.now() < deadline, `cell ${i} not done after ${CELL_TIMEOUT_MS / 1000} s`);
+      await page.waitForTimeout(250);
+    }
+  };
 
-    await page.goto(`${LAB_URL}lab/tree/${NOTEBOOK}?token=${encodeURIComponent(TOKEN)}`, { timeout: UI_TIMEOUT_MS });
-    await page.waitForFunction((p) => {
-      const st = window.jupyterapp && window.__w.cellState(p, 0);
-      return st && st.kernel === 'sparkernel' && st.status === 'idle';
-    }, NOTEBOOK, { timeout: UI_TIMEOUT_MS });
-    log('notebook open, sparkernel idle');
+  await page.goto(`${LAB_URL}lab/tree/${NOTEBOOK}?token=${encodeURIComponent(TOKEN)}`, { timeout: UI_TIMEOUT_MS });
+  await page.waitForFunction((p) => {
+    const st = window.jupyterapp && window.__w.cellState(p, 0);
+    return st && st.kernel === 'sparkernel' && st.status === 'idle';
+  }, NOTEBOOK, { timeout: UI_TIMEOUT_MS });
+  log('notebook open, sparkernel idle');
 
-    // 0. The widgets render; the slider moves one step; the button's on_click prints.
-    await run(0);
-    const slider = cellNode(0).locator('.widget-slider');
-    const button = cellNode(0).locator('button.widget-button', { hasText: 'Go' });
-    await slider.waitFor({ timeout: UI_TIMEOUT_MS });
-    await button.waitFor({ timeout: UI_TIMEOUT_MS });
-    check((await slider.locator('.widget-readout').textContent()).trim() === '3', 'the slider does not show 3');
-    await slider.locator('.noUi-handle').focus();
-    await page.keyboard.press('ArrowRight');
-    await page.waitForFunction(() => document.querySelector('.widget-slider .widget-readout')?.textContent?.trim() === '4',
-      null, { timeout: 10_000 });
-    await button.click();
-    const printed = cellNode(0).locator('.widget-output', { hasText: 'clicked 4' });
-    await printed.waitFor({ timeout: 30_000 });
-    log('slider moved to 4, the button printed into its Output');
+  // 0. The widgets render; the slider moves one step; the button's on_click prints.
+  await run(0);
+  const slider = cellNode(0).locator('.widget-slider');
+  const button = cellNode(0).locator('button.widget-button', { hasText: 'Go' });
+  await slider.waitFor({ timeout: UI_TIMEOUT_MS });
+  await button.waitFor({ timeout: UI_TIMEOUT_MS });
+  check((await slider.locator('.widget-readout').textContent()).trim() === '3', 'the slider does not show 3');
+  await slider.locator('.noUi-handle').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.querySelector('.widget-slider .widget-readout')?.textContent?.trim() === '4',
+    null, { timeout: 10_000 });
+  await button.click();
+  const printed = cellNode(0).locator('.widget-output', { hasText: 'clicked 4' });
+  await printed.waitFor({ timeout: 30_000 });
+  log('slider moved to 4, the button printed into its Output');
 
-    // 1. The kernel saw the slider move.
-    const read = await run(1);
-    const said = read.outputs.filter((o) => o.type === 'stream').map((o) => o.text).join('');
-    check(said === 'slider is 4\n', `cell 1 printed ${JSON.stringify(said)}`);
+  // 1. The kernel saw the slider move.
+  const read = await run(1);
+  const said = read.outputs.filter((o) => o.type === 'stream').map((o) => o.text).join('');
+  check(said === 'slider is 4\n', `cell 1 printed ${JSON.stringify(said)}`);
 
-    // 2. A tqdm.notebook bar over Spark jobs, beside the kernel's progress displays.
-    const jobs = await run(2);
-    const mimes = jobs.outputs.flatMap((o) => o.mimes);
-    check(mimes.includes('application/vnd.jupyter.widget-view+json'), `no widget in cell 2: ${JSON.stringify(jobs.outputs)}`);
-    const bar = cellNode(2).locator('.widget-hprogress, .widget-progress').first();
-    await bar.waitFor({ timeout: 30_000 });
-    check(/3\/3/.test(jobs.text), `the tqdm bar did not reach 3/3: ${jobs.text.slice(0, 400)}`);
-    check(/Spark job \d+/.test(jobs.text), `no Spark progress display in cell 2: ${jobs.text.slice(0, 400)}`);
-    check(/total 13499995500000/.test(jobs.text), `cell 2's result missing: ${jobs.text.slice(0, 400)}`);
-    log('tqdm bar 3/3 and the Spark progress displays in one cell');
+  // 2. A tqdm.notebook bar over Spark jobs, beside the kernel's progress displays.
+  const jobs = await run(2);
+  const mimes = jobs.outputs.flatMap((o) => o.mimes);
+  check(mimes.includes('application/vnd.jupyter.widget-view+json'), `no widget in cell 2: ${JSON.stringify(jobs.outputs)}`);
+  const bar = cellNode(2).locator('.widget-hprogress, .widget-progress').first();
+  await bar.waitFor({ timeout: 30_000 });
+  check(/3\/3/.test(jobs.text), `the tqdm bar did not reach 3/3: ${jobs.text.slice(0, 400)}`);
+  check(/Spark job \d+/.test(jobs.text), `no Spark progress display in cell 2: ${jobs.text.slice(0, 400)}`);
+  check(/total 13499995500000/.test(jobs.text), `cell 2's result missing: ${jobs.text.slice(0, 400)}`);
+  log('tqdm bar 3/3 and the Spark progress displays in one cell');
 
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT });
-    check(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
-    console.log('RESULT ' + JSON.stringify({ ok: true, slider: 4, clicked: true, mimes }));
-  } catch (e) {
-    try {
-      const pages = browser.contexts().flatMap((c) => c.pages());
-      if (pages.length) await pages[0].screenshot({ path: SCREENSHOT.replace(/\.png$/, '') + '-failed.png' });
-    } catch { /* the browser may be gone */ }
-    if (pageErrors.length) log(`page errors: ${pageErrors.join(' | ')}`);
-    throw e;
-  } finally {
-    await browser.close();
-  }
-}
-
-main().catch((e) => {
-  console.error(`widgets_e2e: ${e instanceof CheckFailed ? 'check failed: ' : ''}${e.stack ?? e}`);
-  process.exit(1);
+  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT });
+  check(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
+  console.log('RESULT ' + JSON.stringify({ ok: true, slider: 4, clicked: true, mimes }));
 });

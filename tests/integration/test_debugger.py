@@ -138,6 +138,13 @@ def session(kernel: Kernel) -> dict:
     names = {v["name"]: v for v in dap.request("inspectVariables")["body"]["variables"]}
     seen["explorer"] = (names["result"]["value"], names["result"]["type"], "f" in names,
                         "In" in names, "_i1" in names)
+    # breakpoint() in a cell stops in the attached debugger (it does nothing without one).
+    bp = kernel.kc.execute("z = 3\nbreakpoint()\nprint('z', z)")
+    stop = dap.event("stopped")["body"]
+    seen["breakpoint()"] = stop["reason"]
+    dap.request("continue", {"threadId": stop["threadId"]})
+    seen["after breakpoint()"] = "".join(m["content"]["text"] for m in dap.idle_of(bp)
+                                         if m["msg_type"] == "stream")
     seen["disconnect"] = dap.request("disconnect", {"restart": False,
                                                     "terminateDebuggee": True})["success"]
     seen["after"] = dap.request("debugInfo")["body"]["isStarted"]

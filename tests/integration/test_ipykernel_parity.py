@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 import time
+from queue import Empty
 from typing import Any, Callable
 
 import pytest
@@ -212,6 +213,48 @@ def test_kernel_magics_store_and_environment(pair):
     assert_same_execute(pair, "%store -z")
     assert_same_execute(pair, "import os\n[os.environ.get(v) for v in ('TERM', 'CLICOLOR', "
                               "'FORCE_COLOR', 'CLICOLOR_FORCE', 'PAGER', 'GIT_PAGER')]")
+
+
+def run_with_stdin(k: Kernel, code: str, answers: list[str]) -> tuple:
+    """Runs code with allow_stdin, answering each input_request in turn ("c" when none is
+    left); returns the reply's status, the prompts and the cell's streams and errors."""
+    mid = k.kc.execute(code, allow_stdin=True)
+    out: list[dict] = []
+    prompts: list[str] = []
+    answers = list(answers)
+    deadline = time.monotonic() + 60
+    while not (out and out[-1]["msg_type"] == "status"
+               and out[-1]["content"]["execution_state"] == "idle"):
+        assert time.monotonic() < deadline, f"{code!r} did not finish: {prompts}"
+        try:
+            prompts.append(k.kc.get_stdin_msg(timeout=0.1)["content"]["prompt"])
+            k.kc.input(answers.pop(0) if answers else "c")
+        except Empty:
+            pass
+        try:
+            while True:
+                m = k.kc.get_iopub_msg(timeout=0.05)
+                if m["parent_header"].get("msg_id") == mid:
+                    out.append(m)
+        except Empty:
+            pass
+    shown = [(t, re.sub(r"ipykernel_\d+", "ipykernel_N", c.get("text", c.get("evalue", ""))))
+             for t, c in norm_iopub(out) if t in ("stream", "error")]
+    return k.shell_reply(mid)["content"]["status"], prompts, shown
+
+
+def test_pdb_breakpoint_and_debug_through_stdin(pair):
+    """pdb.set_trace() is IPython's debugger at an `ipdb>` prompt over the stdin channel;
+    breakpoint() does nothing while no debugger client is attached (debugpy's hook in
+    ipykernel); %debug opens the last traceback's frame."""
+    cases = [("import pdb\ny = 2\npdb.set_trace()\nprint('y', y)", ["y = 5", "c"]),
+             ("x = 41\nbreakpoint()\nprint('after', x + 1)", ["p x", "c"]),
+             ("def g(v):\n    return 1 / v\ng(0)", []),
+             ("%debug", ["p v", "q"])]
+    for code, answers in cases:
+        ours, peer = pair.both(lambda k: run_with_stdin(k, code, answers))
+        assert ours == peer, code
+    assert ours[1] == ["ipdb> ", "ipdb> "]
 
 
 def test_asyncio_loop_between_cells(pair):

@@ -46,6 +46,22 @@ def untraced(thread: threading.Thread) -> threading.Thread:
     return thread
 
 
+_debugger: "Debugger | None" = None
+
+
+def breakpointhook(*args: Any, **kwargs: Any) -> Any:
+    """breakpoint() as in ipykernel, where debugpy's hook is installed: it stops in the
+    JupyterLab debugger when one is attached, and does nothing otherwise (a notebook never
+    waits at a prompt nobody sees). PYTHONBREAKPOINT, when set, is Python's own rule."""
+    if os.environ.get("PYTHONBREAKPOINT"):
+        return sys.__breakpointhook__(*args, **kwargs)
+    if _debugger is not None and _debugger.started:
+        import debugpy
+
+        debugpy.breakpoint()
+    return None
+
+
 def available() -> bool:
     import importlib.util
 
@@ -178,6 +194,9 @@ class Debugger:
             "attach": self.attach, "configurationDone": self.configuration_done,
         }
         untraced(threading.Thread(target=self._serve, name="debugger", daemon=True)).start()
+        global _debugger
+        _debugger = self
+        sys.breakpointhook = breakpointhook
 
     # -- the kernel's side ---------------------------------------------------------------
 

@@ -190,6 +190,16 @@ def make_shell(channel: Channel) -> tuple[ZMQInteractiveShell, Stdin]:
     if zmqshell is not None:
         shell.register_magics(zmqshell.KernelMagics)
     shell.extension_manager.load_extension("storemagic")
+    # pdb.set_trace() and pdb.Pdb are IPython's interruptible debugger, as ipykernel makes
+    # them (a ^C in a plain pdb prompt would leave the executor stuck in it).
+    import pdb
+
+    from IPython.core import debugger
+
+    if hasattr(debugger, "InterruptiblePdb"):
+        debugger.Pdb = debugger.InterruptiblePdb
+        pdb.Pdb = debugger.Pdb  # type: ignore[misc]
+        pdb.set_trace = debugger.set_trace
     from IPython.core import page, payloadpage
 
     # obj? and %page become a "page" payload of the execute reply, as frontends expect.

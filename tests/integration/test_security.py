@@ -9,7 +9,6 @@ import os
 import re
 import pathlib
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -253,7 +252,6 @@ def test_log_files_in_a_private_directory(kernel, tmp_path):
     """Issue 14, item 7: the log4j configuration and Spark's log were predictable names in
     /tmp, written through symlinks. Now a 0700 directory of the executor's own, files 0600,
     written with O_EXCL | O_NOFOLLOW: a planted symlink is refused, its target untouched."""
-    import stat as st
 
     code = ("import os, re, stat\n"
             "uri = re.search(r'configurationFile=file:(\\S+)', "

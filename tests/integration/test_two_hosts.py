@@ -21,7 +21,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 

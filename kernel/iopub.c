@@ -24,6 +24,7 @@ void iopub_publish_buffers(struct kernel *k, const char *msg_type, json_t *paren
     if (!k->iopub_greeting)
         iopub_handle_subscriptions(k);
     redact_json(content); /* no output shows a secret */
+    redact_json(metadata);
     char topic[128];
     snprintf(topic, sizeof topic, "kernel.%s.%s", k->session, msg_type);
     struct wire_blob id = {topic, strlen(topic)};

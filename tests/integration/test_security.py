@@ -244,6 +244,13 @@ def test_no_output_shows_a_secret(tmp_path):
         assert reply["content"]["evalue"] == "****"
         assert [e["content"]["evalue"] for e in outputs_of(out, "error")] == ["****"]
         assert "AKIA-s3-0099" not in json.dumps([m["content"] for m in out])
+        # A comm message's metadata (ipywidgets' version lives there) is output too.
+        reply, out = k.execute("import comm\n"
+                               "c = comm.create_comm(target_name='x', data={},\n"
+                               "                     metadata={'k': 'AKIA-s3-' + '0099'})",
+                               timeout=30)
+        (opened,) = outputs_of(out, "comm_open")
+        assert opened["metadata"] == {"k": "****"}
     finally:
         k.shutdown()
 

@@ -239,3 +239,24 @@ def test_executor_death_answers_waiting_debug_requests(kernel):
     # A fresh executor: the debugger starts again on it.
     assert dap.request("initialize", INITIALIZE, timeout=60)["success"]
     assert dap.request("debugInfo")["body"]["isStarted"] is True
+
+
+def test_debugger_starts_again_after_disconnect(kernel):
+    """JupyterLab's debugger toggled off and on: the same debugpy (it listens once per
+    process) serves the second session, with its breakpoints."""
+    dap = Dap(kernel)
+    for run in range(2):
+        assert dap.request("initialize", INITIALIZE)["success"]
+        assert dap.request("attach", {})["success"]
+        code = f"r = {run}\nr += 1\nprint(r)\n"
+        path = dap.request("dumpCell", {"code": code})["body"]["sourcePath"]
+        dap.request("setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 2}]})
+        dap.request("configurationDone")
+        cell = kernel.kc.execute(code)
+        stop = dap.event("stopped")["body"]
+        assert stop["reason"] == "breakpoint"
+        dap.request("continue", {"threadId": stop["threadId"]})
+        assert [m["content"]["text"] for m in dap.idle_of(cell)
+                if m["msg_type"] == "stream"] == [f"{run + 1}\n"]
+        assert dap.request("disconnect", {"restart": False})["success"]
+        assert dap.request("debugInfo")["body"]["isStarted"] is False

@@ -281,8 +281,11 @@ class Kernel:
         with urllib.request.urlopen(req, timeout=60) as r:
             self.id = json.loads(r.read())["id"]
         url = "ws://%s/api/kernels/%s/channels?session_id=%s" % (stack.jupyter.split("//", 1)[1], self.id, self.session)
-        self.ws = self.loop.run_until_complete(websocket_connect(
-            HTTPRequest(url, headers={"Authorization": "token " + stack.token}), max_message_size=64 << 20))
+        request = HTTPRequest(url, headers={"Authorization": "token " + stack.token})
+
+        async def connect():  # tornado's client belongs to the loop that runs it
+            return await websocket_connect(request, max_message_size=64 << 20)
+        self.ws = self.loop.run_until_complete(connect())
 
     def execute(self, code, timeout=300):
         """Runs one cell: (execute_reply content, iopub output messages)."""

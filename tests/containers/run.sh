@@ -31,4 +31,4 @@ fi
 
 set -a; source "$root/build/images/tags.env"; set +a
 cd "$root"
-HELM=$helm exec "$PYTHON" -m pytest -v -p no:cacheprovider "$here" "$@"
+HELM=$helm exec "$PYTHON" -m pytest -v -p no:cacheprovider --durations=0 "$here" "$@"

@@ -361,3 +361,18 @@ cluster-stop:
 
 clean:
 	rm -rf build build-asan
+
+# The chart's two images, built on this machine with podman (charts/images/build.sh, which
+# first sets podman up: charts/images/setup-podman.sh). IMAGES_BASE=auto takes the published
+# Temurin base when it can be pulled, else a Debian 12 base made here with debootstrap
+# (charts/images/make-base.sh); temurin or local forces one. Not part of `make test`.
+IMAGES_BASE ?= auto
+.PHONY: images test-containers
+images:
+	bash charts/images/build.sh --base $(IMAGES_BASE)
+
+# The chart's pods as podman containers on one network (tests/containers/run.sh): master, two
+# workers and the edgenode from the chart's rendered values, notebooks run through the
+# edgenode's Jupyter server from this host. Builds the images first. Not part of `make test`.
+test-containers: images deps-run
+	PYTHON=$(PYTHON) bash tests/containers/run.sh

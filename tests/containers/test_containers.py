@@ -354,6 +354,23 @@ def test_jupyter_lists_the_sparkernel_kernelspec(stack):
     assert e.value.code == 403
 
 
+def test_widgets_and_the_debugger_in_the_edgenode(stack):
+    """What JupyterLab needs for ipywidgets and its debugger: the kernelspec says debugger,
+    the kernel's Python has ipywidgets, comm and debugpy, and a widget opens its comm."""
+    specs = get_json(stack.jupyter + "/api/kernelspecs", stack.token)
+    assert specs["kernelspecs"]["sparkernel"]["spec"]["metadata"]["debugger"] is True
+    k = Kernel(stack)
+    try:
+        assert k.value("import ipywidgets, comm, debugpy\nipywidgets.__version__").startswith("'8.")
+        reply, outputs = k.execute("ipywidgets.IntSlider(value=3)")
+        assert reply["status"] == "ok", reply
+        views = [m for m in outputs if "application/vnd.jupyter.widget-view+json"
+                 in m["content"].get("data", {})]
+        assert views, outputs
+    finally:
+        k.shutdown()
+
+
 def test_examples_copied_onto_the_shared_volume(stack):
     listing = get_json(stack.jupyter + "/api/contents/", stack.token)
     names = {c["name"] for c in listing["content"]}

@@ -29,14 +29,14 @@ override CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow
 override LDFLAGS := -Wl,--as-needed $(SANITIZE) $(LDFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 
-KERNEL_SRC := kernel/log.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
+KERNEL_SRC := kernel/log.c kernel/frame.c kernel/executor.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/debugger.c kernel/execution.c kernel/loop.c kernel/redact.c
-DRIVER_SRC := driver/frame.c driver/executor.c driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
+DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
               driver/master.c driver/magics.c driver/progress.c driver/sharing.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-MAIN_OBJ   := $(BUILD)/obj/kernel/main.o
+MAIN_OBJ   := $(BUILD)/obj/driver/main.o
 BIN        := $(BUILD)/bin/sparkernel
 SPEC_DIR   := $(BUILD)/share/jupyter/kernels/sparkernel
 PYDIR      := $(CURDIR)/driver/python
@@ -45,11 +45,17 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
 
-.PHONY: all check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
+.PHONY: all check-seam check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
-all: $(BIN) kernelspec
+all: check-seam $(BIN) kernelspec
+
+# kernel/ is a Jupyter kernel and nothing else: what plugs into it (driver/) goes through
+# kernel/extension.h, and the core never includes the driver.
+check-seam:
+	@! grep -n '#include *"\.\./driver/' kernel/*.c kernel/*.h || \
+	    { echo "kernel/ must not include driver/ (use kernel/extension.h)" >&2; exit 1; }
 
 # `make` alone installs nothing: say what is missing and how to get it (make deps, or the
 # README's two commands, which install on their own).
@@ -314,7 +320,7 @@ FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 FUZZ_SRC_progress   := driver/progress.c kernel/log.c
 FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
 FUZZ_SRC_connection := kernel/connection.c
-FUZZ_SRC_frame      := driver/frame.c
+FUZZ_SRC_frame      := kernel/frame.c
 FUZZ_SRC_master     := driver/master.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
 FUZZ_SRC_magics     := driver/magics.c driver/settings.c kernel/log.c kernel/redact.c
 FUZZ_PKGS_progress   := jansson

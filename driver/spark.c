@@ -2,7 +2,7 @@
  * %spark magics. Runs entirely in the kernel loop; HTTP answers arrive as callbacks. */
 #include "spark.h"
 
-#include "../kernel/kernel.h"
+#include "../kernel/extension.h"
 #include "../kernel/log.h"
 #include "../kernel/utf8.h"
 #include "curl_lazy.h"
@@ -36,6 +36,8 @@ static const char *state_names[] = {
     "stopped"};
 
 struct spark {
+    struct kernel *k;  /* the kernel core this extension is plugged into (extension.h) */
+    struct http *http; /* asynchronous HTTP, one of the loop's event sources */
     struct settings *settings;
     enum session_state state;
     int generation; /* bumps on every start/stop; stale HTTP answers are ignored */
@@ -66,6 +68,12 @@ struct spark {
     double next_share_order; /* monotonic: the next shrink may be sent then */
 };
 
+/* The extension's state, as the core hands it back to every hook. */
+static struct spark *spark_of(struct kernel *k)
+{
+    return kernel_extension_self(k);
+}
+
 struct call {
     struct kernel *k;
     int generation;
@@ -90,7 +98,7 @@ static struct call *call_new(struct kernel *k)
     struct call *c = malloc(sizeof *c);
     if (c) {
         c->k = k;
-        c->generation = k->spark->generation;
+        c->generation = spark_of(k)->generation;
     }
     return c;
 }
@@ -101,7 +109,7 @@ static struct kernel *call_take(void *ctx, int status)
 {
     struct call *c = ctx;
     struct kernel *k = c->k;
-    int fresh = status != HTTP_ECANCELLED && c->generation == k->spark->generation;
+    int fresh = status != HTTP_ECANCELLED && c->generation == spark_of(k)->generation;
     free(c);
     return fresh ? k : NULL;
 }
@@ -113,7 +121,7 @@ static int ask(struct kernel *k, const char *url, long timeout_ms, http_done_fn 
     struct call *c = call_new(k);
     if (c == NULL)
         return HTTP_ENOMEM;
-    int rc = http_request(k->http, url, NULL, timeout_ms, done, c);
+    int rc = http_request(spark_of(k)->http, url, NULL, timeout_ms, done, c);
     if (rc != HTTP_OK)
         free(c);
     return rc;
@@ -185,33 +193,31 @@ static const char *sb_str(struct sb *b)
 
 /* ---------- output into the current cell ---------- */
 
-static json_t *cell_parent(struct kernel *k)
-{
-    return k->current ? k->current->header : k->last_parent;
-}
-
 static void cell_stream(struct kernel *k, const char *name, const char *text)
 {
-    iopub_publish(k, "stream", cell_parent(k), json_pack("{s:s, s:s}", "name", name, "text", text));
+    kernel_publish_output(k, "stream", json_pack("{s:s, s:s}", "name", name, "text", text));
 }
 
 static void cell_display(struct kernel *k, const char *html, const char *plain)
 {
-    iopub_publish(k, "display_data", cell_parent(k),
-                  json_pack("{s:{s:s, s:s}, s:{}, s:{}}", "data", "text/html", html, "text/plain",
-                            plain, "metadata", "transient"));
+    kernel_publish_output(k, "display_data",
+                          json_pack("{s:{s:s, s:s}, s:{}, s:{}}", "data", "text/html", html,
+                                    "text/plain", plain, "metadata", "transient"));
 }
 
 /* ---------- session life ---------- */
 
-struct spark *spark_new(char **env, const char *connection_file)
+static void spark_destroy(void *self);
+
+static struct spark *spark_new(char **env, const char *connection_file)
 {
     struct spark *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     s->settings = settings_new(env);
-    if (s->settings == NULL) {
-        free(s);
+    s->http = http_new();
+    if (s->settings == NULL || s->http == NULL) {
+        spark_destroy(s);
         return NULL;
     }
     /* The notebook behind this kernel, when the Jupyter server says (JPY_SESSION_NAME). */
@@ -224,23 +230,23 @@ struct spark *spark_new(char **env, const char *connection_file)
     return s;
 }
 
-void spark_destroy(struct spark **self)
+static void spark_destroy(void *self)
 {
-    if (self == NULL || *self == NULL)
+    struct spark *s = self;
+    if (s == NULL)
         return;
-    struct spark *s = *self;
+    http_destroy(&s->http); /* the callbacks run cancelled: they only free their calls */
     settings_destroy(&s->settings);
     progress_destroy(&s->progress);
     json_decref(s->magic_lines);
     free(s->magic_rest);
     free(s);
-    *self = NULL;
 }
 
+/* Sends cmd (stolen) to the executor, in order with the cells. */
 static void send_executor(struct kernel *k, json_t *cmd)
 {
-    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
-        log_warn("the executor did not take a Spark command");
+    kernel_send_executor(k, cmd);
     json_decref(cmd);
 }
 
@@ -273,22 +279,22 @@ static void forget_record(struct spark *s)
 /* Negotiation is over (the session was launched or refused): whatever waited goes on. */
 static void negotiation_over(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (s->magic_waits_for_start) {
         s->magic_waits_for_start = 0;
         magic_done(k);
     }
-    execution_pump(k);
+    kernel_resume_queue(k);
 }
 
-int spark_holds_queue(struct kernel *k)
+static int holds_queue(struct kernel *k, void *self)
 {
-    return k->spark != NULL && k->spark->state == S_NEGOTIATING;
+    return ((struct spark *)self)->state == S_NEGOTIATING;
 }
 
 static void refuse(struct kernel *k, const char *paragraph)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->state = S_REFUSED;
     snprintf(s->failure, sizeof s->failure, "%s", paragraph);
     log_warn("Spark session refused: %.300s", paragraph);
@@ -316,7 +322,7 @@ static void master_ui_url(struct spark *s)
 
 static void launch(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     struct settings *st = s->settings;
     char host[256], addr[64];
     int mport;
@@ -372,10 +378,11 @@ static void launch(struct kernel *k)
     if (settings_source_of(st, "spark.app.name") == SOURCE_DEFAULT)
         json_object_set_new(conf, "spark.app.name",
                             json_sprintf("sparkernel %s", s->kernel_name[0] ? s->kernel_name
-                                                          : s->kernel_id[0] ? s->kernel_id
-                                                                            : k->session));
+                                                          : s->kernel_id[0]
+                                                              ? s->kernel_id
+                                                              : kernel_session_id(k)));
     json_object_set_new(conf, "spark.sparkernel.kernel",
-                        json_string(s->kernel_id[0] ? s->kernel_id : k->session));
+                        json_string(s->kernel_id[0] ? s->kernel_id : kernel_session_id(k)));
     if (s->kernel_name[0])
         json_object_set_new(conf, "spark.sparkernel.notebook", json_string(s->kernel_name));
     s->state = S_STARTING;
@@ -426,7 +433,7 @@ static void on_negotiated(void *ctx, int status, long code, const char *body, si
     struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     const char *master = settings_get(s->settings, "spark.master");
     char para[6144];
     if (status != HTTP_OK) {
@@ -471,7 +478,7 @@ static void on_negotiated(void *ctx, int status, long code, const char *body, si
 
 static void start_session(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->generation++;
     s->app_id[0] = s->ui_url[0] = s->failure[0] = s->notice[0] = '\0';
     master_ui_url(s);
@@ -499,7 +506,7 @@ static int session_alive(const struct spark *s)
 
 static void stop_session(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->generation++;
     if (s->state == S_STARTING || s->state == S_READY)
         send_executor(k, json_pack("{s:s}", "type", "spark_stop"));
@@ -508,9 +515,9 @@ static void stop_session(struct kernel *k)
     s->app_id[0] = s->ui_url[0] = '\0'; /* %spark ui must not link a stopped session */
 }
 
-void spark_on_executor_ready(struct kernel *k)
+static void on_executor_ready(struct kernel *k, void *self)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->state = S_IDLE;
     if (settings_get_bool(s->settings, "sparkernel.warm", 0))
         start_session(k);
@@ -546,7 +553,7 @@ static char *form_encode(const char *text)
 
 static void kill_on_master(struct kernel *k, const char *app_id)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (!settings_is_cluster(s->settings) || app_id[0] == '\0' || s->master_ui[0] == '\0')
         return;
     char url[600], form[400];
@@ -558,12 +565,12 @@ static void kill_on_master(struct kernel *k, const char *app_id)
     snprintf(form, sizeof form, "id=%s&terminate=true", id);
     free(id);
     log_info("asking the master to kill application %s (its driver is gone)", app_id);
-    http_request(k->http, url, form, 3000, on_killed, malloc(1));
+    http_request(spark_of(k)->http, url, form, 3000, on_killed, malloc(1));
 }
 
-void spark_on_executor_death(struct kernel *k)
+static void on_executor_died(struct kernel *k, void *self)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     kill_on_master(k, s->app_id);
     forget_record(s);
     /* The answers still on their way belong to the dead session (generation): their
@@ -579,9 +586,9 @@ void spark_on_executor_death(struct kernel *k)
     s->idle_since = wall_s();
 }
 
-void spark_on_state(struct kernel *k, json_t *ev)
+static void on_state(struct kernel *k, json_t *ev)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     const char *state = json_string_value(json_object_get(ev, "state"));
     if (state == NULL)
         return;
@@ -663,13 +670,12 @@ void spark_on_state(struct kernel *k, json_t *ev)
 
 static void emit_progress(struct kernel *k, double now)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     struct progress_out out;
     while (s->progress && progress_next(s->progress, now, &out) == 1) {
         json_t *content = json_pack("{s:o, s:{}, s:{s:s}}", "data", out.data, "metadata",
                                     "transient", "display_id", out.display_id);
-        iopub_publish(k, out.update ? "update_display_data" : "display_data", cell_parent(k),
-                      content);
+        kernel_publish_output(k, out.update ? "update_display_data" : "display_data", content);
     }
 }
 
@@ -686,7 +692,7 @@ static void cell_over(struct spark *s)
 
 static void release_reply(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (!s->holding_reply)
         return;
     s->holding_reply = 0;
@@ -696,7 +702,7 @@ static void release_reply(struct kernel *k)
         emit_progress(k, now);
     }
     cell_over(s);
-    execution_release_reply(k);
+    kernel_release_reply(k);
 }
 
 static void on_jobs(void *ctx, int status, long code, const char *body, size_t len,
@@ -706,7 +712,7 @@ static void on_jobs(void *ctx, int status, long code, const char *body, size_t l
     struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->jobs_in_flight = 0;
     if (s->progress && status == HTTP_OK) {
         int rc = progress_update_jobs(s->progress, body, len, now_s());
@@ -723,13 +729,13 @@ static void on_stages(void *ctx, int status, long code, const char *body, size_t
 {
     (void)code, (void)error;
     struct kernel *k = call_take(ctx, status);
-    if (k != NULL && k->spark->progress && status == HTTP_OK)
-        progress_update_stages(k->spark->progress, body, len);
+    if (k != NULL && spark_of(k)->progress && status == HTTP_OK)
+        progress_update_stages(spark_of(k)->progress, body, len);
 }
 
 static void poll_jobs(struct kernel *k, long timeout_ms)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     char url[800];
     snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->poll_url, s->app_id);
     if (ask(k, url, timeout_ms, on_jobs) == HTTP_OK)
@@ -742,7 +748,7 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
 static void report_waiting(struct kernel *k, const struct master_status *ms,
                            const struct master_app *mine, double waited)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     struct sb html = {0}, text = {0};
     int others = 0;
     for (size_t i = 0; i < ms->napps; i++)
@@ -855,7 +861,7 @@ static const struct master_app *find_app(const struct master_status *ms, const c
  * still starting this session's executors (said only if that takes a few seconds). */
 static void executors_notice(struct kernel *k, const struct master_status *ms, double waited)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     int free_cores = ms->cores - ms->coresused;
     if (ms->aliveworkers > 0 && free_cores > 0 && waited < 3.0)
         return;
@@ -996,12 +1002,12 @@ static const char *share_rule_text(const struct spark *s, char *buf, size_t len)
 static void share_cluster(struct kernel *k, const struct master_status *ms,
                           const struct master_app *mine, int contended)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
         return;
     if (!contended) {
         json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
-        if (grow && executor_control(k->exec, grow) == EXECUTOR_OK)
+        if (grow && kernel_control_executor(k, grow) == 0)
             s->shrunk = 0;
         json_decref(grow);
         return;
@@ -1012,7 +1018,7 @@ static void share_cluster(struct kernel *k, const struct master_status *ms,
     int per = settings_get_int(s->settings, "spark.executor.cores", 1);
     int keep = fair / (per > 0 ? per : 1);
     json_t *cmd = json_pack("{s:s, s:i}", "type", "spark_shrink", "keep", keep > 0 ? keep : 1);
-    if (cmd && executor_control(k->exec, cmd) == EXECUTOR_OK) {
+    if (cmd && kernel_control_executor(k, cmd) == 0) {
         if (!s->shrunk)
             log_info("another application waits: giving back %d of %d cores at the next task "
                      "boundary (fair share %d)",
@@ -1030,7 +1036,7 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->master_in_flight = 0;
     struct master_status *ms = NULL;
     if (status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
@@ -1070,9 +1076,9 @@ static void follow_cell(struct spark *s)
     s->next_master_poll = now_s() + 1.0;
 }
 
-void spark_cell_begin(struct kernel *k, int count)
+static void cell_begin(struct kernel *k, void *self, int count)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->cell_active = 1;
     s->cell_count = count;
     s->waiting_reported = 0;
@@ -1082,9 +1088,9 @@ void spark_cell_begin(struct kernel *k, int count)
     follow_cell(s); /* or when the session becomes ready, if the cell waits for it */
 }
 
-int spark_cell_end(struct kernel *k)
+static int cell_end(struct kernel *k, void *self)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (s->progress && progress_displayed(s->progress) && s->state == S_READY) {
         /* One last look at the jobs, so the cell keeps their final state. */
         s->holding_reply = 1;
@@ -1121,7 +1127,7 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     struct kernel *k = call_take(ctx, status);
     if (k == NULL)
         return;
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->yield_in_flight = 0;
     struct master_status *ms = NULL;
     if (!yield_armed(s) || status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
@@ -1151,9 +1157,9 @@ static void on_yield_poll(void *ctx, int status, long code, const char *body, si
     master_status_destroy(&ms);
 }
 
-long spark_next_tick_ms(struct kernel *k)
+static long next_tick_ms(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (yield_armed(s)) {
         double ms = (s->next_yield_poll - now_s()) * 1000.0;
         return ms < 0 ? 0 : (long)ms + 1;
@@ -1165,9 +1171,9 @@ long spark_next_tick_ms(struct kernel *k)
     return ms < 0 ? 0 : (long)ms + 1;
 }
 
-void spark_tick(struct kernel *k)
+static void tick(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (yield_armed(s) && now_s() >= s->next_yield_poll) {
         /* Every second while another waits (its turn comes at a poll), else every 2 s. */
         s->next_yield_poll = now_s() + (s->contended_since > 0 ? 1.0 : 2.0);
@@ -1204,19 +1210,19 @@ static void magics_next(struct kernel *k);
 
 static void magic_done(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->magic_index++;
     magics_next(k);
 }
 
 static void magic_fail(struct kernel *k, const char *ename, const char *text)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     json_decref(s->magic_lines);
     s->magic_lines = NULL;
     free(s->magic_rest);
     s->magic_rest = NULL;
-    execution_fail_current(k, ename, text);
+    kernel_fail_cell(k, ename, text);
 }
 
 static void settings_html(struct spark *s, struct sb *html, struct sb *text)
@@ -1253,7 +1259,7 @@ static void settings_html(struct spark *s, struct sb *html, struct sb *text)
 
 static void session_html(struct kernel *k, struct sb *html, struct sb *text)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     sb_add(html, "<p><b>Spark session:</b> %s", state_names[s->state]);
     sb_add(text, "Spark session: %s", state_names[s->state]);
     if (s->app_id[0]) {
@@ -1297,7 +1303,7 @@ static void session_html(struct kernel *k, struct sb *html, struct sb *text)
 static void cluster_html(struct kernel *k, const struct master_status *ms, struct sb *html,
                          struct sb *text)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     sb_add(html, "<p><b>Cluster</b> ");
     sb_escape(html, ms->url);
     sb_add(html, " (");
@@ -1356,7 +1362,7 @@ static void publish_status(struct kernel *k, const struct master_status *ms, con
                   "kernelspec, default)</p>");
     sb_add(&text, "\nSettings (strongest source first: notebook, environment, kernelspec, "
                   "default)\n");
-    settings_html(k->spark, &html, &text);
+    settings_html(spark_of(k), &html, &text);
     cell_display(k, sb_str(&html), sb_str(&text));
     free(html.s);
     free(text.s);
@@ -1375,9 +1381,10 @@ static void on_status_master(void *ctx, int status, long code, const char *body,
     char why[512] = "";
     if (status != HTTP_OK)
         snprintf(why, sizeof why, "The master's web UI at %s did not answer (%s).",
-                 k->spark->master_ui, error ? error : http_strerror(status));
+                 spark_of(k)->master_ui, error ? error : http_strerror(status));
     else if (master_parse(body, len, &ms) != MASTER_OK)
-        snprintf(why, sizeof why, "%s did not answer with a master's status.", k->spark->master_ui);
+        snprintf(why, sizeof why, "%s did not answer with a master's status.",
+                 spark_of(k)->master_ui);
     publish_status(k, ms, why);
     master_status_destroy(&ms);
     magic_done(k);
@@ -1385,7 +1392,7 @@ static void on_status_master(void *ctx, int status, long code, const char *body,
 
 static void magic_status(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (!settings_is_cluster(s->settings)) {
         publish_status(k, NULL, "Local mode: no cluster to list.");
         magic_done(k);
@@ -1402,7 +1409,7 @@ static void magic_status(struct kernel *k)
 
 static void magic_config(struct kernel *k, json_t *words)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (json_array_size(words) < 2) {
         struct sb html = {0}, text = {0};
         settings_html(s, &html, &text);
@@ -1436,7 +1443,7 @@ static void magic_config(struct kernel *k, json_t *words)
 
 static void magics_next(struct kernel *k)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     if (s->magic_lines == NULL)
         return;
     if (s->magic_index >= json_array_size(s->magic_lines)) {
@@ -1444,7 +1451,7 @@ static void magics_next(struct kernel *k)
         s->magic_rest = NULL;
         json_decref(s->magic_lines);
         s->magic_lines = NULL;
-        execution_continue(k, rest ? rest : "");
+        kernel_continue_cell(k, rest ? rest : "");
         free(rest);
         return;
     }
@@ -1504,9 +1511,9 @@ static void magics_next(struct kernel *k)
     json_decref(words);
 }
 
-void spark_run_magics(struct kernel *k, json_t *lines, const char *rest)
+static void run_magics(struct kernel *k, json_t *lines, const char *rest)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     json_decref(s->magic_lines);
     free(s->magic_rest);
     s->magic_lines = json_incref(lines);
@@ -1515,9 +1522,9 @@ void spark_run_magics(struct kernel *k, json_t *lines, const char *rest)
     magics_next(k);
 }
 
-void spark_shutdown(struct kernel *k, int executor_detached)
+static void on_shutdown(struct kernel *k, void *self, int executor_detached)
 {
-    struct spark *s = k->spark;
+    struct spark *s = spark_of(k);
     s->generation++;
     progress_destroy(&s->progress);
     forget_record(s);
@@ -1530,4 +1537,114 @@ void spark_shutdown(struct kernel *k, int executor_detached)
         else if (rc != MASTER_ENOAPP)
             log_warn("application %s: %s", s->app_id, master_strerror(rc));
     }
+}
+
+/* ---------- plugged into the kernel core (kernel/extension.h) ---------- */
+
+static int on_event(struct kernel *k, void *self, const char *type, json_t *ev)
+{
+    if (strcmp(type, "spark_state") != 0)
+        return 0;
+    on_state(k, ev);
+    return 1;
+}
+
+/* A cell that starts with %spark lines: they run here, then the rest goes on. */
+static int cell_code(struct kernel *k, void *self, const char *code)
+{
+    char *rest = NULL;
+    json_t *lines = magics_split(code, &rest);
+    int taken = json_array_size(lines) > 0;
+    if (taken)
+        run_magics(k, lines, rest); /* calls kernel_continue_cell or kernel_fail_cell */
+    json_decref(lines);
+    free(rest);
+    return taken;
+}
+
+static void kernel_info(struct kernel *k, void *self, json_t *content)
+{
+    const char *pyver =
+        json_string_value(json_object_get(json_object_get(content, "language_info"), "version"));
+    char banner[512];
+    snprintf(banner, sizeof banner,
+             "sparkernel %s: PySpark on a Spark standalone cluster (Python %s, IPython)\n"
+             "Magics: %%spark status | config | restart | ui",
+             json_string_value(json_object_get(content, "implementation_version")),
+             pyver ? pyver : "3");
+    json_object_set_new(content, "banner", json_string(banner));
+    json_t *links = json_object_get(content, "help_links");
+    json_array_append_new(links, json_pack("{s:s,s:s}", "text", "PySpark", "url",
+                                           "https://spark.apache.org/docs/latest/api/python/"));
+    json_array_append_new(
+        links, json_pack("{s:s,s:s}", "text", "Spark Programming Guide", "url",
+                         "https://spark.apache.org/docs/latest/rdd-programming-guide.html"));
+}
+
+static int http_source_fds(void *self, struct kernel_fd *out, int max)
+{
+    struct http_fd hfds[KERNEL_SOURCE_MAX_FDS];
+    int n = http_fds(((struct spark *)self)->http, hfds,
+                     max < KERNEL_SOURCE_MAX_FDS ? max : KERNEL_SOURCE_MAX_FDS);
+    for (int i = 0; i < n; i++)
+        out[i] = (struct kernel_fd){
+            hfds[i].fd,
+            (short)((hfds[i].read ? KERNEL_FD_READ : 0) | (hfds[i].write ? KERNEL_FD_WRITE : 0)),
+            0};
+    return n;
+}
+
+static long http_source_next_ms(void *self)
+{
+    return http_timeout_ms(((struct spark *)self)->http);
+}
+
+static void http_source_run(void *self, const struct kernel_fd *fds, int n)
+{
+    http_perform(((struct spark *)self)->http);
+}
+
+static long timer_next_ms(void *self)
+{
+    return next_tick_ms(((struct spark *)self)->k);
+}
+
+static void timer_run(void *self, const struct kernel_fd *fds, int n)
+{
+    tick(((struct spark *)self)->k);
+}
+
+int spark_attach(struct kernel *k, char **env, const char *connection_file)
+{
+    struct spark *s = spark_new(env, connection_file);
+    if (s == NULL)
+        return -1;
+    s->k = k;
+    struct kernel_extension ext = {.name = "spark",
+                                   .self = s,
+                                   .executor_ready = on_executor_ready,
+                                   .executor_died = on_executor_died,
+                                   .event = on_event,
+                                   .holds_queue = holds_queue,
+                                   .cell_code = cell_code,
+                                   .cell_begin = cell_begin,
+                                   .cell_end = cell_end,
+                                   .kernel_info = kernel_info,
+                                   .shutdown = on_shutdown,
+                                   .destroy = spark_destroy};
+    struct kernel_source http = {.name = "spark http",
+                                 .self = s,
+                                 .fds = http_source_fds,
+                                 .next_ms = http_source_next_ms,
+                                 .run = http_source_run};
+    struct kernel_source timer = {
+        .name = "spark timers", .self = s, .next_ms = timer_next_ms, .run = timer_run};
+    if (kernel_set_extension(k, &ext) != 0) {
+        spark_destroy(s);
+        return -1;
+    }
+    /* The extension owns s from here: kernel_close destroys it. */
+    if (kernel_add_source(k, &http) != 0 || kernel_add_source(k, &timer) != 0)
+        return -1;
+    return 0;
 }

@@ -1,12 +1,11 @@
 /* execution: shell requests that need the Python executor wait here in arrival order; one
  * runs at a time. This file turns executor events into iopub messages and replies, and
  * owns the executor's life: started in the background at kernel start, restarted after a
- * death, its last cell told what happened. */
+ * death, its last cell told what happened. The extension (extension.h) is called at each
+ * moment of a cell's and an executor's life, and acts back through the calls below. */
 #include "debugger.h"
 #include "kernel.h"
 
-#include "../driver/magics.h"
-#include "../driver/spark.h"
 #include "log.h"
 #include "message.h"
 #include "utf8.h"
@@ -73,7 +72,7 @@ static int bool_field(json_t *content, const char *key, int fallback)
 
 static json_t *reply_metadata(struct kernel *k, const char *status)
 {
-    return json_pack("{s:s, s:b, s:s, s:s}", "started", k->current_started, "dependencies_met", 1,
+    return json_pack("{s:s, s:b, s:s, s:s}", "started", k->active.started, "dependencies_met", 1,
                      "engine", k->session, "status", status);
 }
 
@@ -82,13 +81,13 @@ static void take_waiting_shell(struct kernel *k);
 /* Ends the current request: reply (content stolen), idle, next. */
 static void finish_current(struct kernel *k, json_t *content)
 {
-    struct wire_msg *req = k->current;
+    struct wire_msg *req = k->active.msg;
     char reply_type[64];
     dispatch_reply_type(req->msg_type, reply_type, sizeof reply_type);
     const char *status = json_string_value(json_object_get(content, "status"));
     int is_execute = strcmp(req->msg_type, "execute_request") == 0;
     int failed = status == NULL || strcmp(status, "ok") != 0;
-    int abort = is_execute && failed && k->current_stop_on_error;
+    int abort = is_execute && failed && k->active.stop_on_error;
     /* What the client sent before this reply existed is what stop_on_error aborts: take it
      * in now, before the reply, so a cell sent in answer to the error is never aborted. */
     if (abort)
@@ -108,8 +107,8 @@ static void finish_current(struct kernel *k, json_t *content)
     else
         json_decref(content);
     iopub_status(k, "idle", req->header);
-    k->current = NULL;
-    k->awaiting_input = 0;
+    k->active.msg = NULL;
+    k->active.awaiting_input = 0;
     k->sync_awaited = 0;
     wire_msg_destroy(&req);
     if (abort)
@@ -141,7 +140,7 @@ static json_t *error_reply(struct kernel *k, struct wire_msg *req, const char *e
 static void fail_request(struct kernel *k, struct wire_msg *req, const char *ename,
                          const char *evalue)
 {
-    k->current = req;
+    k->active.msg = req;
     finish_current(k, error_reply(k, req, ename, evalue));
 }
 
@@ -150,7 +149,8 @@ static void fail_request(struct kernel *k, struct wire_msg *req, const char *ena
 static void take_reply(struct kernel *k, json_t *content)
 {
     k->sync_awaited = 0;
-    if (strcmp(k->current->msg_type, "execute_request") == 0 && spark_cell_end(k)) {
+    if (strcmp(k->active.msg->msg_type, "execute_request") == 0 && k->ext.cell_end &&
+        k->ext.cell_end(k, k->ext.self)) {
         json_decref(k->held_reply);
         k->held_reply = content; /* released after the last progress look */
         return;
@@ -162,8 +162,8 @@ static void take_waiting_shell(struct kernel *k)
 {
     struct wire_msg *m;
     int rc;
-    for (int i = 0; i < 10000 && (rc = kernel_recv(k, CHANNEL_SHELL, &m)) != 1; i++) {
-        if (rc != 0)
+    for (int i = 0; i < 10000 && (rc = kernel_recv(k, CHANNEL_SHELL, &m)) != WIRE_NOTHING; i++) {
+        if (rc != WIRE_OK)
             continue; /* dropped and counted */
         if (dispatch_needs_executor(m->msg_type))
             queue_push(&k->queue_head, &k->queue_tail, m);
@@ -183,7 +183,7 @@ void execution_abort_queue(struct kernel *k)
         }
         log_info("aborting queued execute_request %.8s after an error", m->msg_id);
         iopub_status(k, "busy", m->header);
-        message_now_iso(k->current_started, sizeof k->current_started);
+        message_now_iso(k->active.started, sizeof k->active.started);
         dispatch_reply(k, k->sock[CHANNEL_SHELL], m, "execute_reply",
                        json_pack("{s:s}", "status", "aborted"), reply_metadata(k, "aborted"));
         iopub_status(k, "idle", m->header);
@@ -225,10 +225,10 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
     const char *code = json_string_value(code_v);
     int silent = bool_field(c, "silent", 0);
     int store = silent ? 0 : bool_field(c, "store_history", 1);
-    k->current_silent = silent;
-    k->current_store = store;
-    k->current_stop_on_error = bool_field(c, "stop_on_error", 1);
-    k->current_allow_stdin = bool_field(c, "allow_stdin", 1);
+    k->active.silent = silent;
+    k->active.store = store;
+    k->active.stop_on_error = bool_field(c, "stop_on_error", 1);
+    k->active.allow_stdin = bool_field(c, "allow_stdin", 1);
     /* IPython neither counts nor stores a blank cell, but still evaluates its
      * user_expressions: it goes to the executor as it is. */
     int blank = is_blank(code);
@@ -236,27 +236,22 @@ static void send_execute(struct kernel *k, struct wire_msg *req)
         k->execution_count++;
         history_add(k->history, k->execution_count, code);
     }
-    k->current_count = store && !blank ? k->execution_count : k->execution_count + 1;
+    k->active.count = store && !blank ? k->execution_count : k->execution_count + 1;
     if (!silent)
         iopub_publish(k, "execute_input", req->header,
-                      json_pack("{s:O, s:i}", "code", code_v, "execution_count", k->current_count));
+                      json_pack("{s:O, s:i}", "code", code_v, "execution_count", k->active.count));
     if (blank) {
         send_cell(k, code);
         return;
     }
-    char *rest = NULL;
-    json_t *magics = magics_split(code, &rest);
-    if (json_array_size(magics) > 0)
-        spark_run_magics(k, magics, rest); /* calls execution_continue when done */
-    else
-        execution_continue(k, code);
-    json_decref(magics);
-    free(rest);
+    if (k->ext.cell_code && k->ext.cell_code(k, k->ext.self, code))
+        return; /* the extension continues or fails the cell (its magics) */
+    kernel_continue_cell(k, code);
 }
 
-void execution_continue(struct kernel *k, const char *code)
+void kernel_continue_cell(struct kernel *k, const char *code)
 {
-    if (k->current == NULL)
+    if (k->active.msg == NULL)
         return;
     if (is_blank(code)) { /* nothing but magics */
         finish_current(
@@ -268,36 +263,37 @@ void execution_continue(struct kernel *k, const char *code)
 
 static void send_cell(struct kernel *k, const char *code)
 {
-    struct wire_msg *req = k->current;
+    struct wire_msg *req = k->active.msg;
     json_t *ue = json_object_get(req->content, "user_expressions");
     json_t *cmd =
         json_pack("{s:s, s:s, s:b, s:b, s:b, s:i, s:o}", "type", "execute", "code", code, "silent",
-                  k->current_silent, "store_history", k->current_store, "allow_stdin",
-                  k->current_allow_stdin, "execution_count", k->current_count, "user_expressions",
+                  k->active.silent, "store_history", k->active.store, "allow_stdin",
+                  k->active.allow_stdin, "execution_count", k->active.count, "user_expressions",
                   json_is_object(ue) ? json_incref(ue) : json_object());
     /* The request's own header: get_ipython().get_parent() gives it to ipywidgets' Output,
      * which captures the output of the message with that id. */
     json_object_set(cmd, "parent_header", req->header);
-    spark_cell_begin(k, k->current_count);
+    if (k->ext.cell_begin)
+        k->ext.cell_begin(k, k->ext.self, k->active.count);
     if (executor_send(k->exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the execute command; waiting for its exit");
     json_decref(cmd);
 }
 
-void execution_fail_current(struct kernel *k, const char *ename, const char *evalue)
+void kernel_fail_cell(struct kernel *k, const char *ename, const char *evalue)
 {
-    struct wire_msg *req = k->current;
+    struct wire_msg *req = k->active.msg;
     if (req == NULL)
         return;
-    k->current = NULL;
+    k->active.msg = NULL;
     fail_request(k, req, ename, evalue);
 }
 
-void execution_release_reply(struct kernel *k)
+void kernel_release_reply(struct kernel *k)
 {
     json_t *content = k->held_reply;
     k->held_reply = NULL;
-    if (content != NULL && k->current != NULL)
+    if (content != NULL && k->active.msg != NULL)
         finish_current(k, content);
     else
         json_decref(content);
@@ -325,7 +321,7 @@ static void send_query(struct kernel *k, struct wire_msg *req)
 
 void execution_pump(struct kernel *k)
 {
-    while (k->current == NULL && k->queue_head != NULL) {
+    while (k->active.msg == NULL && k->queue_head != NULL) {
         enum executor_state st = executor_state(k->exec);
         if (st == EXECUTOR_STOPPED) {
             if (k->start_failure[0] != '\0') {
@@ -347,7 +343,7 @@ void execution_pump(struct kernel *k)
             start_executor(k);
             return;
         }
-        if (st != EXECUTOR_READY || spark_holds_queue(k))
+        if (st != EXECUTOR_READY || (k->ext.holds_queue && k->ext.holds_queue(k, k->ext.self)))
             return; /* requests wait for the ready event, or for the master's answer */
         if (executor_exited(k->exec)) {
             /* Killed between cells, and its SIGCHLD not handled yet: the request has not
@@ -356,8 +352,8 @@ void execution_pump(struct kernel *k)
             return;
         }
         struct wire_msg *req = dequeue(k);
-        k->current = req;
-        message_now_iso(k->current_started, sizeof k->current_started);
+        k->active.msg = req;
+        message_now_iso(k->active.started, sizeof k->active.started);
         json_decref(k->last_parent);
         k->last_parent = json_incref(req->header);
         iopub_status(k, "busy", req->header);
@@ -368,19 +364,18 @@ void execution_pump(struct kernel *k)
     }
 }
 
-/* Output belongs to the running request; between requests, to the last one. A request
- * answered while a cell runs (kernel_info, interrupt, history...) changes last_parent and
- * must not take the rest of the cell's output with it. */
-static json_t *parent_for_output(struct kernel *k)
+/* A request answered while a cell runs (kernel_info, interrupt, history...) changes
+ * last_parent and must not take the rest of the cell's output with it. */
+json_t *execution_output_parent(struct kernel *k)
 {
-    return k->current ? k->current->header : k->last_parent;
+    return k->active.msg ? k->active.msg->header : k->last_parent;
 }
 
 static void publish_stream(struct kernel *k, const char *name, const char *text, size_t len)
 {
     json_t *content = message_stream(name, text, len);
     if (content != NULL)
-        iopub_publish(k, "stream", parent_for_output(k), content);
+        iopub_publish(k, "stream", execution_output_parent(k), content);
 }
 
 void execution_on_stream(struct kernel *k, enum executor_stream which)
@@ -391,7 +386,7 @@ void execution_on_stream(struct kernel *k, enum executor_stream which)
     if (text == NULL)
         return;
     if (len > 0) {
-        if (executor_state(k->exec) == EXECUTOR_STARTING && k->current == NULL) {
+        if (executor_state(k->exec) == EXECUTOR_STARTING && k->active.msg == NULL) {
             /* Before the first cell, output is start-up noise or a start failure: log it
              * and keep the tail for the error a waiting cell would get. */
             log_info("executor %s: %.*s", which == EXECUTOR_STDOUT ? "stdout" : "stderr",
@@ -434,7 +429,7 @@ static void on_unreadable(struct kernel *k, json_t *ev)
         executor_kill(k->exec);
         return;
     }
-    if (k->current == NULL)
+    if (k->active.msg == NULL)
         return;
     char note[256];
     snprintf(note, sizeof note,
@@ -455,7 +450,7 @@ static void on_unreadable(struct kernel *k, json_t *ev)
 static void on_synced(struct kernel *k, json_t *ev)
 {
     json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
-    if (k->current == NULL || k->sync_awaited == 0 || seq != (json_int_t)k->sync_awaited)
+    if (k->active.msg == NULL || k->sync_awaited == 0 || seq != (json_int_t)k->sync_awaited)
         return;
     char evalue[512];
     snprintf(evalue, sizeof evalue,
@@ -464,8 +459,8 @@ static void on_synced(struct kernel *k, json_t *ev)
              "so far; the kernel's log has the reasons). The executor and its variables are "
              "intact: run the next cell as usual.",
              executor_dropped_frames(k->exec));
-    log_error("the reply to %.8s was lost; answering it with an error", k->current->msg_id);
-    take_reply(k, error_reply(k, k->current, "ReplyLost", evalue));
+    log_error("the reply to %.8s was lost; answering it with an error", k->active.msg->msg_id);
+    take_reply(k, error_reply(k, k->active.msg, "ReplyLost", evalue));
 }
 
 static void on_event(struct kernel *k, json_t *ev)
@@ -475,7 +470,7 @@ static void on_event(struct kernel *k, json_t *ev)
         log_warn("executor event without a type dropped");
         return;
     }
-    json_t *parent = parent_for_output(k);
+    json_t *parent = execution_output_parent(k);
     if (strcmp(type, "ready") == 0) {
         json_t *li = json_object_get(ev, "language_info");
         if (json_is_object(li)) {
@@ -486,7 +481,8 @@ static void on_event(struct kernel *k, json_t *ev)
         executor_set_ready(k->exec);
         log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
         k->start_kills = 0;
-        spark_on_executor_ready(k); /* before any cell, so a cell never waits on nothing */
+        if (k->ext.executor_ready) /* before any cell, so a cell never waits on nothing */
+            k->ext.executor_ready(k, k->ext.self);
         execution_pump(k);
     } else if (strcmp(type, "stream") == 0) {
         const char *name = json_string_value(json_object_get(ev, "name"));
@@ -502,13 +498,13 @@ static void on_event(struct kernel *k, json_t *ev)
         if (content)
             iopub_publish(k, update ? "update_display_data" : "display_data", parent, content);
     } else if (strcmp(type, "result") == 0) {
-        if (k->current == NULL || k->current_silent)
+        if (k->active.msg == NULL || k->active.silent)
             return;
         json_t *data = json_object_get(ev, "data");
         const char *plain = json_string_value(json_object_get(data, "text/plain"));
         if (plain)
-            history_set_output(k->history, k->current_count, plain);
-        json_t *content = json_pack("{s:i, s:O, s:O}", "execution_count", k->current_count, "data",
+            history_set_output(k->history, k->active.count, plain);
+        json_t *content = json_pack("{s:i, s:O, s:O}", "execution_count", k->active.count, "data",
                                     data, "metadata", json_object_get(ev, "metadata"));
         if (content)
             iopub_publish(k, "execute_result", parent, content);
@@ -522,23 +518,23 @@ static void on_event(struct kernel *k, json_t *ev)
         iopub_publish(k, "clear_output", parent,
                       json_pack("{s:b}", "wait", json_is_true(json_object_get(ev, "wait"))));
     } else if (strcmp(type, "input_request") == 0) {
-        if (k->current == NULL || !k->current_allow_stdin) {
+        if (k->active.msg == NULL || !k->active.allow_stdin) {
             json_t *empty = json_pack("{s:s, s:s}", "type", "input_reply", "value", "");
             executor_send(k->exec, empty);
             json_decref(empty);
             return;
         }
-        k->awaiting_input = 1;
+        k->active.awaiting_input = 1;
         json_t *content = json_pack("{s:O, s:b}", "prompt", json_object_get(ev, "prompt"),
                                     "password", json_is_true(json_object_get(ev, "password")));
         json_t *header = message_header_new("input_request", k->session);
-        wire_send(k->sock[CHANNEL_STDIN], k->auth, k->current->ids, k->current->n_ids, header,
-                  k->current->header, NULL, content);
+        wire_send(k->sock[CHANNEL_STDIN], k->auth, k->active.msg->ids, k->active.msg->n_ids, header,
+                  k->active.msg->header, NULL, content);
         json_decref(header);
         json_decref(content);
     } else if (strcmp(type, "reply") == 0) {
         json_t *content = json_object_get(ev, "content");
-        if (k->current == NULL || !json_is_object(content)) {
+        if (k->active.msg == NULL || !json_is_object(content)) {
             log_warn("executor reply with no request waiting; dropped");
             return;
         }
@@ -569,11 +565,10 @@ static void on_event(struct kernel *k, json_t *ev)
         debugger_on_reply(k, ev);
     } else if (strcmp(type, "debug_event") == 0) {
         debugger_on_event(k, ev);
-    } else if (strcmp(type, "spark_state") == 0) {
-        spark_on_state(k, ev);
-        execution_pump(k);
     } else if (strcmp(type, "log") == 0) {
         log_info("executor: %s", json_string_value(json_object_get(ev, "message")));
+    } else if (k->ext.event && k->ext.event(k, k->ext.self, type, ev)) {
+        execution_pump(k);
     } else {
         log_warn("unknown executor event %.32s dropped", type);
     }
@@ -593,7 +588,7 @@ static int handle_events(struct kernel *k)
 
 void execution_on_events(struct kernel *k)
 {
-    if (handle_events(k) != 0)
+    if (handle_events(k) != EXECUTOR_OK)
         execution_on_child(k); /* end of the event stream: the executor is going away */
 }
 
@@ -607,7 +602,7 @@ void execution_on_child(struct kernel *k)
         return; /* another child (none expected), or a signal racing the exit */
     /* Its last events (a traceback, a reply) come before the news of its death. */
     for (int i = 0; reaped && i < 64 && executor_event_fd(k->exec) >= 0; i++)
-        if (handle_events(k) != 0)
+        if (handle_events(k) != EXECUTOR_OK)
             break;
     if (!reaped)
         executor_wait(k->exec, 1000, &status); /* closed its events: it is going away */
@@ -620,12 +615,13 @@ void execution_on_child(struct kernel *k)
     k->sync_awaited = 0;
     debugger_fail_all(k, "the kernel's Python process ended (its variables and breakpoints are "
                          "gone); start the debugger again");
-    spark_on_executor_death(k);
+    if (k->ext.executor_died)
+        k->ext.executor_died(k, k->ext.self);
     /* A reply held for the last look at the cell's jobs: the cell ended before the death,
      * and is answered with its own reply. */
     json_t *held = k->held_reply;
     k->held_reply = NULL;
-    if (held != NULL && k->current != NULL)
+    if (held != NULL && k->active.msg != NULL)
         finish_current(k, held);
     else
         json_decref(held);
@@ -645,7 +641,7 @@ void execution_on_child(struct kernel *k)
     } else {
         log_error("the Python executor %s%s", how, k->death_cause);
     }
-    if (k->current != NULL) {
+    if (k->active.msg != NULL) {
         char evalue[768];
         snprintf(evalue, sizeof evalue,
                  "The Python executor %s%s while this request ran. Its variables and imports are "
@@ -653,8 +649,8 @@ void execution_on_child(struct kernel *k)
                  "next cell starts a fresh executor. If this repeats, the cell may need more "
                  "memory than the machine has (look for the OOM killer in the system log).",
                  how, k->death_cause);
-        struct wire_msg *req = k->current;
-        k->current = NULL;
+        struct wire_msg *req = k->active.msg;
+        k->active.msg = NULL;
         fail_request(k, req, "ExecutorDied", evalue);
     }
     if (was_ready)
@@ -665,7 +661,7 @@ void execution_on_child(struct kernel *k)
 
 int execution_shutdown(struct kernel *k)
 {
-    if (k->current != NULL)
+    if (k->active.msg != NULL)
         executor_interrupt(k->exec);
     /* A ready executor stops its Spark session after the kernel has exited: the client
      * waits for the kernel's exit (nbconvert, papermill and a restart in JupyterLab all
@@ -677,6 +673,96 @@ int execution_shutdown(struct kernel *k)
     struct wire_msg *m;
     while ((m = dequeue(k)) != NULL)
         wire_msg_destroy(&m);
-    wire_msg_destroy(&k->current);
+    wire_msg_destroy(&k->active.msg);
     return detached;
+}
+
+/* ---------- the executor as one of the loop's event sources ---------- */
+
+static int executor_source_fds(void *self, struct kernel_fd *out, int max)
+{
+    struct kernel *k = self;
+    int fds[5] = {executor_event_fd(k->exec), executor_stream_fd(k->exec, EXECUTOR_STDOUT),
+                  executor_stream_fd(k->exec, EXECUTOR_STDERR), executor_write_fd(k->exec),
+                  executor_control_write_fd(k->exec)};
+    int n = 0;
+    for (int i = 0; i < 5 && n < max; i++)
+        if (fds[i] >= 0)
+            out[n++] = (struct kernel_fd){fds[i], i < 3 ? KERNEL_FD_READ : KERNEL_FD_WRITE, 0};
+    return n;
+}
+
+/* Streams first, then events (output written before an event goes out before it), then
+ * what waits to be written. */
+static void executor_source_run(void *self, const struct kernel_fd *fds, int n)
+{
+    struct kernel *k = self;
+    int out = 0, err = 0, ev = 0, flush = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i].revents == 0)
+            continue;
+        if (fds[i].fd == executor_stream_fd(k->exec, EXECUTOR_STDOUT))
+            out = 1;
+        else if (fds[i].fd == executor_stream_fd(k->exec, EXECUTOR_STDERR))
+            err = 1;
+        else if (fds[i].fd == executor_event_fd(k->exec))
+            ev = 1;
+        else if (fds[i].events & KERNEL_FD_WRITE)
+            flush = 1; /* an error: the child is gone, its SIGCHLD follows */
+    }
+    if (out)
+        execution_on_stream(k, EXECUTOR_STDOUT);
+    if (err)
+        execution_on_stream(k, EXECUTOR_STDERR);
+    if (ev)
+        execution_on_events(k);
+    if (flush)
+        executor_flush(k->exec);
+}
+
+int execution_add_source(struct kernel *k)
+{
+    struct kernel_source src = {
+        .name = "executor", .self = k, .fds = executor_source_fds, .run = executor_source_run};
+    return kernel_add_source(k, &src);
+}
+
+/* ---------- extension.h: what the core offers an extension ---------- */
+
+void kernel_publish_output(struct kernel *k, const char *msg_type, json_t *content)
+{
+    iopub_publish(k, msg_type, execution_output_parent(k), content);
+}
+
+static int sent(int rc, const char *what)
+{
+    if (rc == EXECUTOR_OK)
+        return 0;
+    log_warn("the executor did not take a command on its %s pipe: %s", what, executor_strerror(rc));
+    return -1;
+}
+
+int kernel_send_executor(struct kernel *k, json_t *cmd)
+{
+    return sent(executor_send(k->exec, cmd), "command");
+}
+
+int kernel_control_executor(struct kernel *k, json_t *cmd)
+{
+    return sent(executor_control(k->exec, cmd), "control");
+}
+
+void kernel_resume_queue(struct kernel *k)
+{
+    execution_pump(k);
+}
+
+int kernel_cell_running(const struct kernel *k)
+{
+    return k->active.msg != NULL;
+}
+
+const char *kernel_session_id(const struct kernel *k)
+{
+    return k->session;
 }

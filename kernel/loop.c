@@ -1,10 +1,10 @@
-/* loop: sockets, signals and the one zmq_poll loop. Control is served first on every turn,
- * so interrupt, shutdown and kernel_info answer at once while a cell runs. */
+/* loop: sockets, signals and the one zmq_poll loop over the kernel's sockets and the event
+ * sources registered with it (the executor's pipes, an extension's HTTP and timers).
+ * Control is served first on every turn, so interrupt, shutdown and kernel_info answer at
+ * once while a cell runs. */
 #include "debugger.h"
 #include "kernel.h"
 
-#include "../driver/http.h"
-#include "../driver/spark.h"
 #include "log.h"
 #include "message.h"
 
@@ -55,11 +55,12 @@ static void *bind_socket(struct kernel *k, int type, int port, char *detail, siz
 
 int kernel_open(struct kernel *k, const char *connection_file, char *detail, size_t len)
 {
-    const char *allow = getenv("SPARKERNEL_ALLOW_EMPTY_KEY");
-    int rc =
-        connection_load(connection_file, allow && strcmp(allow, "1") == 0, &k->conn, detail, len);
-    if (rc != CONNECTION_OK)
-        return rc;
+    char why[512];
+    int rc = connection_load(connection_file, k->allow_empty_key, &k->conn, why, sizeof why);
+    if (rc != CONNECTION_OK) {
+        snprintf(detail, len, "%s: %s", connection_strerror(rc), why);
+        return KERNEL_ECONNECTION;
+    }
     if (k->conn.insecure_mode)
         log_warn("connection file %s is readable by other users; its key lets them run code "
                  "as you (chmod 600 it)",
@@ -68,13 +69,13 @@ int kernel_open(struct kernel *k, const char *connection_file, char *detail, siz
         log_warn("empty key: messages are not signed (SPARKERNEL_ALLOW_EMPTY_KEY=1)");
     k->auth = auth_new(k->conn.key, k->conn.key_len, 16384);
     k->history = history_new(10000);
-    const char *max_mb = getenv("SPARKERNEL_MAX_MESSAGE_MB");
-    k->max_json = max_mb && atoi(max_mb) > 0 ? (size_t)atoi(max_mb) << 20 : WIRE_DEFAULT_MAX_JSON;
+    if (k->max_json == 0)
+        k->max_json = WIRE_DEFAULT_MAX_JSON;
     message_uuid(k->session);
     k->ctx = zmq_ctx_new();
     if (k->auth == NULL || k->history == NULL || k->ctx == NULL) {
         snprintf(detail, len, "out of memory");
-        return -100;
+        return KERNEL_ENOMEM;
     }
     /* Signals go through a signalfd in the loop; block them before any thread starts. */
     sigset_t mask;
@@ -92,38 +93,71 @@ int kernel_open(struct kernel *k, const char *connection_file, char *detail, siz
                     k->conn.iopub_port};
     for (int i = 0; i < 4; i++)
         if ((k->sock[i] = bind_socket(k, types[i], ports[i], detail, len)) == NULL)
-            return -101;
+            return KERNEL_EBIND;
     char hb_endpoint[320];
     connection_endpoint(&k->conn, k->conn.hb_port, hb_endpoint, sizeof hb_endpoint);
     k->hb = heartbeat_new(k->ctx, hb_endpoint);
     if (k->hb == NULL) {
         snprintf(detail, len, "cannot bind heartbeat %s: %s", hb_endpoint, zmq_strerror(errno));
-        return -101;
+        return KERNEL_EBIND;
     }
-    extern char **environ;
     k->exec = executor_new(&k->exec_cfg);
-    k->spark = spark_new(environ, connection_file);
-    k->http = http_new();
-    if (k->exec == NULL || k->spark == NULL || k->http == NULL) {
+    if (k->exec == NULL || execution_add_source(k) != 0) {
         snprintf(detail, len, "out of memory");
-        return -100;
+        return KERNEL_ENOMEM;
     }
     k->running = 1;
     /* Launched by a Jupyter client: follow it out when it dies without shutting us down,
      * so no orphan kernel (and executor, and Spark application) is left behind. */
-    if (getenv("JPY_PARENT_PID") != NULL)
+    if (k->watch_parent)
         k->parent_pid = getppid();
     log_info("sparkernel %s listening on %s://%s (shell %d, iopub %d, control %d, stdin %d, "
              "hb %d)",
              SPARKERNEL_VERSION, k->conn.transport, k->conn.ip, k->conn.shell_port,
              k->conn.iopub_port, k->conn.control_port, k->conn.stdin_port, k->conn.hb_port);
+    return KERNEL_OK;
+}
+
+const char *kernel_strerror(int code)
+{
+    switch (code) {
+    case KERNEL_OK:
+        return "ok";
+    case KERNEL_ECONNECTION:
+        return "the connection file cannot be used";
+    case KERNEL_ENOMEM:
+        return "out of memory";
+    case KERNEL_EBIND:
+        return "a port of the connection file cannot be bound";
+    }
+    return "unknown kernel error";
+}
+
+int kernel_add_source(struct kernel *k, const struct kernel_source *src)
+{
+    if (k->n_sources >= KERNEL_MAX_SOURCES)
+        return -1;
+    k->sources[k->n_sources++] = *src;
     return 0;
+}
+
+int kernel_set_extension(struct kernel *k, const struct kernel_extension *ext)
+{
+    if (k->ext.name != NULL)
+        return -1;
+    k->ext = *ext;
+    return 0;
+}
+
+void *kernel_extension_self(const struct kernel *k)
+{
+    return k->ext.self;
 }
 
 int kernel_recv(struct kernel *k, enum channel ch, struct wire_msg **out)
 {
     int rc = wire_recv(k->sock[ch], k->auth, k->max_json, out);
-    if (rc == WIRE_OK || rc == 1)
+    if (rc == WIRE_OK || rc == WIRE_NOTHING)
         return rc;
     k->dropped[-rc]++;
     k->dropped_total++;
@@ -138,17 +172,17 @@ static void on_socket(struct kernel *k, enum channel ch)
     for (int i = 0; i < 64 && k->running; i++) {
         struct wire_msg *msg = NULL;
         int rc = kernel_recv(k, ch, &msg);
-        if (rc == 1)
+        if (rc == WIRE_NOTHING)
             return;
-        if (rc != 0)
+        if (rc != WIRE_OK)
             continue;
         if (ch == CHANNEL_STDIN) {
-            if (strcmp(msg->msg_type, "input_reply") == 0 && k->awaiting_input) {
+            if (strcmp(msg->msg_type, "input_reply") == 0 && k->active.awaiting_input) {
                 json_t *value = json_object_get(msg->content, "value");
                 json_t *cmd =
                     json_pack("{s:s, s:o}", "type", "input_reply", "value",
                               json_is_string(value) ? json_incref(value) : json_string(""));
-                k->awaiting_input = 0;
+                k->active.awaiting_input = 0;
                 executor_send(k->exec, cmd);
                 json_decref(cmd);
             } else {
@@ -188,63 +222,52 @@ static double loop_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static short fd_events_to_zmq(short events)
+{
+    return (short)(((events & KERNEL_FD_READ) ? ZMQ_POLLIN : 0) |
+                   ((events & KERNEL_FD_WRITE) ? ZMQ_POLLOUT : 0));
+}
+
+static short zmq_to_fd_events(short revents)
+{
+    return (short)(((revents & ZMQ_POLLIN) ? KERNEL_FD_READ : 0) |
+                   ((revents & ZMQ_POLLOUT) ? KERNEL_FD_WRITE : 0) |
+                   ((revents & ZMQ_POLLERR) ? KERNEL_FD_ERROR : 0));
+}
+
+/* Each turn's fds of one source, and where they sit among the poll items. */
+struct source_turn {
+    struct kernel_fd fds[KERNEL_SOURCE_MAX_FDS];
+    int n, first;
+};
+
 int kernel_run(struct kernel *k)
 {
     double next_parent_check = 0;
     executor_start(k->exec); /* warm the executor in the background */
     iopub_status(k, "starting", NULL);
     while (k->running) {
-        zmq_pollitem_t items[10 + 16]; /* 5 sockets, 5 executor pipes, libcurl */
-        int n = 0;
-        int control = n;
-        items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_CONTROL], 0, ZMQ_POLLIN, 0};
-        int shell = n;
-        items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_SHELL], 0, ZMQ_POLLIN, 0};
-        int stdin_i = n;
-        items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_STDIN], 0, ZMQ_POLLIN, 0};
-        int iopub = n;
-        items[n++] = (zmq_pollitem_t){k->sock[CHANNEL_IOPUB], 0, ZMQ_POLLIN, 0};
-        int sig = n;
-        items[n++] = (zmq_pollitem_t){NULL, k->sigfd, ZMQ_POLLIN, 0};
-        int ev = -1, out = -1, err = -1;
-        if (executor_event_fd(k->exec) >= 0) {
-            ev = n;
-            items[n++] = (zmq_pollitem_t){NULL, executor_event_fd(k->exec), ZMQ_POLLIN, 0};
-        }
-        if (executor_stream_fd(k->exec, EXECUTOR_STDOUT) >= 0) {
-            out = n;
-            items[n++] =
-                (zmq_pollitem_t){NULL, executor_stream_fd(k->exec, EXECUTOR_STDOUT), ZMQ_POLLIN, 0};
-        }
-        if (executor_stream_fd(k->exec, EXECUTOR_STDERR) >= 0) {
-            err = n;
-            items[n++] =
-                (zmq_pollitem_t){NULL, executor_stream_fd(k->exec, EXECUTOR_STDERR), ZMQ_POLLIN, 0};
-        }
-        int cmd = -1;
-        if (executor_write_fd(k->exec) >= 0) {
-            cmd = n;
-            items[n++] = (zmq_pollitem_t){NULL, executor_write_fd(k->exec), ZMQ_POLLOUT, 0};
-        }
-        int ctl = -1;
-        if (executor_control_write_fd(k->exec) >= 0) {
-            ctl = n;
-            items[n++] = (zmq_pollitem_t){NULL, executor_control_write_fd(k->exec), ZMQ_POLLOUT, 0};
-        }
-        /* libcurl's sockets, and the earliest of its and the Spark client's timers. */
-        struct http_fd hfds[16];
-        int nh = http_fds(k->http, hfds, 16);
-        for (int i = 0; i < nh; i++)
-            items[n++] = (zmq_pollitem_t){
-                NULL, hfds[i].fd,
-                (short)((hfds[i].read ? ZMQ_POLLIN : 0) | (hfds[i].write ? ZMQ_POLLOUT : 0)), 0};
+        enum { CONTROL, SHELL, STDIN, IOPUB, SIGNALS, FIXED };
+        zmq_pollitem_t items[FIXED + KERNEL_MAX_SOURCES * KERNEL_SOURCE_MAX_FDS];
+        items[CONTROL] = (zmq_pollitem_t){k->sock[CHANNEL_CONTROL], 0, ZMQ_POLLIN, 0};
+        items[SHELL] = (zmq_pollitem_t){k->sock[CHANNEL_SHELL], 0, ZMQ_POLLIN, 0};
+        items[STDIN] = (zmq_pollitem_t){k->sock[CHANNEL_STDIN], 0, ZMQ_POLLIN, 0};
+        items[IOPUB] = (zmq_pollitem_t){k->sock[CHANNEL_IOPUB], 0, ZMQ_POLLIN, 0};
+        items[SIGNALS] = (zmq_pollitem_t){NULL, k->sigfd, ZMQ_POLLIN, 0};
+        int n = FIXED;
         long timeout = 1000;
-        long t = http_timeout_ms(k->http);
-        if (t >= 0 && t < timeout)
-            timeout = t;
-        t = spark_next_tick_ms(k);
-        if (t >= 0 && t < timeout)
-            timeout = t;
+        struct source_turn turn[KERNEL_MAX_SOURCES];
+        for (int s = 0; s < k->n_sources; s++) {
+            const struct kernel_source *src = &k->sources[s];
+            turn[s].n = src->fds ? src->fds(src->self, turn[s].fds, KERNEL_SOURCE_MAX_FDS) : 0;
+            turn[s].first = n;
+            for (int i = 0; i < turn[s].n; i++)
+                items[n++] = (zmq_pollitem_t){NULL, turn[s].fds[i].fd,
+                                              fd_events_to_zmq(turn[s].fds[i].events), 0};
+            long t = src->next_ms ? src->next_ms(src->self) : -1;
+            if (t >= 0 && t < timeout)
+                timeout = t;
+        }
         int rc = zmq_poll(items, n, timeout);
         if (rc < 0) {
             if (errno == EINTR)
@@ -252,8 +275,6 @@ int kernel_run(struct kernel *k)
             log_error("zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
-        http_perform(k->http);
-        spark_tick(k);
         /* By time, on every turn: a cell that prints without a pause keeps the poll from
          * ever timing out, and its kernel must still notice its client is gone. */
         double now = loop_now_s();
@@ -265,38 +286,39 @@ int kernel_run(struct kernel *k)
                 break;
             }
         }
-        if (items[control].revents & ZMQ_POLLIN)
+        if (items[CONTROL].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_CONTROL);
-        if (items[sig].revents & ZMQ_POLLIN)
+        if (items[SIGNALS].revents & ZMQ_POLLIN)
             on_signals(k);
         if (!k->running)
             break;
-        if (items[iopub].revents & ZMQ_POLLIN)
+        if (items[IOPUB].revents & ZMQ_POLLIN)
             iopub_handle_subscriptions(k);
-        if (out >= 0 && (items[out].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-            execution_on_stream(k, EXECUTOR_STDOUT);
-        if (err >= 0 && (items[err].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-            execution_on_stream(k, EXECUTOR_STDERR);
-        if (ev >= 0 && (items[ev].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-            execution_on_events(k);
-        if ((cmd >= 0 && (items[cmd].revents & (ZMQ_POLLOUT | ZMQ_POLLERR))) ||
-            (ctl >= 0 && (items[ctl].revents & (ZMQ_POLLOUT | ZMQ_POLLERR))))
-            executor_flush(k->exec); /* an error: the child is gone, its SIGCHLD follows */
-        if (items[stdin_i].revents & ZMQ_POLLIN)
+        for (int s = 0; s < k->n_sources; s++) {
+            for (int i = 0; i < turn[s].n; i++)
+                turn[s].fds[i].revents = zmq_to_fd_events(items[turn[s].first + i].revents);
+            if (k->sources[s].run)
+                k->sources[s].run(k->sources[s].self, turn[s].fds, turn[s].n);
+        }
+        if (items[STDIN].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_STDIN);
-        if (items[shell].revents & ZMQ_POLLIN)
+        if (items[SHELL].revents & ZMQ_POLLIN)
             on_socket(k, CHANNEL_SHELL);
     }
     log_info("stopping (%lu bad messages dropped in this session)", k->dropped_total);
-    spark_shutdown(k, execution_shutdown(k));
+    int detached = execution_shutdown(k);
+    if (k->ext.shutdown)
+        k->ext.shutdown(k, k->ext.self, detached);
     return 0;
 }
 
 void kernel_close(struct kernel *k)
 {
     executor_destroy(&k->exec);
-    http_destroy(&k->http);
-    spark_destroy(&k->spark);
+    if (k->ext.destroy)
+        k->ext.destroy(k->ext.self);
+    memset(&k->ext, 0, sizeof k->ext);
+    k->n_sources = 0;
     json_decref(k->held_reply);
     heartbeat_destroy(&k->hb);
     for (int i = 0; i < 4; i++)

@@ -11,6 +11,8 @@
 const char *wire_strerror(int code)
 {
     switch (code) {
+    case WIRE_NOTHING:
+        return "nothing waiting";
     case WIRE_OK:
         return "ok";
     case WIRE_ENODELIM:
@@ -246,7 +248,7 @@ int wire_recv(void *sock, struct auth *auth, size_t max_json, struct wire_msg **
         if (zmq_msg_recv(slot, sock, n == 0 && !overflow ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(slot);
             if (n == 0 && !overflow && errno == EAGAIN)
-                return 1;
+                return WIRE_NOTHING;
             rc = WIRE_ETOOFEW;
             break;
         }

@@ -14,6 +14,7 @@
 #define WIRE_DEFAULT_MAX_JSON (64u << 20) /* bytes per JSON frame */
 
 enum wire_error {
+    WIRE_NOTHING = 1, /* wire_recv: nothing was waiting (not an error) */
     WIRE_OK = 0,
     WIRE_ENODELIM = -1, /* no <IDS|MSG> delimiter */
     WIRE_ETOOFEW = -2,  /* fewer than the five frames after the delimiter */
@@ -62,7 +63,7 @@ int wire_serialize(const struct auth *auth, const struct wire_blob *ids, size_t 
 void wire_out_clear(struct wire_out *out);
 
 /* Receives one multipart message from a ZeroMQ socket without blocking and parses it.
- * Returns WIRE_OK with *out set, 1 when nothing was waiting, or a wire_error (the frames
+ * Returns WIRE_OK with *out set, WIRE_NOTHING when nothing was waiting, or a wire_error (the frames
  * were consumed and dropped). */
 int wire_recv(void *sock, struct auth *auth, size_t max_json, struct wire_msg **out);
 /* Sends a message built from the arguments (borrowed). */

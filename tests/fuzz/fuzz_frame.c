@@ -1,4 +1,4 @@
-/* fuzz_frame: libFuzzer harness for driver/frame.c, the reader of the executor's event pipe.
+/* fuzz_frame: libFuzzer harness for kernel/frame.c, the reader of the executor's event pipe.
  * The input is a 5-byte header, then the byte stream. Header byte 0 picks the frame size
  * limit (bits 0-1: the default, 16, 256 or 4096 bytes); bytes 1-4 are the chunk sizes the
  * stream is fed in (each plus one, used in turn), as the pipe's reads would split it. The
@@ -13,10 +13,10 @@
  * bytes), invalid UTF-8 and huge lengths (make_seeds.py).
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       $(pkg-config --cflags jansson) tests/fuzz/fuzz_frame.c driver/frame.c \
+ *       $(pkg-config --cflags jansson) tests/fuzz/fuzz_frame.c kernel/frame.c \
  *       $(pkg-config --libs jansson) -o build/fuzz_frame
  *   build/fuzz_frame -max_total_time=60 tests/fuzz/corpus/frame/ */
-#include "../../driver/frame.h"
+#include "../../kernel/frame.h"
 
 #include <jansson.h>
 #include <stddef.h>

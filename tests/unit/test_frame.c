@@ -2,7 +2,7 @@
  * in every possible split. */
 #include <criterion/criterion.h>
 
-#include "../../driver/frame.h"
+#include "../../kernel/frame.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -205,7 +205,7 @@ Test(frame, large_frame_in_chunks)
     frame_reader_destroy(&r);
 }
 
-/* BUG (driver/frame.c, frame_reader_feed): feeding 0 bytes into a reader that has not
+/* BUG (kernel/frame.c, frame_reader_feed): feeding 0 bytes into a reader that has not
  * buffered anything yet calls memcpy(NULL, data, 0) (r->buf is still NULL), and
  * frame_reader_feed(r, NULL, 0) passes NULL as the source too. Both are undefined behaviour:
  * the UBSan build (make asan) aborts with "null pointer passed as argument 1/2, which is

@@ -1,6 +1,9 @@
-/* main: argument parsing and wiring. Everything else hangs off one struct kernel. */
-#include "kernel.h"
-#include "log.h"
+/* main: the sparkernel program: the kernel core (kernel/) with the Spark driver plugged in
+ * (spark_attach). Parses the arguments and reads the core's own environment variables
+ * (DESIGN.md lists them; the driver's settings read the rest). */
+#include "../kernel/kernel.h"
+#include "../kernel/log.h"
+#include "spark.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -64,14 +67,26 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init();
-    char detail[512];
+    const char *allow = getenv("SPARKERNEL_ALLOW_EMPTY_KEY");
+    k.allow_empty_key = allow && strcmp(allow, "1") == 0;
+    const char *max_mb = getenv("SPARKERNEL_MAX_MESSAGE_MB");
+    if (max_mb && atoi(max_mb) > 0)
+        k.max_json = (size_t)atoi(max_mb) << 20;
+    k.watch_parent = getenv("JPY_PARENT_PID") != NULL;
+    char detail[640];
     int rc = kernel_open(&k, conn_file, detail, sizeof detail);
-    if (rc != 0) {
-        const char *what =
-            rc >= CONNECTION_EKEY && rc < 0 ? connection_strerror(rc) : "the kernel cannot start";
-        log_error("%s: %s", what, detail);
+    extern char **environ;
+    if (rc == KERNEL_OK && spark_attach(&k, environ, conn_file) != 0) {
+        snprintf(detail, sizeof detail, "out of memory");
+        rc = KERNEL_ENOMEM;
+    }
+    if (rc != KERNEL_OK) {
+        if (rc == KERNEL_ECONNECTION)
+            log_error("%s", detail);
+        else
+            log_error("the kernel cannot start: %s", detail);
         kernel_close(&k);
-        return rc >= CONNECTION_EKEY && rc < 0 ? 3 : 4;
+        return rc == KERNEL_ECONNECTION ? 3 : 4;
     }
     kernel_run(&k);
     kernel_close(&k);

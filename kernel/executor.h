@@ -11,12 +11,16 @@
 enum executor_state { EXECUTOR_STOPPED = 0, EXECUTOR_STARTING, EXECUTOR_READY };
 
 enum executor_error {
+    EXECUTOR_EOF = 1, /* executor_read_events: the event stream has ended (not an error) */
     EXECUTOR_OK = 0,
     EXECUTOR_ESPAWN = -1, /* pipe/fork failed */
     EXECUTOR_ENOTRUNNING = -2,
     EXECUTOR_EPIPE = -3,     /* the executor closed its command pipe */
     EXECUTOR_EPROTOCOL = -4, /* an event stream that cannot be read any more */
 };
+
+/* Names an executor_error for a log line. */
+const char *executor_strerror(int code);
 
 enum executor_stream { EXECUTOR_STDOUT = 0, EXECUTOR_STDERR = 1 };
 
@@ -65,8 +69,9 @@ int executor_interrupt(struct executor *self);
 /* SIGKILLs the executor's whole process group; its death is then noticed as any other. */
 int executor_kill(struct executor *self);
 
-/* Reads what is waiting on the event pipe. Returns 1 at end of stream, 0 otherwise, or
- * EXECUTOR_EPROTOCOL. Then call executor_next_event until it returns NULL. */
+/* Reads what is waiting on the event pipe. Returns EXECUTOR_EOF at end of stream,
+ * EXECUTOR_OK otherwise, or EXECUTOR_EPROTOCOL. Then call executor_next_event until it returns
+ * NULL. */
 int executor_read_events(struct executor *self);
 /* The type of the event executor_next_event makes up for a frame it could not read:
  * {"type": "unreadable", "reason": "...", "fatal": bool}; fatal when the stream is lost

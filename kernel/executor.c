@@ -1,8 +1,8 @@
 /* executor: fork/exec, pipes, output capture and the end of the child's life. */
 #include "executor.h"
 
-#include "../kernel/log.h"
-#include "../kernel/utf8.h"
+#include "log.h"
+#include "utf8.h"
 #include "frame.h"
 
 #include <errno.h>
@@ -30,6 +30,25 @@ static void outbox_clear(struct outbox *o)
     free(o->buf);
     o->buf = NULL;
     o->len = o->off = 0;
+}
+
+const char *executor_strerror(int code)
+{
+    switch (code) {
+    case EXECUTOR_EOF:
+        return "the executor's event stream has ended";
+    case EXECUTOR_OK:
+        return "ok";
+    case EXECUTOR_ESPAWN:
+        return "the executor process could not be created";
+    case EXECUTOR_ENOTRUNNING:
+        return "no executor is running";
+    case EXECUTOR_EPIPE:
+        return "the executor does not read its commands (pipe closed or too much waiting)";
+    case EXECUTOR_EPROTOCOL:
+        return "the executor's event stream cannot be read any more";
+    }
+    return "unknown executor error";
 }
 
 /* Appends one encoded frame (borrowed); EXECUTOR_EPIPE past limit bytes waiting. */
@@ -309,7 +328,7 @@ int executor_kill(struct executor *ex)
 int executor_read_events(struct executor *ex)
 {
     if (ex->event_fd < 0)
-        return 1;
+        return EXECUTOR_EOF;
     char buf[READ_CHUNK];
     for (int rounds = 0; rounds < 64; rounds++) {
         ssize_t n = read(ex->event_fd, buf, sizeof buf);
@@ -320,11 +339,11 @@ int executor_read_events(struct executor *ex)
         }
         if (n == 0) {
             close_fd(&ex->event_fd);
-            return 1;
+            return EXECUTOR_EOF;
         }
         if (errno == EINTR)
             continue;
-        return 0; /* EAGAIN: all read */
+        return EXECUTOR_OK; /* EAGAIN: all read */
     }
     return 0;
 }

@@ -32,10 +32,11 @@ LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 KERNEL_SRC := kernel/log.c kernel/frame.c kernel/executor.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/debugger.c kernel/execution.c kernel/loop.c kernel/redact.c
-DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c \
-              driver/master.c driver/magics.c driver/progress.c driver/sharing.c driver/spark.c
+DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c driver/render.c \
+              driver/master.c driver/magics_parse.c driver/magics.c driver/progress.c driver/sharing.c driver/session.c driver/cell.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+KERNEL_OBJ := $(KERNEL_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ   := $(BUILD)/obj/driver/main.o
 BIN        := $(BUILD)/bin/sparkernel
 SPEC_DIR   := $(BUILD)/share/jupyter/kernels/sparkernel
@@ -44,6 +45,9 @@ PYDIR      := $(CURDIR)/driver/python
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 PROBE_BIN  := $(BUILD)/bin/master_probe
+# The kernel core alone (no driver/ object) with a fake extension that records its hooks:
+# tests/integration/test_core_seam.py.
+CORE_BIN   := $(BUILD)/bin/core_kernel
 
 .PHONY: all check-seam check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
         clean format \
@@ -97,13 +101,17 @@ $(PROBE_BIN): tests/support/master_probe.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(CORE_BIN): tests/support/core_kernel.c $(KERNEL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 # Criterion workers report leaks and UB on stderr without failing the test: the log is
 # checked too, so a sanitizer report fails the target.
 unit: $(UNIT_BIN)
 	@set -o pipefail; $(UNIT_BIN) --jobs 2 2>&1 | tee $(BUILD)/tests/unit.log
 	@! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/tests/unit.log
 
-integration: all $(PROBE_BIN)
+integration: all $(PROBE_BIN) $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
 
 # The same suite in parts for make test: the kernel-core tests start no JVM and no cluster
@@ -111,9 +119,9 @@ integration: all $(PROBE_BIN)
 # file once: the ones that drive the Spark driver's C (ASAN_SPARK, below) on the sanitized
 # build only, the others on the plain build.
 CORE_TESTS := test_protocol.py test_hostile.py test_security.py test_jupyter_kernel_test.py \
-              test_frames.py test_status_escaping.py test_debugger.py test_ipykernel_parity.py test_setup.py \
+              test_core_seam.py test_frames.py test_status_escaping.py test_debugger.py test_ipykernel_parity.py test_setup.py \
               test_install.py test_soak.py
-integration-core: all
+integration-core: all $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_TESTS:%=tests/integration/%)
 # LONG selects the tests marked `long` (tests/integration/conftest.py: slow variants of what
 # the others check); `make test` leaves them out, `make test-all` runs them (LONG=).
@@ -126,7 +134,7 @@ integration-spark: all $(PROBE_BIN)
 # run (ipykernel parity, set-up, install, the valgrind soak). Running ASAN_CORE on the plain
 # build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
 CORE_PLAIN = $(filter-out $(ASAN_CORE),$(CORE_TESTS))
-integration-core-plain: all
+integration-core-plain: all $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_PLAIN:%=tests/integration/%)
 core-ci: asan-core integration-core-plain
 
@@ -180,7 +188,7 @@ STAGE := bash tests/support/stage.sh $(BUILD)/stages.txt
 PAR   := $(MAKE) --no-print-directory -j2 --output-sync=target
 test-stages:
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/stages.txt
-	@$(STAGE) build $(MAKE) --no-print-directory -j2 all $(PROBE_BIN) $(UNIT_BIN) asan-build \
+	@$(STAGE) build $(MAKE) --no-print-directory -j2 all $(PROBE_BIN) $(CORE_BIN) $(UNIT_BIN) asan-build \
 	    $(FUZZ_RUN:%=$(BUILD)/fuzz/fuzz_%)
 	@$(STAGE) "unit, plain | ASan" $(PAR) unit asan-unit
 	@$(STAGE) "charts | fuzz" $(PAR) charts fuzz
@@ -203,7 +211,7 @@ ASAN_RUN  := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_st
 	$(PYTHON) -m pytest -q
 
 asan-build:
-	+$(ASAN_MAKE) all build-asan/bin/master_probe build-asan/tests/unit_tests
+	+$(ASAN_MAKE) all build-asan/bin/master_probe build-asan/bin/core_kernel build-asan/tests/unit_tests
 asan-unit: asan-build
 	+$(ASAN_MAKE) unit
 
@@ -218,7 +226,7 @@ asan-unit: asan-build
 # cluster tool, sharing, two hosts, install/set-up (no C path the ones above miss; minutes
 # each) and the valgrind soak (valgrind and ASan do not mix). `make asan` runs them all.
 ASAN_CORE  := test_protocol.py test_hostile.py test_security.py test_jupyter_kernel_test.py \
-              test_frames.py test_status_escaping.py test_debugger.py
+              test_core_seam.py test_frames.py test_status_escaping.py test_debugger.py
 ASAN_SPARK := test_spark_driver.py test_faults.py test_master_live.py
 asan-core: asan-build
 	$(ASAN_RUN) $(ASAN_CORE:%=tests/integration/%)
@@ -321,8 +329,8 @@ FUZZ_SRC_progress   := driver/progress.c kernel/log.c
 FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
 FUZZ_SRC_connection := kernel/connection.c
 FUZZ_SRC_frame      := kernel/frame.c
-FUZZ_SRC_master     := driver/master.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
-FUZZ_SRC_magics     := driver/magics.c driver/settings.c kernel/log.c kernel/redact.c
+FUZZ_SRC_master     := driver/master.c driver/http.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
+FUZZ_SRC_magics     := driver/magics_parse.c driver/settings.c kernel/log.c kernel/redact.c
 FUZZ_PKGS_progress   := jansson
 FUZZ_PKGS_wire       := jansson libzmq libsodium
 FUZZ_PKGS_connection := jansson

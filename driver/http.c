@@ -1,4 +1,5 @@
-/* http: libcurl multi handles driven by the kernel's zmq_poll loop. */
+/* http: the driver's one HTTP client: libcurl multi handles driven by the kernel's loop,
+ * and the same requests blocking where no loop runs (shutdown, command-line tools). */
 #include "http.h"
 
 #include "curl_lazy.h"
@@ -191,11 +192,6 @@ long http_timeout_ms(struct http *h)
     return t < 0 ? 20 : t;
 }
 
-int http_in_flight(const struct http *h)
-{
-    return h->in_flight;
-}
-
 void http_perform(struct http *h)
 {
     if (h->in_flight == 0)
@@ -232,24 +228,55 @@ void http_perform(struct http *h)
     }
 }
 
-int http_get_blocking(const char *url, long timeout_ms, char **body, size_t *len, long *code)
+int http_request_blocking(const char *url, const char *post_form, long timeout_ms, long *code,
+                          char **body, size_t *len, char *error, size_t error_len)
 {
     struct request r;
     memset(&r, 0, sizeof r);
-    *body = NULL;
-    *len = 0;
     *code = 0;
+    if (body)
+        *body = NULL;
+    if (len)
+        *len = 0;
     CURL *e = easy_new(url, timeout_ms, &r);
-    if (e == NULL)
-        return HTTP_ENOMEM;
+    if (e == NULL) {
+        snprintf(error, error_len, "%s", r.error[0] ? r.error : "out of memory");
+        return r.error[0] ? HTTP_EUNREACHABLE : HTTP_ENOMEM;
+    }
+    if (post_form != NULL)
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, post_form);
     CURLcode rc = curl_easy_perform(e);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, code);
     curl_easy_cleanup(e);
-    if (r.too_big || rc != CURLE_OK) {
-        free(r.buf);
-        return r.too_big ? HTTP_ETOOBIG : HTTP_EUNREACHABLE;
+    int status = r.too_big                    ? HTTP_ETOOBIG
+                 : rc == CURLE_OUT_OF_MEMORY  ? HTTP_ENOMEM
+                 : rc != CURLE_OK             ? HTTP_EUNREACHABLE
+                 : *code < 200 || *code > 299 ? HTTP_ESTATUS
+                                              : HTTP_OK;
+    if (status != HTTP_OK && status != HTTP_ESTATUS)
+        snprintf(error, error_len, "%s",
+                 r.too_big    ? "the answer is too large"
+                 : r.error[0] ? r.error
+                              : curl_easy_strerror(rc));
+    if (body != NULL && (status == HTTP_OK || status == HTTP_ESTATUS)) {
+        *body = r.buf ? r.buf : strdup("");
+        r.buf = NULL;
+        if (len)
+            *len = *body ? r.len : 0;
     }
-    *body = r.buf ? r.buf : strdup("");
-    *len = r.len;
-    return *code >= 200 && *code <= 299 ? HTTP_OK : HTTP_ESTATUS;
+    free(r.buf);
+    return status;
+}
+
+char *http_form_escape(const char *text)
+{
+    if (!curl_lazy_available(NULL))
+        return NULL;
+    CURL *e = curl_easy_init();
+    char *escaped = e ? curl_easy_escape(e, text, 0) : NULL;
+    char *copy = escaped ? strdup(escaped) : NULL;
+    curl_free(escaped);
+    if (e)
+        curl_easy_cleanup(e);
+    return copy;
 }

@@ -42,11 +42,17 @@ int http_fds(struct http *self, struct http_fd *fds, int max);
 long http_timeout_ms(struct http *self);
 /* Lets libcurl progress and runs the callbacks of finished requests. */
 void http_perform(struct http *self);
-int http_in_flight(const struct http *self);
 const char *http_strerror(int code);
 
-/* A blocking GET with its own handle, for command-line tools and tests. *body is
- * malloc'd (caller frees). */
-int http_get_blocking(const char *url, long timeout_ms, char **body, size_t *len, long *code);
+/* The same request, blocking (for the kernel's last seconds and command-line tools): a GET
+ * (post_form NULL) or a form POST, never following a redirect. Returns HTTP_OK (2xx) or
+ * HTTP_ESTATUS (another status) with *code and, when body is not NULL, the answer in *body
+ * (malloc'd, NUL-terminated, *len bytes; caller frees); another http_error with a sentence
+ * in error otherwise. Borrows the strings. */
+int http_request_blocking(const char *url, const char *post_form, long timeout_ms, long *code,
+                          char **body, size_t *len, char *error, size_t error_len);
+/* text percent-encoded for a form value (libcurl's escaper), malloc'd (caller frees), or
+ * NULL (out of memory, or no libcurl). */
+char *http_form_escape(const char *text);
 
 #endif

@@ -7,7 +7,7 @@
 #include "../kernel/log.h"
 #include "../kernel/utf8.h"
 
-#include "curl_lazy.h"
+#include "http.h"
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -437,37 +437,7 @@ char *master_format_workers(const struct master_status *st)
     return buf;
 }
 
-/* ---- HTTP ------------------------------------------------------------------------------- */
-
-struct body {
-    char *data;
-    size_t len, cap;
-    int too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (n > MASTER_MAX_BODY - b->len) {
-        b->too_big = 1;
-        return 0; /* CURLE_WRITE_ERROR */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
+/* ---- HTTP (through the driver's one client, http.c) -------------------------------------- */
 
 static int url_ok(const char *ui_url)
 {
@@ -475,8 +445,7 @@ static int url_ok(const char *ui_url)
            (strncasecmp(ui_url, "http://", 7) == 0 || strncasecmp(ui_url, "https://", 8) == 0);
 }
 
-/* "<ui_url without trailing slashes><path>", malloc'd (NULL when out of memory). */
-static char *join_url(const char *ui_url, const char *path)
+char *master_url(const char *ui_url, const char *path)
 {
     size_t n = strlen(ui_url);
     while (n > 0 && ui_url[n - 1] == '/')
@@ -487,60 +456,34 @@ static char *join_url(const char *ui_url, const char *path)
     return url;
 }
 
-/* One request. post NULL means GET. *code gets the HTTP status; body may be NULL to discard
- * the answer. */
-static int request_once(const char *url, const char *post, long timeout_ms, long *code,
-                        struct body *body)
+char *master_kill_form(const char *app_id)
 {
-    struct body discard = {0};
-    struct body *sink = body ? body : &discard;
-    char err[CURL_ERROR_SIZE] = "";
-    *code = 0;
-    const char *why;
-    if (!curl_lazy_available(&why)) {
-        log_error("master client: %s", why);
-        return MASTER_EUNREACHABLE;
-    }
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return MASTER_ENOMEM;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "sparkernel");
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    /* The kill form answers 302 to "/": it must not be followed (curl would turn the POST
-     * into a GET of the whole UI page). GETs never redirect on a plain master UI. */
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    if (post != NULL)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
-    CURLcode cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
-    curl_easy_cleanup(h);
-    free(discard.data);
-    switch (cc) {
-    case CURLE_OK:
+    /* The id came from the master or the session: percent-encoded, it cannot add fields. */
+    char *id = http_form_escape(app_id);
+    char *form = NULL;
+    if (id == NULL || asprintf(&form, "id=%s&terminate=true", id) < 0)
+        form = NULL;
+    free(id);
+    return form;
+}
+
+/* One blocking request; *code gets the HTTP status, body (may be NULL) the answer. */
+static int request_once(const char *url, const char *post, long timeout_ms, long *code, char **body,
+                        size_t *len)
+{
+    char err[256] = "";
+    int rc = http_request_blocking(url, post, timeout_ms, code, body, len, err, sizeof err);
+    switch (rc) {
+    case HTTP_OK:
+    case HTTP_ESTATUS:
         return MASTER_OK;
-    case CURLE_WRITE_ERROR:
-        log_warn("master: %s: %s", url,
-                 sink->too_big ? "the answer is larger than MASTER_MAX_BODY" : "out of memory");
-        return sink->too_big ? MASTER_EHTTP : MASTER_ENOMEM;
-    case CURLE_OUT_OF_MEMORY:
+    case HTTP_ENOMEM:
         return MASTER_ENOMEM;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        log_warn("master: %s: %s", url, err[0] ? err : curl_easy_strerror(cc));
-        return MASTER_EARG;
+    case HTTP_ETOOBIG:
+        log_warn("master: %s: %s", url, err);
+        return MASTER_EHTTP;
     default:
-        log_warn("master: %s: %s", url, err[0] ? err : curl_easy_strerror(cc));
+        log_warn("master: %s: %s", url, err);
         return MASTER_EUNREACHABLE;
     }
 }
@@ -552,29 +495,30 @@ int master_fetch(const char *ui_url, long timeout_ms, struct master_status **out
     *out = NULL;
     if (timeout_ms <= 0 || !url_ok(ui_url))
         return MASTER_EARG;
-    char *url = join_url(ui_url, "/json/");
+    char *url = master_url(ui_url, "/json/");
     if (url == NULL)
         return MASTER_ENOMEM;
-    struct body body = {0};
+    char *body = NULL;
+    size_t len = 0;
     long code = 0;
-    int rc = request_once(url, NULL, timeout_ms, &code, &body);
+    int rc = request_once(url, NULL, timeout_ms, &code, &body, &len);
     if (rc == MASTER_OK && code != 200) {
         log_warn("master: %s answered HTTP %ld", url, code);
         rc = MASTER_EHTTP;
     }
     if (rc == MASTER_OK)
-        rc = master_parse(body.data ? body.data : "", body.len, out);
-    free(body.data);
+        rc = master_parse(body ? body : "", len, out);
+    free(body);
     free(url);
     return rc;
 }
 
-static int app_active(const struct master_status *st, const char *app_id)
+const struct master_app *master_find_app(const struct master_status *st, const char *app_id)
 {
-    for (size_t i = 0; i < st->napps; i++)
+    for (size_t i = 0; st != NULL && app_id != NULL && i < st->napps; i++)
         if (strcmp(st->apps[i].id, app_id) == 0)
-            return 1;
-    return 0;
+            return &st->apps[i];
+    return NULL;
 }
 
 static long long now_ms(void)
@@ -592,24 +536,18 @@ int master_kill_app(const char *ui_url, const char *app_id, long timeout_ms)
     int rc = master_fetch(ui_url, timeout_ms, &st);
     if (rc != MASTER_OK)
         return rc;
-    int active = app_active(st, app_id);
+    int active = master_find_app(st, app_id) != NULL;
     master_status_destroy(&st);
     if (!active)
         return MASTER_ENOAPP;
 
-    char *url = join_url(ui_url, "/app/kill/");
-    CURL *h = curl_lazy_available(NULL) ? curl_easy_init() : NULL;
-    char *id = h ? curl_easy_escape(h, app_id, 0) : NULL;
-    char *form = NULL;
-    if (url == NULL || id == NULL || asprintf(&form, "id=%s&terminate=true", id) < 0) {
-        form = NULL;
+    char *url = master_url(ui_url, "/app/kill/");
+    char *form = master_kill_form(app_id);
+    if (url == NULL || form == NULL)
         rc = MASTER_ENOMEM;
-    }
-    curl_free(id);
-    curl_easy_cleanup(h);
     long code = 0;
     if (rc == MASTER_OK)
-        rc = request_once(url, form, timeout_ms, &code, NULL);
+        rc = request_once(url, form, timeout_ms, &code, NULL, NULL);
     if (rc == MASTER_OK && code == 405) {
         log_warn("master: %s answered 405: kills are disabled (spark.ui.killEnabled=false)", url);
         rc = MASTER_EKILLOFF;
@@ -629,7 +567,7 @@ int master_kill_app(const char *ui_url, const char *app_id, long timeout_ms)
         rc = master_fetch(ui_url, timeout_ms, &st);
         if (rc != MASTER_OK)
             return rc;
-        active = app_active(st, app_id);
+        active = master_find_app(st, app_id) != NULL;
         master_status_destroy(&st);
         if (!active)
             return MASTER_OK;

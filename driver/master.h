@@ -27,7 +27,6 @@ enum master_error {
 
 /* The largest /json/ answer accepted. The master keeps at most spark.deploy.retainedApplications
  * (200) completed apps, so a real answer is a few hundred KB at most. */
-#define MASTER_MAX_BODY (8u << 20)
 
 /* Strings below are borrowed from the status that holds them: valid until
  * master_status_destroy(), never NULL ("" when the master did not send the field). Memory is
@@ -72,6 +71,15 @@ struct master_status {
  * MASTER_OK *out is a new status; caller master_status_destroy()s it. On error *out is NULL
  * and one log line says why. */
 int master_fetch(const char *ui_url, long timeout_ms, struct master_status **out);
+
+/* "<ui_url without trailing slashes><path>", malloc'd (caller frees; NULL out of memory). */
+char *master_url(const char *ui_url, const char *path);
+/* The master's kill form for app_id, "id=<percent-encoded>&terminate=true", malloc'd
+ * (caller frees), or NULL. */
+char *master_kill_form(const char *app_id);
+
+/* The application app_id among the master's active ones (borrowed from st), or NULL. */
+const struct master_app *master_find_app(const struct master_status *st, const char *app_id);
 
 /* Parses len bytes of /json/ text (need not be NUL-terminated). Pure: no I/O, no globals.
  * Required: a top-level object with "status" (string) and "workers" (array); per worker

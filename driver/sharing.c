@@ -1,4 +1,5 @@
 #include "sharing.h"
+#include "driver.h"
 
 #include "../kernel/log.h"
 #include "../kernel/utf8.h"
@@ -228,4 +229,194 @@ void sharing_holder(const struct master_app *a, const char *my_app, const char *
     else
         out[0] = '\0';
     utf8_trim(out); /* a long notebook name cut inside a character */
+}
+
+/* ---------- the session's side: holding, waiting, yielding, the elastic share ---------- */
+
+/* What an answer of the master says about sharing: since when this session has held cores
+ * (published in its record, so the sessions can tell whose turn it is to give them back)
+ * and since when another application has waited for them (its id and name in who).
+ * Returns whether one waits while this session holds cores. */
+int share_track(struct spark *s, const struct master_status *ms, const struct master_app *mine,
+                char *who, size_t len)
+{
+    int holds = mine != NULL && mine->cores > 0;
+    if (holds != (s->holding_since > 0)) {
+        s->holding_since = holds ? spark_wall() : 0;
+        session_publish_record(s);
+    }
+    who[0] = '\0';
+    double since = 0; /* wall clock; 0: the waiter's record does not say */
+    if (holds && sharing_contended(ms, s->app_id, s->sessions_dir, who, len, &since)) {
+        /* How long the waiter has waited, as its record says (this session may have held
+         * its cores through another's turn just before), else as seen from here. */
+        double waited = since > 0 ? spark_wall() - since : 0;
+        if (waited > 0)
+            s->contended_since = spark_now() - waited;
+        else if (s->contended_since == 0)
+            s->contended_since = spark_now();
+        return 1;
+    }
+    s->contended_since = 0;
+    return 0;
+}
+
+/* Which rule shares the cluster for this session: one decision, for the elastic share
+ * (share_cluster) and for %spark status (share_rule_text). */
+enum share_rule share_rule_of(const struct settings *st)
+{
+    if (!settings_is_cluster(st))
+        return SHARE_NONE;
+    if (!settings_get_bool(st, "spark.dynamicAllocation.enabled", 1))
+        return SHARE_STATIC;
+    if (settings_get(st, "spark.cores.max"))
+        return SHARE_CORES_MAX;
+    if (settings_source_of(st, "spark.dynamicAllocation.maxExecutors") > SOURCE_DERIVED)
+        return SHARE_MAX_EXECUTORS;
+    if (!settings_get_bool(st, "sparkernel.share.elastic", 1))
+        return SHARE_HALF;
+    if (!settings_get_bool(st, "spark.decommission.enabled", 1))
+        return SHARE_NO_DECOMMISSION;
+    return SHARE_ELASTIC;
+}
+
+/* The rule in one sentence, with why (for %spark status). */
+const char *share_rule_text(const struct spark *s, char *buf, size_t len)
+{
+    const struct settings *st = s->settings;
+    const char *key = NULL;
+    switch (share_rule_of(st)) {
+    case SHARE_NONE:
+        snprintf(buf, len, "Share: none (master %s is not a cluster).",
+                 settings_get(st, "spark.master") ?: "?");
+        break;
+    case SHARE_STATIC:
+        snprintf(buf, len,
+                 "Share: fixed (spark.dynamicAllocation.enabled=false): the session keeps "
+                 "the executors it was given until it stops.");
+        break;
+    case SHARE_CORES_MAX:
+        key = "spark.cores.max";
+        /* fall through */
+    case SHARE_MAX_EXECUTORS:
+        key = key ? key : "spark.dynamicAllocation.maxExecutors";
+        snprintf(buf, len,
+                 "Share: fixed at %s=%s (%s); idle executors still go back when another "
+                 "application waits.",
+                 key, settings_get(st, key), settings_source_name(settings_source_of(st, key)));
+        break;
+    case SHARE_HALF:
+        snprintf(buf, len,
+                 "Share: half of the cluster (sparkernel.share.elastic=false), "
+                 "spark.dynamicAllocation.maxExecutors=%s.",
+                 settings_get(st, "spark.dynamicAllocation.maxExecutors") ?: "?");
+        break;
+    case SHARE_NO_DECOMMISSION:
+        snprintf(buf, len,
+                 "Share: up to every core, given back only between cells "
+                 "(spark.decommission.enabled=false: a running executor cannot finish its "
+                 "tasks and leave).");
+        break;
+    case SHARE_ELASTIC:
+        snprintf(buf, len,
+                 "Share: elastic: up to every core of the cluster while no other "
+                 "application waits; down to a fair share (the cluster's cores divided among "
+                 "the applications that hold or want cores) at the next task boundary when "
+                 "one does%s.",
+                 s->shrunk ? " (now: shrunk, another application waits)" : "");
+        break;
+    }
+    return buf;
+}
+
+/* The elastic share, at every answer of the master while the session holds cores: when
+ * another application waits and this session holds more than a fair share, the executors
+ * above it are decommissioned (they finish their running tasks, take no new one and exit;
+ * the master's target for this application drops, so their cores go to the waiter). Sent
+ * on the control pipe, which the executor reads while a cell runs; again every 2 s while it
+ * lasts (an executor that registered late). When nobody waits any more, the session may
+ * grow again. */
+void share_cluster(struct kernel *k, const struct master_status *ms, const struct master_app *mine,
+                   int contended)
+{
+    struct spark *s = spark_of(k);
+    if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
+        return;
+    if (!contended) {
+        json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
+        if (grow && kernel_control_executor(k, grow) == 0)
+            s->shrunk = 0;
+        json_decref(grow);
+        return;
+    }
+    int fair = sharing_fair_cores(ms, s->app_id, s->sessions_dir);
+    if (mine->cores <= fair || spark_now() < s->next_share_order)
+        return;
+    int per = settings_get_int(s->settings, "spark.executor.cores", 1);
+    int keep = fair / (per > 0 ? per : 1);
+    json_t *cmd = json_pack("{s:s, s:i}", "type", "spark_shrink", "keep", keep > 0 ? keep : 1);
+    if (cmd && kernel_control_executor(k, cmd) == 0) {
+        if (!s->shrunk)
+            log_info("another application waits: giving back %d of %d cores at the next task "
+                     "boundary (fair share %d)",
+                     mine->cores - fair, mine->cores, fair);
+        s->shrunk = 1;
+        s->next_share_order = spark_now() + 2.0;
+    }
+    json_decref(cmd);
+}
+
+/* While the notebook is idle and its session holds executors, the master is asked every
+ * 2 s whether another application waits for cores. If one does, the session gives its
+ * executors back now rather than after Spark's idle timeout: when the notebook has been
+ * idle for sparkernel.yield.after.s, or, between two cells of a busy notebook, when the
+ * other one has waited sparkernel.share.turn.s and this session is the sparkernel session
+ * that has held cores longest (so busy notebooks take turns, one release at a time). */
+int share_yield_armed(const struct spark *s)
+{
+    /* Without dynamic allocation an application's demand is fixed: an executor given back
+     * is launched again for it by the master (first registered, first served), so a release
+     * would only churn executors, every poll, while the waiting application gets nothing. */
+    return !s->cell_active && s->state == S_READY && !s->yielded && s->next_yield_poll > 0 &&
+           s->master_ui[0] && settings_is_cluster(s->settings) &&
+           settings_get_bool(s->settings, "spark.dynamicAllocation.enabled", 1) &&
+           (settings_get_int(s->settings, "sparkernel.yield.after.s", 5) > 0 ||
+            settings_get_int(s->settings, "sparkernel.share.turn.s", 1) > 0);
+}
+
+void share_on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,
+                         const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k == NULL)
+        return;
+    struct spark *s = spark_of(k);
+    s->yield_in_flight = 0;
+    struct master_status *ms = NULL;
+    if (!share_yield_armed(s) || status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
+        return;
+    const struct master_app *mine = master_find_app(ms, s->app_id);
+    char who[400];
+    int contended = share_track(s, ms, mine, who, sizeof who);
+    share_cluster(k, ms, mine, contended);
+    int after = settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
+    int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 1);
+    const char *why = NULL;
+    int idle = after > 0 && spark_wall() - s->idle_since >= after;
+    if (mine == NULL || mine->cores == 0)
+        s->yielded = 1; /* nothing to give back until the next cell */
+    else if (contended && (idle || (turn > 0 && spark_now() - s->contended_since >= turn)) &&
+             sharing_gives_next(ms, s->app_id, s->holding_since, idle, s->sessions_dir,
+                                spark_wall(), after))
+        why = idle ? "the notebook is idle" : "this session has held its cores longest";
+    if (why) {
+        /* Asked again at the next poll while cores remain (an executor that registered
+         * late); the release of one already going is a no-op in Spark. */
+        if (!s->release_sent)
+            log_info("%s and %s waits for cores: giving back %d cores", why, who, mine->cores);
+        s->release_sent = 1;
+        spark_send(k, json_pack("{s:s}", "type", "spark_release"));
+    }
+    master_status_destroy(&ms);
 }

@@ -10,6 +10,7 @@
  * Exit status: 0 on MASTER_OK, else the negated enum master_error (1 = MASTER_EUNREACHABLE,
  * ... 6 = MASTER_ETOOBIG ...), and 64 for a usage error. A failure prints
  * "master_probe: <CODE>: <sentence>" on stderr. */
+#include "../../driver/http.h"
 #include "../../driver/master.h"
 #include "../../kernel/log.h"
 
@@ -93,8 +94,8 @@ static int parse_file(const char *path, struct master_status **st)
         perror(path);
         return MASTER_EARG;
     }
-    char *buf = malloc(MASTER_MAX_BODY);
-    size_t n = buf ? fread(buf, 1, MASTER_MAX_BODY, f) : 0;
+    char *buf = malloc(HTTP_MAX_BODY);
+    size_t n = buf ? fread(buf, 1, HTTP_MAX_BODY, f) : 0;
     fclose(f);
     if (buf == NULL)
         return MASTER_ENOMEM;

@@ -1,0 +1,336 @@
+/* cell: the running cell's Spark jobs: live progress from the driver's REST API, a last look
+ * before the reply, the line about executors a job waits for and the endless-WAITING report
+ * from the master's answer; the driver's timers. */
+#include "driver.h"
+
+#include "../kernel/log.h"
+#include "../kernel/utf8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void emit_progress(struct kernel *k, double now)
+{
+    struct spark *s = spark_of(k);
+    struct progress_out out;
+    while (s->progress && progress_next(s->progress, now, &out) == 1) {
+        json_t *content = json_pack("{s:o, s:{}, s:{s:s}}", "data", out.data, "metadata",
+                                    "transient", "display_id", out.display_id);
+        kernel_publish_output(k, out.update ? "update_display_data" : "display_data", content);
+    }
+}
+
+/* The notebook went idle: other kernels see it, and the yield timer starts. */
+static void cell_over(struct spark *s)
+{
+    progress_destroy(&s->progress);
+    s->cell_active = 0;
+    s->idle_since = spark_wall();
+    s->yielded = s->release_sent = 0;
+    s->next_yield_poll = spark_now() + 0.5; /* not between the cells of a "run all" */
+    session_publish_record(s);
+}
+
+static void release_reply(struct kernel *k)
+{
+    struct spark *s = spark_of(k);
+    if (!s->holding_reply)
+        return;
+    s->holding_reply = 0;
+    if (s->progress) {
+        double now = spark_now();
+        progress_finish(s->progress, now);
+        emit_progress(k, now);
+    }
+    cell_over(s);
+    kernel_release_reply(k);
+}
+
+static void on_jobs(void *ctx, int status, long code, const char *body, size_t len,
+                    const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k == NULL)
+        return;
+    struct spark *s = spark_of(k);
+    s->jobs_in_flight = 0;
+    if (s->progress && status == HTTP_OK) {
+        int rc = progress_update_jobs(s->progress, body, len, spark_now());
+        if (rc != 0)
+            log_debug("driver /jobs answer not understood: %s", progress_strerror(rc));
+        emit_progress(k, spark_now());
+    }
+    if (s->holding_reply)
+        release_reply(k);
+}
+
+static void on_stages(void *ctx, int status, long code, const char *body, size_t len,
+                      const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k != NULL && spark_of(k)->progress && status == HTTP_OK)
+        progress_update_stages(spark_of(k)->progress, body, len);
+}
+
+static void poll_jobs(struct kernel *k, long timeout_ms)
+{
+    struct spark *s = spark_of(k);
+    char url[800];
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->poll_url, s->app_id);
+    if (spark_ask(k, url, timeout_ms, on_jobs) == HTTP_OK)
+        s->jobs_in_flight = 1;
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->poll_url,
+             s->app_id);
+    spark_ask(k, url, timeout_ms, on_stages);
+}
+
+static void report_waiting(struct kernel *k, const struct master_status *ms,
+                           const struct master_app *mine, double waited)
+{
+    struct spark *s = spark_of(k);
+    struct sb html = {0}, text = {0};
+    int others = 0;
+    for (size_t i = 0; i < ms->napps; i++)
+        if (strcmp(ms->apps[i].id, s->app_id) != 0 && ms->apps[i].cores > 0)
+            others++;
+    sb_add(&text,
+           "Spark has given this notebook's application (%s) no executors for %.0f s while a "
+           "job waits, the endless \"Initial job has not accepted any resources\".\n",
+           s->app_id, waited);
+    sb_add(&html, "<div style=\"border-left:4px solid #d97706;padding:4px 8px\"><b>Spark has given "
+                  "this notebook's application (");
+    sb_escape(&html, s->app_id);
+    sb_add(&html,
+           ") no executors for %.0f s while a job waits</b> "
+           "(the endless &ldquo;Initial job has not accepted any resources&rdquo;).<br>",
+           waited);
+    if (others > 0) {
+        sb_add(&text,
+               "Likely cause: other applications hold the cluster's cores (%d of %d "
+               "in use):\n",
+               ms->coresused, ms->cores);
+        sb_add(&html,
+               "Likely cause: other applications hold the cluster's cores (%d of %d in "
+               "use):<ul>",
+               ms->coresused, ms->cores);
+        for (size_t i = 0; i < ms->napps; i++) {
+            const struct master_app *a = &ms->apps[i];
+            if (strcmp(a->id, s->app_id) == 0 || a->cores == 0)
+                continue;
+            char holder[512];
+            sharing_holder(a, s->app_id, s->sessions_dir, spark_wall(), holder, sizeof holder);
+            sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s%s%s\n", a->id, a->name,
+                   a->cores, a->memoryperexecutor, a->state, holder[0] ? "; " : "", holder);
+            sb_add(&html, "<li>");
+            sb_escape(&html, a->id);
+            sb_add(&html, " &ldquo;");
+            sb_escape(&html, a->name);
+            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, ", a->cores,
+                   a->memoryperexecutor);
+            sb_escape(&html, a->state);
+            sb_add(&html, "%s", holder[0] ? "; " : "");
+            sb_escape(&html, holder);
+            sb_add(&html, "</li>");
+        }
+        sb_add(&text, "Ask their owners to stop idle sessions, or lower this notebook's needs "
+                      "(%%spark config spark.executor.cores=1, then %%spark restart).\n");
+        sb_add(&html, "</ul>Ask their owners to stop idle sessions, or lower this notebook's "
+                      "needs (<code>%%spark config spark.executor.cores=1</code>, then "
+                      "<code>%%spark restart</code>).");
+    } else if (mine != NULL && mine->cores > 0) {
+        sb_add(&text,
+               "The master granted it %d cores, but its executors have not run a task: they are "
+               "still starting (a busy machine), or they cannot reach this driver at %s:%d "
+               "(block manager %d). If this lasts, check spark.driver.host (the pod IP or the "
+               "headless Service name) and that those ports are exposed, then %%spark restart.\n",
+               mine->cores, settings_get(s->settings, "spark.driver.host"), s->ports.driver,
+               s->ports.block_manager);
+        sb_add(&html,
+               "The master granted it %d cores, but its executors have not run a task: they are "
+               "still starting (a busy machine), or <b>they cannot reach this driver</b> at "
+               "<code>",
+               mine->cores);
+        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
+        sb_add(&html,
+               ":%d</code> (block manager %d). If this lasts, check "
+               "<code>spark.driver.host</code> (the pod IP or the headless Service name) and "
+               "that those ports are exposed, then <code>%%spark restart</code>.",
+               s->ports.driver, s->ports.block_manager);
+    } else {
+        sb_add(&text,
+               "No other application holds the cores (%d of %d in use), so the likely cause is "
+               "that the workers cannot reach this driver at %s:%d (block manager %d): check "
+               "spark.driver.host (the pod IP or the headless Service name) and that those ports "
+               "are exposed, then %%spark restart.\n",
+               ms->coresused, ms->cores, settings_get(s->settings, "spark.driver.host"),
+               s->ports.driver, s->ports.block_manager);
+        sb_add(&html,
+               "No other application holds the cores (%d of %d in use), so the likely cause is "
+               "that <b>the workers cannot reach this driver</b> at <code>",
+               ms->coresused, ms->cores);
+        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
+        sb_add(&html,
+               ":%d</code> (block "
+               "manager %d): check <code>spark.driver.host</code> (the pod IP or the headless "
+               "Service name) and that those ports are exposed, then "
+               "<code>%%spark restart</code>.",
+               s->ports.driver, s->ports.block_manager);
+    }
+    sb_add(&html, " The job keeps waiting; interrupt the kernel to cancel it.</div>");
+    sb_add(&text, "The job keeps waiting; interrupt the kernel to cancel it.");
+    spark_display(k, sb_str(&html), sb_str(&text));
+    log_warn("cell %d: application %s has had no executors for %.0f s", s->cell_count, s->app_id,
+             waited);
+    free(html.s);
+    free(text.s);
+}
+
+/* One line in the cell when a job of a warm session waits for executors, saying why as far
+ * as the master's answer tells: no worker registered (a master that has just restarted gets
+ * its workers back within seconds), every core held by other applications, or the master
+ * still starting this session's executors (said only if that takes a few seconds). */
+static void executors_notice(struct kernel *k, const struct master_status *ms, double waited)
+{
+    struct spark *s = spark_of(k);
+    int free_cores = ms->cores - ms->coresused;
+    if (ms->aliveworkers > 0 && free_cores > 0 && waited < 3.0)
+        return;
+    s->executors_noticed = 1;
+    char line[512];
+    if (ms->aliveworkers == 0)
+        snprintf(line, sizeof line,
+                 "Waiting for executors: no worker is registered with the master right now "
+                 "(after a master restart the workers register again within seconds); the job "
+                 "starts as soon as one is.\n");
+    else if (free_cores <= 0)
+        snprintf(line, sizeof line,
+                 "Waiting for executors: other applications hold all %d cores of the cluster "
+                 "right now (idle sparkernel sessions give theirs back); the job starts as soon "
+                 "as cores are free.\n",
+                 ms->cores);
+    else
+        snprintf(line, sizeof line,
+                 "Waiting for executors: the master has %d free core(s) and is starting this "
+                 "session's executors.\n",
+                 free_cores);
+    spark_stream(k, "stdout", line);
+}
+
+static void on_master_poll(void *ctx, int status, long code, const char *body, size_t len,
+                           const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k == NULL)
+        return;
+    struct spark *s = spark_of(k);
+    s->master_in_flight = 0;
+    struct master_status *ms = NULL;
+    if (status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
+        return;
+    const struct master_app *mine = master_find_app(ms, s->app_id);
+    char who[400];
+    share_cluster(k, ms, mine, share_track(s, ms, mine, who, sizeof who));
+    if (!s->cell_active || s->progress == NULL) {
+        master_status_destroy(&ms);
+        return;
+    }
+    /* A job of this cell running with no task for the whole threshold: either no executor
+     * was granted (cores 0: others hold them) or the granted ones never reach the driver
+     * (they start, fail to call back, and the worker starts new ones). */
+    double since = progress_waiting(s->progress) ? progress_waiting_since(s->progress) : 0;
+    double now = spark_now();
+    if (since > 0 && mine && mine->cores == 0 && !s->executors_noticed && now - since >= 1.0)
+        executors_notice(k, ms, now - since);
+    if (since > 0 && !s->waiting_reported &&
+        now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
+        s->waiting_reported = 1;
+        report_waiting(k, ms, mine, now - since);
+    }
+    master_status_destroy(&ms);
+}
+
+/* Follows the running cell's jobs, once there is a session to ask. */
+void cell_follow(struct spark *s)
+{
+    if (!s->cell_active || s->progress != NULL || s->state != S_READY || !s->app_id[0] ||
+        !s->ui_url[0])
+        return;
+    char group[64];
+    snprintf(group, sizeof group, "sparkernel-%d", s->cell_count);
+    s->progress = progress_new(group, s->ui_url, s->app_id);
+    s->next_jobs_poll = spark_now() + 0.25;
+    s->next_master_poll = spark_now() + 1.0;
+}
+
+void cell_begin(struct kernel *k, void *self, int count)
+{
+    struct spark *s = spark_of(k);
+    s->cell_active = 1;
+    s->cell_count = count;
+    s->waiting_reported = 0;
+    s->executors_noticed = 0;
+    session_publish_record(s);
+    progress_destroy(&s->progress);
+    cell_follow(s); /* or when the session becomes ready, if the cell waits for it */
+}
+
+int cell_end(struct kernel *k, void *self)
+{
+    struct spark *s = spark_of(k);
+    if (s->progress && progress_displayed(s->progress) && s->state == S_READY) {
+        /* One last look at the jobs, so the cell keeps their final state. */
+        s->holding_reply = 1;
+        if (!s->jobs_in_flight)
+            poll_jobs(k, 1000);
+        return 1;
+    }
+    cell_over(s);
+    return 0;
+}
+
+long cell_next_tick_ms(struct kernel *k)
+{
+    struct spark *s = spark_of(k);
+    if (share_yield_armed(s)) {
+        double ms = (s->next_yield_poll - spark_now()) * 1000.0;
+        return ms < 0 ? 0 : (long)ms + 1;
+    }
+    if (!s->cell_active || s->progress == NULL)
+        return -1;
+    double next = s->next_jobs_poll < s->next_master_poll ? s->next_jobs_poll : s->next_master_poll;
+    double ms = (next - spark_now()) * 1000.0;
+    return ms < 0 ? 0 : (long)ms + 1;
+}
+
+void cell_tick(struct kernel *k)
+{
+    struct spark *s = spark_of(k);
+    if (share_yield_armed(s) && spark_now() >= s->next_yield_poll) {
+        /* Every second while another waits (its turn comes at a poll), else every 2 s. */
+        s->next_yield_poll = spark_now() + (s->contended_since > 0 ? 1.0 : 2.0);
+        if (!s->yield_in_flight) {
+            if (spark_ask_master(k, 2000, share_on_yield_poll) == HTTP_OK)
+                s->yield_in_flight = 1;
+        }
+        return;
+    }
+    if (!s->cell_active || s->progress == NULL || s->state != S_READY)
+        return;
+    double now = spark_now();
+    if (now >= s->next_jobs_poll) {
+        s->next_jobs_poll = now + 0.25;
+        if (!s->jobs_in_flight)
+            poll_jobs(k, 2000);
+    }
+    if (now >= s->next_master_poll) {
+        s->next_master_poll = now + 1.0;
+        if (settings_is_cluster(s->settings) && !s->master_in_flight && s->master_ui[0]) {
+            if (spark_ask_master(k, 2000, on_master_poll) == HTTP_OK)
+                s->master_in_flight = 1;
+        }
+    }
+}

@@ -325,11 +325,11 @@ FUZZ_RUN     ?= $(FUZZ_NAMES)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter
 
-FUZZ_SRC_progress   := driver/progress.c kernel/log.c
+FUZZ_SRC_progress   := driver/progress.c driver/render.c kernel/log.c
 FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
 FUZZ_SRC_connection := kernel/connection.c
 FUZZ_SRC_frame      := kernel/frame.c
-FUZZ_SRC_master     := driver/master.c driver/http.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
+FUZZ_SRC_master     := driver/master.c driver/render.c driver/http.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
 FUZZ_SRC_magics     := driver/magics_parse.c driver/settings.c kernel/log.c kernel/redact.c
 FUZZ_PKGS_progress   := jansson
 FUZZ_PKGS_wire       := jansson libzmq libsodium

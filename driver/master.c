@@ -8,6 +8,7 @@
 #include "../kernel/utf8.h"
 
 #include "http.h"
+#include "render.h"
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -412,29 +413,21 @@ char *master_format_workers(const struct master_status *st)
         if (s > state_w)
             state_w = s < 32 ? s : 32;
     }
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (f == NULL)
-        return NULL;
-    fprintf(f, "%-*s  %-*s  %-11s  %s\n", addr_w, "address", state_w, "state", "cores",
-            "memory (MB)");
+    struct sb b = {0};
+    sb_add(&b, "%-*s  %-*s  %-11s  %s\n", addr_w, "address", state_w, "state", "cores",
+           "memory (MB)");
     if (st->nworkers == 0)
-        fprintf(f, "(no worker has registered with the master)\n");
+        sb_add(&b, "(no worker has registered with the master)\n");
     for (size_t i = 0; i < st->nworkers; i++) {
         const struct master_worker *w = &st->workers[i];
         char cores[32], mem[64];
         snprintf(addr, sizeof addr, "%s:%d", w->host, w->port);
         snprintf(cores, sizeof cores, "%d/%d", w->coresused, w->cores);
         snprintf(mem, sizeof mem, "%lld/%lld", w->memoryused, w->memory);
-        fprintf(f, "%-*s  %-*.*s  %-11s  %s\n", addr_w, addr, state_w,
-                (int)utf8_prefix(w->state, 32), w->state, cores, mem);
+        sb_add(&b, "%-*s  %-*.*s  %-11s  %s\n", addr_w, addr, state_w,
+               (int)utf8_prefix(w->state, 32), w->state, cores, mem);
     }
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    return sb_take(&b);
 }
 
 /* ---- HTTP (through the driver's one client, http.c) -------------------------------------- */

@@ -5,6 +5,7 @@
  * classic notebook and nbconvert all show it) with a one-line text/plain fallback. Field names
  * follow Spark's status.api.v1 JobData and StageData. */
 #include "progress.h"
+#include "render.h"
 
 #include "../kernel/log.h"
 
@@ -668,146 +669,102 @@ static void format_elapsed(double s, char *buf, size_t len)
         snprintf(buf, len, "a long time");
 }
 
-/* Writes s as HTML text (also fit for a quoted attribute); control characters become spaces. */
-static void put_html(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        const char *entity = c == '&'    ? "&amp;"
-                             : c == '<'  ? "&lt;"
-                             : c == '>'  ? "&gt;"
-                             : c == '"'  ? "&quot;"
-                             : c == '\'' ? "&#39;"
-                                         : NULL;
-        if (entity != NULL)
-            fputs(entity, f);
-        else
-            fputc(c < 0x20 || c == 0x7f ? ' ' : c, f);
-    }
-}
-
-/* Writes s on one line: control characters (newlines too) become spaces. */
-static void put_plain(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        fputc(c < 0x20 || c == 0x7f ? ' ' : c, f);
-    }
-}
-
 static const char *const status_colors[] = {"#757575", "#1565c0", "#2e7d32", "#c62828"};
-
-/* Closes f, a stream of open_memstream(buf, ...), and returns *buf (caller frees), or NULL on
- * any failure. *buf is only set by the close. */
-static char *close_stream(FILE *f, char **buf)
-{
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        free(*buf);
-        return NULL;
-    }
-    return *buf;
-}
 
 static char *render_html(const struct progress *p, const struct job *j, const struct view *v,
                          const struct stage *st, const char *elapsed)
 {
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (f == NULL)
-        return NULL;
+    struct sb b = {0};
     double pct = v->total > 0 ? 100.0 * v->done / v->total : (is_done(v->status) ? 100 : 0);
     const char *fill = v->status == JOB_FAILED ? "#e57373" : "#43a047";
 
     /* mathjax_ignore: JupyterLab would typeset Spark's "$anonfun$..." job names as TeX. */
-    fputs("<div class=\"mathjax_ignore\" style=\"margin:2px 0;font-size:13px;line-height:1.5\">\n",
-          f);
-    fprintf(f, "<div><b>Spark job %d</b>", j->id);
+    sb_add(
+        &b, "%s",
+        "<div class=\"mathjax_ignore\" style=\"margin:2px 0;font-size:13px;line-height:1.5\">\n");
+    sb_add(&b, "<div><b>Spark job %d</b>", j->id);
     const char *title = j->description ? j->description : j->name;
     if (title[0] != '\0') {
-        fputs(" &#183; ", f);
-        put_html(f, title);
+        sb_add(&b, "%s", " &#183; ");
+        sb_escape(&b, title);
     }
     if (j->description != NULL && j->name[0] != '\0') {
-        fputs(" <span style=\"opacity:0.7\">(", f);
-        put_html(f, j->name);
-        fputs(")</span>", f);
+        sb_add(&b, "%s", " <span style=\"opacity:0.7\">(");
+        sb_escape(&b, j->name);
+        sb_add(&b, "%s", ")</span>");
     }
-    fputs("</div>\n<div>", f);
-    fprintf(f,
-            "<span style=\"display:inline-block;vertical-align:middle;width:240px;height:10px;"
-            "background:#e0e0e0;border-radius:3px;overflow:hidden\"><span style=\"display:block;"
-            "height:100%%;width:%.1f%%;background:%s\"></span></span> ",
-            pct, fill);
-    fprintf(f, "<span style=\"font-weight:bold;color:%s\">%s</span>", status_colors[v->status],
-            status_names[v->status]);
-    fprintf(f, " &#183; %d/%d tasks", v->done, v->total);
+    sb_add(&b, "%s", "</div>\n<div>");
+    sb_add(&b,
+           "<span style=\"display:inline-block;vertical-align:middle;width:240px;height:10px;"
+           "background:#e0e0e0;border-radius:3px;overflow:hidden\"><span style=\"display:block;"
+           "height:100%%;width:%.1f%%;background:%s\"></span></span> ",
+           pct, fill);
+    sb_add(&b, "<span style=\"font-weight:bold;color:%s\">%s</span>", status_colors[v->status],
+           status_names[v->status]);
+    sb_add(&b, " &#183; %d/%d tasks", v->done, v->total);
     if (v->failed > 0)
-        fprintf(f, " <span style=\"color:#c62828\">(%d failed)</span>", v->failed);
+        sb_add(&b, " <span style=\"color:#c62828\">(%d failed)</span>", v->failed);
     if (v->killed > 0)
-        fprintf(f, " (%d killed)", v->killed);
+        sb_add(&b, " (%d killed)", v->killed);
     if (v->skipped > 0)
-        fprintf(f, " (%d skipped)", v->skipped);
-    fprintf(f, " &#183; stages %d/%d", v->stages_done, v->stages_total);
+        sb_add(&b, " (%d skipped)", v->skipped);
+    sb_add(&b, " &#183; stages %d/%d", v->stages_done, v->stages_total);
     if (v->stages_failed > 0)
-        fprintf(f, " <span style=\"color:#c62828\">(%d failed)</span>", v->stages_failed);
+        sb_add(&b, " <span style=\"color:#c62828\">(%d failed)</span>", v->stages_failed);
     if (v->stages_skipped > 0)
-        fprintf(f, " (%d skipped)", v->stages_skipped);
-    fprintf(f, " &#183; %s &#183; <a href=\"", elapsed);
-    put_html(f, p->ui_url);
-    fprintf(f,
-            "/jobs/job/?id=%d\" target=\"_blank\" rel=\"noopener noreferrer\">Spark UI</a>"
-            "</div>\n",
-            j->id);
+        sb_add(&b, " (%d skipped)", v->stages_skipped);
+    sb_add(&b, " &#183; %s &#183; <a href=\"", elapsed);
+    sb_escape(&b, p->ui_url);
+    sb_add(&b,
+           "/jobs/job/?id=%d\" target=\"_blank\" rel=\"noopener noreferrer\">Spark UI</a>"
+           "</div>\n",
+           j->id);
     if (st != NULL) {
-        fprintf(f, "<div style=\"opacity:0.7\">stage %d", st->id);
+        sb_add(&b, "<div style=\"opacity:0.7\">stage %d", st->id);
         if (st->attempt > 0)
-            fprintf(f, " (attempt %d)", st->attempt);
-        fputs(": ", f);
-        put_html(f, st->name);
-        fprintf(f, " &#183; %d/%d tasks", v->stage_done, v->stage_total);
+            sb_add(&b, " (attempt %d)", st->attempt);
+        sb_add(&b, "%s", ": ");
+        sb_escape(&b, st->name);
+        sb_add(&b, " &#183; %d/%d tasks", v->stage_done, v->stage_total);
         if (v->stage_more > 0)
-            fprintf(f, " &#183; %d more active", v->stage_more);
-        fputs("</div>\n", f);
+            sb_add(&b, " &#183; %d more active", v->stage_more);
+        sb_add(&b, "%s", "</div>\n");
     }
-    fputs("</div>", f);
-    return close_stream(f, &buf);
+    sb_add(&b, "%s", "</div>");
+    return sb_take(&b);
 }
 
 /* [Spark job 3] collect at <cell>:1 — [#######.............] 37/200 tasks, stage 2/3, 4.1 s */
 static char *render_text(const struct job *j, const struct view *v, const char *elapsed)
 {
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (f == NULL)
-        return NULL;
-    fprintf(f, "[Spark job %d] ", j->id);
-    put_plain(f, j->name[0] ? j->name : j->description ? j->description : "");
-    fputs(DASH, f);
+    struct sb b = {0};
+    sb_add(&b, "[Spark job %d] ", j->id);
+    sb_plain(&b, j->name[0] ? j->name : j->description ? j->description : "");
+    sb_add(&b, "%s", DASH);
     if (v->status != JOB_RUNNING)
-        fprintf(f, "%s ", status_names[v->status]);
+        sb_add(&b, "%s ", status_names[v->status]);
     int filled = v->total > 0 ? (int)((long long)BAR_WIDTH * v->done / v->total)
                               : (is_done(v->status) ? BAR_WIDTH : 0);
-    fputc('[', f);
+    char bar[BAR_WIDTH + 1];
     for (int k = 0; k < BAR_WIDTH; k++)
-        fputc(k < filled ? '#' : '.', f);
-    fprintf(f, "] %d/%d tasks", v->done, v->total);
+        bar[k] = k < filled ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    sb_add(&b, "[%s", bar);
+    sb_add(&b, "] %d/%d tasks", v->done, v->total);
     if (v->failed > 0)
-        fprintf(f, ", %d failed", v->failed);
+        sb_add(&b, ", %d failed", v->failed);
     if (v->skipped > 0)
-        fprintf(f, ", %d skipped", v->skipped);
+        sb_add(&b, ", %d skipped", v->skipped);
     if (v->stages_total > 0) {
         if (v->status == JOB_RUNNING)
-            fprintf(f, ", stage %d/%d",
-                    v->stages_done < v->stages_total ? v->stages_done + 1 : v->stages_total,
-                    v->stages_total);
+            sb_add(&b, ", stage %d/%d",
+                   v->stages_done < v->stages_total ? v->stages_done + 1 : v->stages_total,
+                   v->stages_total);
         else
-            fprintf(f, ", %d/%d stages", v->stages_done, v->stages_total);
+            sb_add(&b, ", %d/%d stages", v->stages_done, v->stages_total);
     }
-    fprintf(f, ", %s", elapsed);
-    return close_stream(f, &buf);
+    sb_add(&b, ", %s", elapsed);
+    return sb_take(&b);
 }
 
 static int emit(struct progress *p, struct job *j, double now, int update, int final,

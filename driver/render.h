@@ -8,6 +8,7 @@
 struct sb {
     char *s;
     size_t len, cap;
+    int failed; /* an append ran out of memory: the text is cut */
 };
 
 /* Appends printf-style; out of memory, the text is cut (never a crash). */
@@ -15,9 +16,14 @@ void sb_add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Appends text (NULL: nothing) HTML-escaped: < > & " ' as entities (attribute values
  * included), control characters as spaces. */
 void sb_escape(struct sb *b, const char *text);
+/* Appends text (NULL: nothing) on one line: control characters (newlines too) as spaces. */
+void sb_plain(struct sb *b, const char *text);
 /* The text so far (borrowed; "" when empty). */
 const char *sb_str(const struct sb *b);
 /* Frees the text; b is empty again. */
 void sb_free(struct sb *b);
+/* Hands the text over (malloc'd, caller frees; "" when empty), or NULL when an append ran
+ * out of memory (then the text is freed). b is empty again. */
+char *sb_take(struct sb *b);
 
 #endif

@@ -32,7 +32,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 KERNEL_SRC := kernel/log.c kernel/frame.c kernel/executor.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/debugger.c kernel/execution.c kernel/loop.c kernel/redact.c
-DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c driver/render.c \
+DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c driver/render.c driver/jfield.c \
               driver/master.c driver/magics_parse.c driver/magics.c driver/progress.c driver/sharing.c driver/session.c driver/cell.c driver/spark.c
 LIB_SRC    := $(KERNEL_SRC) $(DRIVER_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -325,11 +325,11 @@ FUZZ_RUN     ?= $(FUZZ_NAMES)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter
 
-FUZZ_SRC_progress   := driver/progress.c driver/render.c kernel/log.c
+FUZZ_SRC_progress   := driver/progress.c driver/jfield.c driver/render.c kernel/log.c
 FUZZ_SRC_wire       := kernel/wire.c kernel/auth.c
 FUZZ_SRC_connection := kernel/connection.c
 FUZZ_SRC_frame      := kernel/frame.c
-FUZZ_SRC_master     := driver/master.c driver/render.c driver/http.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
+FUZZ_SRC_master     := driver/master.c driver/jfield.c driver/render.c driver/http.c driver/curl_lazy.c kernel/log.c kernel/utf8.c
 FUZZ_SRC_magics     := driver/magics_parse.c driver/settings.c kernel/log.c kernel/redact.c
 FUZZ_PKGS_progress   := jansson
 FUZZ_PKGS_wire       := jansson libzmq libsodium

@@ -8,6 +8,7 @@
 #include "../kernel/utf8.h"
 
 #include "http.h"
+#include "jfield.h"
 #include "render.h"
 #include <jansson.h>
 #include <limits.h>
@@ -50,22 +51,21 @@ const char *master_strerror(int code)
 
 /* ---- parsing ---------------------------------------------------------------------------- */
 
+/* The checked getters (jfield.h), with one log line naming where the bad field is. */
+static int rejected(const char *where, const char *why)
+{
+    log_warn("master /json/: %s %s", where, why);
+    return MASTER_EJSON;
+}
+
 /* A string field. Absent or null: "" unless required. Borrowed from obj. */
 static int get_str(json_t *obj, const char *key, int required, const char **dst, const char *where)
 {
-    json_t *v = json_object_get(obj, key);
-    *dst = "";
-    if (v == NULL || json_is_null(v)) {
-        if (!required)
-            return MASTER_OK;
-        log_warn("master /json/: %s lacks the field \"%s\"", where, key);
-        return MASTER_EJSON;
-    }
-    if (!json_is_string(v)) {
-        log_warn("master /json/: %s field \"%s\" is not a string", where, key);
-        return MASTER_EJSON;
-    }
-    *dst = json_string_value(v);
+    char why[160];
+    if (jfield_str(obj, key, required, dst, why, sizeof why) != JFIELD_OK)
+        return rejected(where, why);
+    if (*dst == NULL)
+        *dst = "";
     return MASTER_OK;
 }
 
@@ -74,47 +74,18 @@ static int get_str(json_t *obj, const char *key, int required, const char **dst,
 static int get_int(json_t *obj, const char *key, int required, long long min, long long max,
                    long long *dst, int *present, const char *where)
 {
-    json_t *v = json_object_get(obj, key);
-    if (present != NULL)
-        *present = 0;
-    if (v == NULL || json_is_null(v)) {
-        if (!required)
-            return MASTER_OK;
-        log_warn("master /json/: %s lacks the field \"%s\"", where, key);
-        return MASTER_EJSON;
-    }
-    if (!json_is_integer(v)) {
-        log_warn("master /json/: %s field \"%s\" is not an integer", where, key);
-        return MASTER_EJSON;
-    }
-    long long n = (long long)json_integer_value(v);
-    if (n < min || n > max) {
-        log_warn("master /json/: %s field \"%s\" is %lld, outside %lld..%lld", where, key, n, min,
-                 max);
-        return MASTER_EJSON;
-    }
-    *dst = n;
-    if (present != NULL)
-        *present = 1;
+    char why[160];
+    if (jfield_int(obj, key, required, min, max, dst, present, why, sizeof why) != JFIELD_OK)
+        return rejected(where, why);
     return MASTER_OK;
 }
 
-/* An array field; absent or null is an empty array unless required. */
+/* An array field; absent or null is NULL unless required. */
 static int get_array(json_t *obj, const char *key, int required, json_t **dst, const char *where)
 {
-    json_t *v = json_object_get(obj, key);
-    *dst = NULL;
-    if (v == NULL || json_is_null(v)) {
-        if (!required)
-            return MASTER_OK;
-        log_warn("master /json/: %s lacks the field \"%s\"", where, key);
-        return MASTER_EJSON;
-    }
-    if (!json_is_array(v)) {
-        log_warn("master /json/: %s field \"%s\" is not an array", where, key);
-        return MASTER_EJSON;
-    }
-    *dst = v;
+    char why[160];
+    if (jfield_array(obj, key, required, dst, why, sizeof why) != JFIELD_OK)
+        return rejected(where, why);
     return MASTER_OK;
 }
 

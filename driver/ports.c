@@ -25,6 +25,17 @@ static int lookup(const char *host, const char *service, struct addrinfo *hints,
     return rc;
 }
 
+const char *ports_strerror(int code)
+{
+    switch (code) {
+    case PORTS_OK:
+        return "ok";
+    case PORTS_ETAKEN:
+        return "the driver's ports are taken in every slot";
+    }
+    return "unknown ports error";
+}
+
 int ports_free(const char *bind_addr, int port)
 {
     struct addrinfo hints = {0}, *res = NULL;

@@ -13,6 +13,7 @@ struct ports {
 };
 
 enum ports_error { PORTS_OK = 0, PORTS_ETAKEN = -1 };
+const char *ports_strerror(int code);
 
 /* 1 if a TCP listener can bind addr:port now (SO_REUSEADDR, like the JVM). */
 int ports_free(const char *bind_addr, int port);

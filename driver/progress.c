@@ -5,6 +5,7 @@
  * classic notebook and nbconvert all show it) with a one-line text/plain fallback. Field names
  * follow Spark's status.api.v1 JobData and StageData. */
 #include "progress.h"
+#include "jfield.h"
 #include "render.h"
 
 #include "../kernel/log.h"
@@ -214,35 +215,28 @@ static int reject(struct progress *p, int code, const char *what, const char *de
 static int get_str(json_t *obj, const char *key, const char **dst, char *detail, size_t dlen,
                    size_t index)
 {
-    json_t *v = json_object_get(obj, key);
-    *dst = NULL;
-    if (v == NULL || json_is_null(v))
+    char why[160];
+    if (jfield_str(obj, key, 0, dst, why, sizeof why) == JFIELD_OK)
         return PROGRESS_OK;
-    if (!json_is_string(v)) {
-        snprintf(detail, dlen, "entry %zu: \"%s\" is not a string", index, key);
-        return PROGRESS_EFIELD;
-    }
-    *dst = json_string_value(v);
-    return PROGRESS_OK;
+    snprintf(detail, dlen, "entry %zu: %s", index, why);
+    return PROGRESS_EFIELD;
 }
 
-/* An integer field in 0..INT_MAX (min..INT_MAX). Absent or null: *present 0, *dst kept. */
+/* An integer field in min..INT_MAX. Absent or null: *present 0, *dst kept. */
 static int get_int(json_t *obj, const char *key, int min, int *dst, int *present, char *detail,
                    size_t dlen, size_t index)
 {
-    json_t *v = json_object_get(obj, key);
-    if (present != NULL)
-        *present = 0;
-    if (v == NULL || json_is_null(v))
-        return PROGRESS_OK;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > INT_MAX) {
-        snprintf(detail, dlen, "entry %zu: \"%s\" is not an integer in %d..%d", index, key, min,
-                 INT_MAX);
+    char why[160];
+    long long n = 0;
+    int found = 0;
+    if (jfield_int(obj, key, 0, min, INT_MAX, &n, &found, why, sizeof why) != JFIELD_OK) {
+        snprintf(detail, dlen, "entry %zu: %s", index, why);
         return PROGRESS_EFIELD;
     }
-    *dst = (int)json_integer_value(v);
+    if (found)
+        *dst = (int)n;
     if (present != NULL)
-        *present = 1;
+        *present = found;
     return PROGRESS_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "../kernel/log.h"
 #include "../kernel/utf8.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +60,9 @@ void session_publish_record(struct spark *s)
     snprintf(e.kernel_id, sizeof e.kernel_id, "%s", s->kernel_id);
     snprintf(e.notebook, sizeof e.notebook, "%s", s->kernel_name);
     int rc = sharing_publish(s->sessions_dir, &e);
-    if (rc != 0)
-        log_debug("cannot write the session record in %s: %s", s->sessions_dir, strerror(-rc));
+    if (rc != SHARING_OK)
+        log_debug("cannot write the session record in %s: %s (%s)", s->sessions_dir,
+                  sharing_strerror(rc), strerror(errno));
 }
 
 void session_forget_record(struct spark *s)

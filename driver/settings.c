@@ -410,11 +410,6 @@ long settings_memory_mb(const char *v)
     return mb < (double)LONG_MAX ? (long)mb : LONG_MAX;
 }
 
-void settings_unset(struct settings *s, const char *key)
-{
-    json_object_del(s->layer[SOURCE_NOTEBOOK], key);
-}
-
 void settings_derive(struct settings *s, const char *key, const char *value)
 {
     json_object_set_new(s->layer[SOURCE_DERIVED], key, json_string(value));

@@ -41,8 +41,6 @@ int settings_set_pair(struct settings *self, const char *pair, char *err, size_t
 /* A Spark memory size ("512m", "2g", "1024k", "1t", plain bytes; borrowed) in MB, the unit the
  * master reports; 1024 (Spark's default) for NULL or "". */
 long settings_memory_mb(const char *value);
-/* Removes a notebook-level value so the next source shows through. */
-void settings_unset(struct settings *self, const char *key);
 
 /* The resolved value of a key (borrowed, valid until the next set) or NULL. */
 const char *settings_get(const struct settings *self, const char *key);

@@ -58,23 +58,44 @@ static void record_path(const char *dir, const char *app_id, char *path, size_t 
     snprintf(path, len, "%s/%s.json", dir, app_id);
 }
 
+const char *sharing_strerror(int code)
+{
+    switch (code) {
+    case SHARING_OK:
+        return "ok";
+    case SHARING_EID:
+        return "the application id cannot name a file";
+    case SHARING_EDIR:
+        return "the sessions directory cannot be created";
+    case SHARING_ENOMEM:
+        return "out of memory";
+    case SHARING_EWRITE:
+        return "the record cannot be written";
+    }
+    return "unknown sharing error";
+}
+
 int sharing_publish(const char *dir, const struct sharing_entry *e)
 {
     if (!safe_id(e->app_id))
-        return -EINVAL;
+        return SHARING_EID;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
+        return SHARING_EDIR;
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:b, s:f, s:f}", "app_id", e->app_id, "kernel_id",
                           e->kernel_id, "notebook", e->notebook, "pid", (json_int_t)e->pid, "busy",
                           e->busy, "since", e->since, "holding", e->holding);
     if (o == NULL)
-        return -ENOMEM;
+        return SHARING_ENOMEM;
     char path[1024], tmp[1100];
     record_path(dir, e->app_id, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, e->app_id, (int)getpid());
-    int rc = json_dump_file(o, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0 ? 0 : -errno;
-    if (rc != 0)
+    int rc = json_dump_file(o, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0 ? SHARING_OK
+                                                                                 : SHARING_EWRITE;
+    if (rc != SHARING_OK) {
+        int saved = errno;
         unlink(tmp);
+        errno = saved;
+    }
     json_decref(o);
     return rc;
 }

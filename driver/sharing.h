@@ -29,7 +29,17 @@ void sharing_dir(char **env, const char *connection_file, char *dir, size_t len)
 /* The kernel id Jupyter put in the connection file name ("kernel-<id>.json"), else "". */
 void sharing_kernel_id(const char *connection_file, char *id, size_t len);
 
-/* Writes <dir>/<app_id>.json atomically (creating dir, mode 0700). Returns 0 or -errno. */
+enum sharing_error {
+    SHARING_OK = 0,
+    SHARING_EID = -1,  /* an application id that cannot name a file */
+    SHARING_EDIR = -2, /* the directory cannot be created (errno says why) */
+    SHARING_ENOMEM = -3,
+    SHARING_EWRITE = -4, /* the record cannot be written or renamed (errno says why) */
+};
+const char *sharing_strerror(int code);
+
+/* Writes <dir>/<app_id>.json atomically (creating dir, mode 0700). Returns SHARING_OK or a
+ * sharing_error. */
 int sharing_publish(const char *dir, const struct sharing_entry *e);
 /* Removes the record of app_id (missing is fine). */
 void sharing_remove(const char *dir, const char *app_id);

@@ -44,6 +44,12 @@ PYDIR      := $(CURDIR)/driver/python
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
+# The Spark extension through its seam, with a fake kernel core (tests/driver/): the driver's
+# objects and the core's log, utf8 and redact, never the rest of the core.
+DRIVER_TEST_SRC := $(wildcard tests/driver/test_*.c)
+DRIVER_TEST_BIN := $(BUILD)/tests/driver_tests
+DRIVER_TEST_OBJ := $(DRIVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/kernel/log.o \
+                   $(BUILD)/obj/kernel/utf8.o $(BUILD)/obj/kernel/redact.o
 PROBE_BIN  := $(BUILD)/bin/master_probe
 # The kernel core alone (no driver/ object) with a fake extension that records its hooks:
 # tests/integration/test_core_seam.py.
@@ -96,6 +102,11 @@ $(UNIT_BIN): $(UNIT_SRC) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $(UNIT_SRC) $(LIB_OBJ) \
 	    $(LDFLAGS) $(LDLIBS) -lcriterion
 
+$(DRIVER_TEST_BIN): $(DRIVER_TEST_SRC) $(DRIVER_TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $(DRIVER_TEST_SRC) $(DRIVER_TEST_OBJ) \
+	    $(LDFLAGS) $(LDLIBS) -lcriterion
+
 # driver/master.c from the command line, for tests/integration/test_master_live.py.
 $(PROBE_BIN): tests/support/master_probe.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -107,8 +118,9 @@ $(CORE_BIN): tests/support/core_kernel.c $(KERNEL_OBJ)
 
 # Criterion workers report leaks and UB on stderr without failing the test: the log is
 # checked too, so a sanitizer report fails the target.
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(DRIVER_TEST_BIN)
 	@set -o pipefail; $(UNIT_BIN) --jobs 2 2>&1 | tee $(BUILD)/tests/unit.log
+	@set -o pipefail; $(DRIVER_TEST_BIN) --jobs 2 2>&1 | tee -a $(BUILD)/tests/unit.log
 	@! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/tests/unit.log
 
 integration: all $(PROBE_BIN) $(CORE_BIN)
@@ -188,7 +200,8 @@ STAGE := bash tests/support/stage.sh $(BUILD)/stages.txt
 PAR   := $(MAKE) --no-print-directory -j2 --output-sync=target
 test-stages:
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/stages.txt
-	@$(STAGE) build $(MAKE) --no-print-directory -j2 all $(PROBE_BIN) $(CORE_BIN) $(UNIT_BIN) asan-build \
+	@$(STAGE) build $(MAKE) --no-print-directory -j2 all $(PROBE_BIN) $(CORE_BIN) $(UNIT_BIN) \
+	    $(DRIVER_TEST_BIN) asan-build \
 	    $(FUZZ_RUN:%=$(BUILD)/fuzz/fuzz_%)
 	@$(STAGE) "unit, plain | ASan" $(PAR) unit asan-unit
 	@$(STAGE) "charts | fuzz" $(PAR) charts fuzz
@@ -211,7 +224,8 @@ ASAN_RUN  := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_st
 	$(PYTHON) -m pytest -q
 
 asan-build:
-	+$(ASAN_MAKE) all build-asan/bin/master_probe build-asan/bin/core_kernel build-asan/tests/unit_tests
+	+$(ASAN_MAKE) all build-asan/bin/master_probe build-asan/bin/core_kernel build-asan/tests/unit_tests \
+	    build-asan/tests/driver_tests
 asan-unit: asan-build
 	+$(ASAN_MAKE) unit
 
@@ -307,10 +321,10 @@ install: all
 	    --out $(DESTDIR)$(PREFIX)/share/jupyter/kernels/sparkernel
 
 format:
-	clang-format -i $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/support/*.c)
+	clang-format -i $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/driver/*.c tests/fuzz/*.c tests/support/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/support/*.c)
+	clang-format --dry-run --Werror $(wildcard kernel/*.[ch] driver/*.[ch] tests/unit/*.c tests/driver/*.c tests/fuzz/*.c tests/support/*.c)
 
 # libFuzzer harnesses (clang), one per parser of outside bytes (tests/fuzz/fuzz_<name>.c), each
 # run for FUZZ_SECONDS under ASan and UBSan (LeakSanitizer on); a crash, leak, UB report or

@@ -1,0 +1,500 @@
+/* The Spark extension (driver/) driven through its seam by a fake kernel core: this file
+ * implements kernel/extension.h's calls and records them, runs the extension's event sources
+ * with poll(2), and a forked HTTP server answers as the master and the driver's REST API
+ * with recorded answers (tests/unit/data). No Python, no JVM, no kernel core. Linked with the
+ * driver's objects only (make unit builds it as a second criterion binary). */
+#include "../../driver/spark.h"
+#include "../../kernel/extension.h"
+#include "../../kernel/log.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the fake core ------------------------------------------------------------------------ */
+
+struct kernel {
+    struct kernel_extension ext;
+    struct kernel_source sources[4];
+    int n_sources;
+    int running;           /* a cell is in the executor */
+    json_t *published;     /* [[msg_type, content], ...] */
+    json_t *sent;          /* commands to the executor */
+    json_t *controls;      /* commands on its control pipe */
+    json_t *continued;     /* codes given to kernel_continue_cell */
+    char failed[64];       /* ename given to kernel_fail_cell */
+    int released, resumed; /* kernel_release_reply, kernel_resume_queue calls */
+};
+
+int kernel_add_source(struct kernel *k, const struct kernel_source *src)
+{
+    if (k->n_sources >= 4)
+        return -1;
+    k->sources[k->n_sources++] = *src;
+    return 0;
+}
+
+int kernel_set_extension(struct kernel *k, const struct kernel_extension *ext)
+{
+    if (k->ext.name != NULL)
+        return -1;
+    k->ext = *ext;
+    return 0;
+}
+
+void *kernel_extension_self(const struct kernel *k)
+{
+    return k->ext.self;
+}
+
+void kernel_publish_output(struct kernel *k, const char *msg_type, json_t *content)
+{
+    json_array_append_new(k->published, json_pack("[s, o]", msg_type, content));
+}
+
+int kernel_send_executor(struct kernel *k, json_t *cmd)
+{
+    json_array_append_new(k->sent, json_deep_copy(cmd));
+    return 0;
+}
+
+int kernel_control_executor(struct kernel *k, json_t *cmd)
+{
+    json_array_append_new(k->controls, json_deep_copy(cmd));
+    return 0;
+}
+
+void kernel_continue_cell(struct kernel *k, const char *code)
+{
+    json_array_append_new(k->continued, json_string(code));
+}
+
+void kernel_fail_cell(struct kernel *k, const char *ename, const char *evalue)
+{
+    snprintf(k->failed, sizeof k->failed, "%s", ename);
+    kernel_publish_output(k, "error", json_pack("{s:s, s:s}", "ename", ename, "evalue", evalue));
+}
+
+void kernel_release_reply(struct kernel *k)
+{
+    k->released++;
+}
+
+void kernel_resume_queue(struct kernel *k)
+{
+    k->resumed++;
+}
+
+int kernel_cell_running(const struct kernel *k)
+{
+    return k->running;
+}
+
+const char *kernel_session_id(const struct kernel *k)
+{
+    return "fake-session";
+}
+
+/* One turn of the loop: poll the sources' fds until the earliest deadline (at most 50 ms),
+ * then run every source. */
+static void turn(struct kernel *k)
+{
+    struct pollfd pfd[64];
+    struct kernel_fd fds[4][KERNEL_SOURCE_MAX_FDS];
+    int nf[4], n = 0;
+    long timeout = 50;
+    for (int s = 0; s < k->n_sources; s++) {
+        struct kernel_source *src = &k->sources[s];
+        nf[s] = src->fds ? src->fds(src->self, fds[s], KERNEL_SOURCE_MAX_FDS) : 0;
+        for (int i = 0; i < nf[s]; i++)
+            pfd[n++] =
+                (struct pollfd){fds[s][i].fd,
+                                (short)(((fds[s][i].events & KERNEL_FD_READ) ? POLLIN : 0) |
+                                        ((fds[s][i].events & KERNEL_FD_WRITE) ? POLLOUT : 0)),
+                                0};
+        long t = src->next_ms ? src->next_ms(src->self) : -1;
+        if (t >= 0 && t < timeout)
+            timeout = t;
+    }
+    poll(pfd, (nfds_t)n, (int)timeout);
+    n = 0;
+    for (int s = 0; s < k->n_sources; s++) {
+        for (int i = 0; i < nf[s]; i++, n++)
+            fds[s][i].revents = (short)(((pfd[n].revents & POLLIN) ? KERNEL_FD_READ : 0) |
+                                        ((pfd[n].revents & POLLOUT) ? KERNEL_FD_WRITE : 0) |
+                                        ((pfd[n].revents & POLLERR) ? KERNEL_FD_ERROR : 0));
+        k->sources[s].run(k->sources[s].self, fds[s], nf[s]);
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs the loop until pred(k) or seconds pass; returns pred's last answer. */
+static int run_until(struct kernel *k, int (*pred)(struct kernel *), double seconds)
+{
+    double end = now_s() + seconds;
+    while (!pred(k) && now_s() < end)
+        turn(k);
+    return pred(k);
+}
+
+/* The first command sent of that type, or NULL. */
+static json_t *sent_of(json_t *list, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "type")), type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* The plain text of every display published so far, joined. */
+static char *displayed(struct kernel *k)
+{
+    size_t i;
+    json_t *m;
+    json_t *all = json_array();
+    json_array_foreach(k->published, i, m)
+    {
+        json_t *data = json_object_get(json_array_get(m, 1), "data");
+        json_t *text = json_object_get(json_array_get(m, 1), "text");
+        if (data)
+            json_array_append(all, json_object_get(data, "text/plain"));
+        else if (text)
+            json_array_append(all, text);
+    }
+    char *out = json_dumps(all, 0);
+    json_decref(all);
+    return out;
+}
+
+/* ---- a stand-in for the master's UI and the driver's REST API ----------------------------- */
+
+struct route {
+    const char *path; /* a prefix of the request's path */
+    char *answer;     /* a whole HTTP response */
+};
+
+struct server {
+    pid_t pid;
+    int port;
+    int log_fd; /* read end: one line per request, "METHOD path body" */
+};
+
+static char *load(const char *dir, const char *name)
+{
+    char path[512];
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(path, sizeof path, "%.*s/../unit/data/%s/%s", (int)(slash - __FILE__), __FILE__, dir,
+             name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s (run the tests from the repo root)", path);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static char *ok(char *body)
+{
+    char *s = NULL;
+    cr_assert_geq(asprintf(&s,
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                           "%zu\r\nConnection: close\r\n\r\n%s",
+                           strlen(body), body),
+                  0);
+    free(body);
+    return s;
+}
+
+static const char *FOUND = "HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n";
+static const char *MISSING = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+
+static void serve(int fd, const struct route *routes, int log_fd)
+{
+    for (;;) {
+        int c = accept(fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char req[16384];
+        size_t n = 0;
+        char *end = NULL;
+        while (n < sizeof req - 1 && end == NULL) {
+            ssize_t r = read(c, req + n, sizeof req - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            req[n] = '\0';
+            end = strstr(req, "\r\n\r\n");
+        }
+        if (end == NULL) {
+            close(c);
+            continue;
+        }
+        const char *cl = strcasestr(req, "Content-Length:");
+        size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
+        while (have < want && n < sizeof req - 1) {
+            ssize_t r = read(c, req + n, sizeof req - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            have += (size_t)r;
+        }
+        req[n] = '\0';
+        char method[8] = "", path[1024] = "";
+        sscanf(req, "%7s %1023s", method, path);
+        dprintf(log_fd, "%s %s %.*s\n", method, path, (int)have, end + 4);
+        const char *answer = MISSING;
+        if (strcmp(method, "POST") == 0)
+            answer = FOUND;
+        for (const struct route *r = routes; strcmp(method, "GET") == 0 && r->path; r++)
+            if (strncmp(path, r->path, strlen(r->path)) == 0) {
+                answer = r->answer;
+                break;
+            }
+        ssize_t w = write(c, answer, strlen(answer));
+        (void)w;
+        close(c);
+    }
+}
+
+static struct server server_start(const struct route *routes)
+{
+    struct server sv;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    socklen_t alen = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    sv.port = ntohs(a.sin_port);
+    sv.pid = fork();
+    cr_assert_geq(sv.pid, 0);
+    if (sv.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        close(fds[0]);
+        serve(fd, routes, fds[1]);
+        _exit(0);
+    }
+    close(fd);
+    close(fds[1]);
+    sv.log_fd = fds[0];
+    return sv;
+}
+
+/* Stops the server; returns its request log (malloc'd). */
+static char *server_stop(struct server *sv)
+{
+    kill(sv->pid, SIGKILL);
+    waitpid(sv->pid, NULL, 0);
+    char *buf = calloc(1, 65536);
+    size_t n = 0;
+    ssize_t r;
+    while (n < 65535 && (r = read(sv->log_fd, buf + n, 65535 - n)) > 0)
+        n += (size_t)r;
+    close(sv->log_fd);
+    return buf;
+}
+
+/* ---- the extension, attached to a fake core ----------------------------------------------- */
+
+static struct kernel *attach(int master_port, char *sessions_dir)
+{
+    struct kernel *k = calloc(1, sizeof *k);
+    k->published = json_array();
+    k->sent = json_array();
+    k->controls = json_array();
+    k->continued = json_array();
+    char master_ui[128], dir_env[600];
+    snprintf(master_ui, sizeof master_ui, "SPARKERNEL_MASTER_UI_URL=http://127.0.0.1:%d",
+             master_port);
+    snprintf(dir_env, sizeof dir_env, "SPARKERNEL_SESSIONS_DIR=%s", sessions_dir);
+    char *env[] = {"SPARK_MASTER_URL=spark://127.0.0.1:7077",
+                   master_ui,
+                   dir_env,
+                   "SPARKERNEL_DRIVER_HOST=127.0.0.1",
+                   "JPY_SESSION_NAME=notebooks/example.ipynb",
+                   NULL};
+    char conn[700];
+    snprintf(conn, sizeof conn, "%s/kernel-1234abcd.json", sessions_dir);
+    cr_assert_eq(spark_attach(k, env, conn), 0);
+    cr_assert_eq(spark_attach(k, env, conn), -1, "a second extension must be refused");
+    return k;
+}
+
+static void detach(struct kernel *k)
+{
+    if (k->ext.shutdown)
+        k->ext.shutdown(k, k->ext.self, 1);
+    k->ext.destroy(k->ext.self);
+    json_decref(k->published);
+    json_decref(k->sent);
+    json_decref(k->controls);
+    json_decref(k->continued);
+    free(k);
+}
+
+static int started(struct kernel *k)
+{
+    return sent_of(k->sent, "spark_start") != NULL || sent_of(k->sent, "spark_refused") != NULL;
+}
+
+static int reply_released(struct kernel *k)
+{
+    return k->released > 0;
+}
+
+static int continued(struct kernel *k)
+{
+    return json_array_size(k->continued) > 0 || k->failed[0];
+}
+
+static char sessions[] = "/tmp/sparkernel-driver-test-XXXXXX";
+
+static void setup(void)
+{
+    log_set_level(LOG_ERROR);
+    cr_assert_not_null(mkdtemp(sessions));
+}
+
+static void teardown(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", sessions);
+    int rc = system(cmd);
+    (void)rc;
+}
+
+TestSuite(spark_extension, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed_ports)
+{
+    struct route routes[] = {{"/json/", ok(load("master-json", "two-workers-idle.json"))},
+                             {NULL, NULL}};
+    struct server sv = server_start(routes);
+    struct kernel *k = attach(sv.port, sessions);
+    k->ext.executor_ready(k, k->ext.self);
+    cr_expect(k->ext.holds_queue(k, k->ext.self), "requests wait while the master is asked");
+    cr_assert(run_until(k, started, 10), "no spark_start after the master answered");
+    cr_expect_not(k->ext.holds_queue(k, k->ext.self));
+    cr_expect_gt(k->resumed, 0, "the queue was not resumed after the negotiation");
+    json_t *start = sent_of(k->sent, "spark_start");
+    cr_assert_not_null(start, "refused: %s", json_dumps(k->sent, 0));
+    json_t *conf = json_object_get(start, "conf");
+    cr_expect_str_eq(json_string_value(json_object_get(conf, "spark.master")),
+                     "spark://127.0.0.1:7077");
+    cr_expect_str_eq(json_string_value(json_object_get(conf, "spark.driver.host")), "127.0.0.1");
+    cr_expect_not_null(json_object_get(conf, "spark.driver.port"));
+    cr_expect_str_eq(json_string_value(json_object_get(conf, "spark.sparkernel.notebook")),
+                     "notebooks/example.ipynb");
+    char *log = server_stop(&sv);
+    cr_expect(strstr(log, "GET /json/") != NULL, "%s", log);
+    free(log);
+    detach(k);
+    free(routes[0].answer);
+}
+
+Test(spark_extension, an_impossible_request_is_refused_with_the_workers_table)
+{
+    struct route routes[] = {{"/json/", ok(load("master-json", "no-workers.json"))}, {NULL, NULL}};
+    struct server sv = server_start(routes);
+    struct kernel *k = attach(sv.port, sessions);
+    k->ext.executor_ready(k, k->ext.self);
+    cr_assert(run_until(k, started, 10));
+    json_t *refused = sent_of(k->sent, "spark_refused");
+    cr_assert_not_null(refused);
+    cr_expect(strstr(json_string_value(json_object_get(refused, "message")), "Workers of") != NULL);
+    cr_expect_not(k->ext.holds_queue(k, k->ext.self));
+    /* %spark status says why, and the cell goes on with nothing left to run. */
+    cr_expect(k->ext.cell_code(k, k->ext.self, "%spark status\n"));
+    cr_assert(run_until(k, continued, 10));
+    cr_expect_str_eq(json_string_value(json_array_get(k->continued, 0)), "");
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "refused") != NULL, "%s", shown);
+    free(shown);
+    free(server_stop(&sv));
+    detach(k);
+    free(routes[0].answer);
+}
+
+Test(spark_extension, a_bad_magic_fails_the_cell_and_plain_code_is_left_alone)
+{
+    struct route routes[] = {{NULL, NULL}};
+    struct server sv = server_start(routes);
+    struct kernel *k = attach(sv.port, sessions);
+    cr_expect_not(k->ext.cell_code(k, k->ext.self, "spark.range(3).count()"));
+    cr_expect(k->ext.cell_code(k, k->ext.self, "%spark nonsense"));
+    cr_expect_str_eq(k->failed, "SparkMagicError");
+    free(server_stop(&sv));
+    detach(k);
+}
+
+Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their_last_state)
+{
+    struct server rest;
+    struct route routes[] = {
+        {"/json/", ok(load("master-json", "two-workers-idle.json"))},
+        {"/api/v1/applications/app-1/jobs", ok(load("progress", "jobs-03.json"))},
+        {"/api/v1/applications/app-1/stages", ok(load("progress", "stages-03.json"))},
+        {NULL, NULL}};
+    rest = server_start(routes);
+    struct kernel *k = attach(rest.port, sessions);
+    k->ext.executor_ready(k, k->ext.self);
+    cr_assert(run_until(k, started, 10));
+    char ui[64];
+    snprintf(ui, sizeof ui, "http://127.0.0.1:%d", rest.port);
+    json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i}}", "type", "spark_state",
+                              "state", "ready", "app_id", "app-1", "ui_url", ui, "ports", "slot", 0,
+                              "driver", 7078, "block_manager", 7079, "ui", rest.port);
+    cr_expect(k->ext.event(k, k->ext.self, "spark_state", ready));
+    cr_expect_not(k->ext.event(k, k->ext.self, "no_such_event", ready));
+    json_decref(ready);
+    /* Cell 7 runs: the recorded answer holds jobs of groups sparkernel-7 and sparkernel-6. */
+    k->running = 1;
+    k->ext.cell_begin(k, k->ext.self, 7);
+    double end = now_s() + 10;
+    while (json_array_size(k->published) == 0 && now_s() < end)
+        turn(k);
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "[Spark job 1]") != NULL, "%s", shown);
+    cr_expect(strstr(shown, "[Spark job 2]") == NULL, "a job of another cell shown: %s", shown);
+    free(shown);
+    cr_expect(k->ext.cell_end(k, k->ext.self), "the reply must wait for the jobs' last state");
+    cr_expect(run_until(k, reply_released, 10));
+    json_t *last = json_array_get(k->published, json_array_size(k->published) - 1);
+    cr_expect_str_eq(json_string_value(json_array_get(last, 0)), "update_display_data");
+    k->running = 0;
+    /* The executor dies: its application is killed on the master, its id percent-encoded. */
+    k->ext.executor_died(k, k->ext.self);
+    for (int i = 0; i < 20; i++)
+        turn(k);
+    char *log = server_stop(&rest);
+    cr_expect(strstr(log, "GET /api/v1/applications/app-1/jobs") != NULL, "%s", log);
+    cr_expect(strstr(log, "POST /app/kill/ id=app-1&terminate=true") != NULL, "%s", log);
+    free(log);
+    detach(k);
+    for (struct route *r = routes; r->path; r++)
+        free(r->answer);
+}

@@ -190,8 +190,11 @@ load_images() {
   for img in "$@"; do
     id=$(podman image inspect --format '{{.Id}}' "$img") || die "podman has no image $img (make images)"
     short=${img#localhost/}
-    have=$(ctr_k8s images ls 2>/dev/null | awk -v n="docker.io/$short" '$1 == n {print $3}')
-    if [[ $have == "sha256:$id" ]]; then say "$img already in containerd"; continue; fi
+    # ctr lists an imported image under its names and its id (config digest), each with
+    # the manifest's digest: the same digest on both means this very image is there
+    have=$(ctr_k8s images ls 2>/dev/null | awk -v n="docker.io/$short" -v i="sha256:$id" \
+      '$1 == n {a = $3} $1 == i {b = $3} END {if (a != "" && a == b) print "yes"}')
+    if [[ $have == yes ]]; then say "$img already in containerd"; continue; fi
     say "loading $img into containerd (podman save | ctr import)"
     local t0=$SECONDS
     podman save --format docker-archive "$img" | low ctr --address "$run/containerd.sock" -n k8s.io images import - >/dev/null

@@ -288,6 +288,11 @@ state = "$run/containerd/state"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_image"
   enable_unprivileged_ports = false
+  # This machine's root lacks CAP_SYS_RESOURCE (bit 24 is clear in CapBnd), so no process may
+  # lower its oom_score_adj: runc's "nsexec: failed to update /proc/self/oom_score_adj:
+  # Permission denied" for the sandbox's -998. containerd's own knob for that case keeps
+  # every container's oom_score_adj at or above containerd's own (0 here).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni/net.d"
@@ -380,6 +385,7 @@ bindAddress: $node_ip
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0}
+nodePortAddresses: ["$node_ip/32"]
 EOF
   start kube-proxy kube-proxy --config "$state/kube-proxy.yaml"
 

@@ -489,10 +489,22 @@ cleanup_host() {
   rm -rf "$run"
 }
 
+# recycle-volume: what minikube's provisioner does when a claim is deleted: the volume's
+# files go, and the volume is free for the next claim.
+recycle_volume() {
+  export PATH=$cache/bin/current:$PATH
+  local phase; phase=$(kubectl get pv sparkernel-data-0 -o jsonpath='{.status.phase}')
+  [[ $phase == Bound ]] && die "the volume is still bound to a claim"
+  find "$state/volumes/data" -mindepth 1 -delete
+  kubectl patch pv sparkernel-data-0 --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null 2>&1 || true
+  say "volume sparkernel-data-0 emptied and $(kubectl get pv sparkernel-data-0 -o jsonpath='{.status.phase}' 2>/dev/null || echo available)"
+}
+
 case ${1:-} in
   up) up ;;
   down) down; [[ ${2:-} == --purge ]] && { rm -rf "$state"; say "removed $state"; } ;;
   load) shift; need_root; mkdir -p "$logs"; load_images "$@" ;;
+  recycle-volume) recycle_volume ;;
   env) echo "export KUBECONFIG=$KUBECONFIG PATH=$cache/bin/current:\$PATH" ;;
-  *) echo "usage: $0 up|down [--purge]|load IMAGE...|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down [--purge]|load IMAGE...|recycle-volume|env" >&2; exit 2 ;;
 esac

@@ -174,9 +174,8 @@ uninstall() {
     [[ -z $left ]] && break; sleep 2
   done
   [[ -z $left ]] || { echo "left in $ns after uninstall:"; echo "$left"; return 1; }
-  kubectl delete namespace $ns --wait --timeout 2m
-  # the volume is released (Retain): make it available again for the next run
-  kubectl patch pv sparkernel-data-0 --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null 2>&1 || true
+  kubectl delete namespace $ns --wait --timeout 2m || return 1
+  bash "$cluster" recycle-volume
 }
 
 cluster_down() {
@@ -191,8 +190,8 @@ cluster_down() {
 
 leftover() {  # a release or namespace left by an interrupted run
   if helm_ status $rel -n $ns >/dev/null 2>&1; then helm_ uninstall $rel -n $ns --wait --timeout 5m; fi
-  kubectl delete namespace $ns --ignore-not-found --wait --timeout 3m
-  kubectl patch pv sparkernel-data-0 --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null 2>&1 || true
+  kubectl delete namespace $ns --ignore-not-found --wait --timeout 3m || return 1
+  bash "$cluster" recycle-volume
 }
 
 t_all=$SECONDS

@@ -159,10 +159,12 @@ scale_up() {
   else
     echo "node allocatable cpu ${cpu}m: a 2-core worker cannot fit beside the master and the edgenode"
     helm_ upgrade $rel "$root/charts/sparkernel" -n $ns --reuse-values --set workers.cores=2 --timeout 15m || return 1
-    local msg=""
-    for _ in $(seq 60); do
-      msg=$(kubectl -n $ns get events --field-selector reason=FailedScheduling \
-              -o jsonpath='{range .items[*]}{.involvedObject.name} {.message}{"\n"}{end}' | grep worker | tail -n 1)
+    local msg="" pod=""
+    for _ in $(seq 60); do  # the new worker pod (2 CPUs requested) and why it is not scheduled
+      pod=$(kubectl -n $ns get pods -l app.kubernetes.io/component=worker -o jsonpath=\
+'{range .items[?(@.spec.containers[0].resources.requests.cpu=="2")]}{.metadata.name}{"\n"}{end}' | head -n 1)
+      [[ -n $pod ]] && msg=$(kubectl -n $ns get events --field-selector "reason=FailedScheduling,involvedObject.name=$pod" \
+              -o jsonpath='{range .items[*]}{.involvedObject.name} {.message}{"\n"}{end}' | tail -n 1)
       [[ $msg == *"Insufficient cpu"* ]] && break; sleep 2
     done
     echo "$msg"

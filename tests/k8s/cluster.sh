@@ -478,9 +478,19 @@ cleanup_host() {
   if [[ -x $cache/bin/current/kube-proxy ]]; then
     "$cache/bin/current/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
-  iptables -t nat -S 2>/dev/null | grep -q CNI-HOSTPORT && {
-    iptables -t nat -F CNI-HOSTPORT-DNAT 2>/dev/null || true; }
-  ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
+  # the kubelet's own chains (KUBE-KUBELET-CANARY, KUBE-FIREWALL, ...) and any KUBE-* left:
+  # first the jumps to them from the built-in chains, then the chains themselves
+  local ipt t r c
+  for ipt in iptables ip6tables; do
+    command -v $ipt >/dev/null || continue
+    for t in filter nat mangle; do
+      $ipt -t $t -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*KUBE-' |
+        sed 's/^-A/-D/' | while read -r r; do eval "$ipt -t $t $r" 2>/dev/null || true; done || true
+      for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t $t -F "$c" 2>/dev/null || true; done
+      for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t $t -X "$c" 2>/dev/null || true; done
+    done
+  done
+  if ip link show "$bridge" >/dev/null 2>&1; then ip link del "$bridge"; fi
   # the pods' cgroups (kubepods) in every v1 hierarchy
   local d
   for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
@@ -502,7 +512,7 @@ recycle_volume() {
 
 case ${1:-} in
   up) up ;;
-  down) down; [[ ${2:-} == --purge ]] && { rm -rf "$state"; say "removed $state"; } ;;
+  down) down; if [[ ${2:-} == --purge ]]; then rm -rf "$state"; say "removed $state"; fi ;;
   load) shift; need_root; mkdir -p "$logs"; load_images "$@" ;;
   recycle-volume) recycle_volume ;;
   env) echo "export KUBECONFIG=$KUBECONFIG PATH=$cache/bin/current:\$PATH" ;;

@@ -181,10 +181,14 @@ uninstall() {
   # What helm leaves on purpose: the claim (persistence.keep) and the last `helm test` pod
   # (its hook is deleted only before the next test, so its logs stay readable); the pod
   # still mounts the claim, whose deletion waits for it (pvc-protection).
-  local kept; kept=$(kubectl -n $ns get all,pvc -o name | sort | tr '\n' ' ')
+  # (the release's other pods are deleted in the background: give them time to go)
+  local kept want="persistentvolumeclaim/$rel-data pod/$rel-test-notebook "
+  for _ in $(seq 90); do
+    kept=$(kubectl -n $ns get all,pvc -o name | sort | tr '\n' ' ')
+    [[ $kept == "$want" ]] && break; sleep 2
+  done
   echo "kept after uninstall: $kept"
-  [[ $kept == "persistentvolumeclaim/$rel-data pod/$rel-test-notebook " ]] ||
-    { echo "expected only the claim and the test pod"; return 1; }
+  [[ $kept == "$want" ]] || { echo "expected only the claim and the test pod"; return 1; }
   kubectl -n $ns delete pod "$rel-test-notebook" --wait --timeout 2m || return 1
   kubectl -n $ns delete pvc "$rel-data" --wait --timeout 2m || return 1
   local left
@@ -205,7 +209,10 @@ cluster_down() {
   [[ -z $left ]] || { echo "still running:"; echo "$left"; return 1; }
   ! ip link show sk8sbr0 >/dev/null 2>&1 || { echo "bridge sk8sbr0 left"; return 1; }
   ! grep -q ' /var/lib/sparkernel-k8s/' /proc/mounts || { echo "mounts left:"; grep ' /var/lib/sparkernel-k8s/' /proc/mounts; return 1; }
-  ! iptables -t nat -S | grep -q KUBE-SERVICES || { echo "kube-proxy's rules left"; return 1; }
+  local t
+  for t in filter nat mangle; do
+    ! iptables -t $t -S | grep -q KUBE- || { echo "KUBE-* iptables rules left in $t:"; iptables -t $t -S | grep KUBE-; return 1; }
+  done
 }
 
 leftover() {  # a release or namespace left by an interrupted run

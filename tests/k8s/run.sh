@@ -113,6 +113,33 @@ install() {
 
 worker_registered() { wait_workers 1 1 1024; }
 
+# JupyterLab from this host through its NodePort on the node's address (what `minikube
+# service` opens): the kernelspec listed with the generated token, refused without it; the
+# example notebooks on the shared volume (copied by the edgenode's initContainer), as the
+# Jupyter contents API lists them. The token is read into a variable, never printed.
+jupyter_nodeport() {
+  local port token code
+  port=$(kubectl -n $ns get svc $rel-jupyter -o jsonpath='{.spec.ports[0].nodePort}')
+  token=$(kubectl -n $ns get secret $rel-jupyter -o jsonpath='{.data.token}' | base64 -d)
+  [[ -n $port && -n $token ]] || { echo "no NodePort or no token"; return 1; }
+  local url="http://10.218.0.1:$port"
+  echo "JupyterLab at $url"
+  curl -fsS -H "Authorization: token $token" "$url/api/kernelspecs" | python3 -c '
+import json, sys
+specs = json.load(sys.stdin)["kernelspecs"]
+names = {k: v["spec"]["display_name"] for k, v in specs.items()}
+print("kernelspecs:", names)
+sys.exit(0 if "PySpark (sparkernel)" in names.values() else "no PySpark (sparkernel) kernelspec")' || return 1
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/api/kernelspecs")
+  echo "without the token: HTTP $code"; [[ $code == 403 || $code == 401 ]] || return 1
+  curl -fsS -H "Authorization: token $token" "$url/api/contents/" | python3 -c '
+import json, sys
+names = sorted(c["name"] for c in json.load(sys.stdin)["content"])
+print("on the volume:", names)
+missing = {"spark-example.ipynb", "linearRegressionBostonHousing.ipynb"} - set(names)
+sys.exit("missing on the volume: %s" % sorted(missing) if missing else 0)'
+}
+
 helm_test() { helm_ test $rel -n $ns --logs --timeout 15m; }
 
 node_cpu_m() {  # allocatable CPU of the node, in millicores
@@ -230,6 +257,7 @@ step "images built (podman) and loaded into containerd" images
 if [[ $failed -eq 0 ]]; then
   step "helm install, 1 worker (--wait)" install
   step "the worker registered at the master (RPC auth)" worker_registered
+  step "JupyterLab through its NodePort: token, kernelspec, examples on the volume" jupyter_nodeport
   step "helm test: a notebook cell through the kernel on the cluster" helm_test
   step "helm upgrade: scale out to 3 workers" scale_out
   step "helm upgrade: scale up (2g; 2 cores where they fit)" scale_up

@@ -49,7 +49,7 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (it starts containerd, the
 install_packages() {
   local missing=() cmd pkg
   for pair in containerd:containerd runc:runc etcd:etcd-server conntrack:conntrack \
-              iptables:iptables socat:socat openssl:openssl ip:iproute2 ionice:util-linux; do
+              iptables:iptables socat:socat openssl:openssl ip:iproute2 ionice:util-linux curl:curl; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null || missing+=("$pkg")
   done

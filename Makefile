@@ -404,3 +404,12 @@ images:
 # edgenode's Jupyter server from this host. Builds the images first. Not part of `make test`.
 test-containers: images deps-run
 	PYTHON=$(PYTHON) bash tests/containers/run.sh
+
+# The chart on a real single-node Kubernetes built on this machine (tests/k8s/run.sh):
+# kube-* and CoreDNS built from their Go modules, etcd, containerd, runc and the CNI plugins
+# from Debian; the images built (podman) and loaded into containerd; helm install, test,
+# upgrade (scale out, scale up) and uninstall; the cluster stopped at the end. Root only;
+# what it builds is cached in /var/cache/sparkernel-k8s. Not part of `make test`.
+.PHONY: test-k8s
+test-k8s:
+	bash tests/k8s/run.sh

@@ -257,6 +257,7 @@ notes_ok() {
               "get secret demo-sparkernel-jupyter -o jsonpath='{.data.token}'" \
               "helm test -n lab demo" \
               "--set workers.replicas=3" "--set workers.cores=4 --set workers.memory=8g" \
+              "kubectl -n lab delete pod demo-sparkernel-test-notebook --ignore-not-found" \
               "kubectl -n lab delete pvc demo-sparkernel-data" \
               "Open the port slots' UIs, ports 4040-4047, on this machine only" \
               "Up to 8 notebooks can hold a Spark session at once (edgenode.portSlots)"; do

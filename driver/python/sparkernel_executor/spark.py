@@ -39,7 +39,7 @@ from typing import Any
 
 from .debugger import untraced
 from .frames import Channel
-from .session import Warm
+from .background import BackgroundJob
 
 COMMANDS = ("spark_start", "spark_stop", "spark_refused", "spark_release")
 SQL_ROWS = 50
@@ -398,7 +398,7 @@ class Spark:
         self._problem = _NEVER  # why there is no session
         self._session: Any = None  # the SparkSession cells see, when ready
         self._live: Any = None  # the newest session built, stopped by the next job
-        self._job: Warm | None = None  # the newest start or stop; each waits for the last
+        self._job: BackgroundJob | None = None  # the newest start or stop; each waits for the last
         self._since = 0.0
         self._notice = ""
         self._conf: dict[str, str] | None = None  # of the last spark_start, for a revival
@@ -555,7 +555,7 @@ class Spark:
                     pass
             job(gen)
 
-        self._job = Warm(f"spark-{gen}", run).start()
+        self._job = BackgroundJob(f"spark-{gen}", run).start()
 
     def _send(self, event: dict, gen: int | None = None) -> None:
         if gen is not None and gen != self._gen:

@@ -1,22 +1,23 @@
-"""Background warm-up: a value (the SparkSession, in the driver issue) built on a thread
-when the executor starts, so the user's first cell does not pay for it, and awaited by
-the first cell that needs it."""
+"""A job on a background thread whose result (or exception) is awaited by whoever needs
+it: the Spark session's start and stop jobs, so the user's first cell does not pay for the
+start, and each job waits for the one before."""
 from __future__ import annotations
 
 import threading
 from typing import Any, Callable
 
 
-class Warm:
+class BackgroundJob:
     def __init__(self, name: str, build: Callable[[], Any]) -> None:
         self.name = name
         self._build = build
         self._done = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
+        # "warm-": the threads' name before this class had its own (thread dumps, debugger).
         self._thread = threading.Thread(target=self._run, name=f"warm-{name}", daemon=True)
 
-    def start(self) -> "Warm":
+    def start(self) -> "BackgroundJob":
         self._thread.start()
         return self
 
@@ -27,10 +28,6 @@ class Warm:
             self._error = exc
         finally:
             self._done.set()
-
-    @property
-    def ready(self) -> bool:
-        return self._done.is_set()
 
     def get(self, timeout: float | None = None) -> Any:
         if not self._done.wait(timeout):

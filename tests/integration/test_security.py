@@ -280,9 +280,9 @@ def test_log_files_in_a_private_directory(kernel, tmp_path):
     target.write_text("precious")
     planted = tmp_path / "planted"
     planted.symlink_to(target)
-    code = ("import pathlib\nfrom sparkernel_executor import spark as sp\n"
+    code = ("import pathlib\nfrom sparkernel_executor import jvm\n"
             f"p = pathlib.Path({str(tmp_path)!r})\n"
-            "sp._write_private(p / 'planted', 'evil')\n"
+            "jvm._write_private(p / 'planted', 'evil')\n"
             "print((p / 'planted').is_symlink(), oct((p / 'planted').lstat().st_mode & 0o777))\n")
     reply, out = kernel.execute(code, timeout=60)
     assert reply["content"]["status"] == "ok", out

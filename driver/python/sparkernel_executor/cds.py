@@ -76,6 +76,16 @@ def _java() -> str | None:
     return os.path.realpath(java) if java and os.access(java, os.X_OK) else None
 
 
+def spark_home() -> str:
+    """This host's Spark home (pyspark's), or "" when pyspark cannot say."""
+    try:
+        from pyspark.find_spark_home import _find_spark_home
+
+        return str(_find_spark_home())
+    except (ImportError, SystemExit):
+        return ""
+
+
 # Files of a Spark configuration directory that the driver JVM does not need on its class
 # path: spark-defaults.conf is handed over with --properties-file, and the kernel brings
 # its own log4j configuration.
@@ -91,12 +101,10 @@ def conf_dir_plan() -> tuple[bool, str | None, str | None]:
     or Hive site files, spark-env.sh)."""
     conf = os.environ.get("SPARK_CONF_DIR")
     if not conf:
-        try:
-            from pyspark.find_spark_home import _find_spark_home
-
-            conf = os.path.join(_find_spark_home(), "conf")
-        except (ImportError, SystemExit):
+        home = spark_home()
+        if not home:
             return False, None, None
+        conf = os.path.join(home, "conf")
     try:
         names = [n for n in os.listdir(conf) if not n.endswith(".template")]
     except OSError:
@@ -121,14 +129,14 @@ def archive_path(conf_dir: str | None = None) -> pathlib.Path | None:
     java = _java()
     if java is None:
         return None
+    home = spark_home()
+    if not home:
+        return None
     try:
         import pyspark
-        from pyspark.find_spark_home import _find_spark_home
 
-        home = _find_spark_home()
-        jars = os.path.join(home, "jars")
-        st, jst = os.stat(java), os.stat(jars)
-    except (ImportError, OSError, SystemExit):
+        st, jst = os.stat(java), os.stat(os.path.join(home, "jars"))
+    except (ImportError, OSError):
         return None
     key = "|".join([java, str(st.st_size), str(st.st_mtime_ns), home, str(jst.st_mtime_ns),
                     pyspark.__version__, conf_dir or os.environ.get("SPARK_CONF_DIR", "")])
@@ -197,16 +205,6 @@ def train(archive: pathlib.Path | None, log4j_options: str,
 
 _DYNAMIC_MAGIC = bytes.fromhex("a8ab0bf0")  # a dynamic archive's header, written last
 _KEEP = 4  # archives of one kind kept; older ones are removed when a new one arrives
-
-
-def spark_home() -> str:
-    """This host's Spark home (pyspark's), or "" when pyspark cannot say."""
-    try:
-        from pyspark.find_spark_home import _find_spark_home
-
-        return str(_find_spark_home())
-    except (ImportError, SystemExit):
-        return ""
 
 
 def spark_defaults() -> dict[str, str]:

@@ -8,13 +8,13 @@ import signal
 import sys
 import threading
 import types
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
 from .aioloop import CellLoop
 from .debugger import Debugger, available as debugger_available, untraced
 from .frames import Channel
-from .spark import COMMANDS as SPARK_COMMANDS, Spark, cancel_cell_jobs, stop_spark
+from .spark import Spark, cancel_cell_jobs, stop_spark
 from .streams import Flusher, flush_all, frame_stream
 
 _executing = False
@@ -125,6 +125,19 @@ class Executor:
         self.debugger = Debugger(channel.send, self.shell)
         self.loop = CellLoop()
         self.shell.loop_runner = self.loop.run  # top-level await on the loop between cells
+        # The command pipe's commands (main thread), each handler answering as its
+        # command wants: a reply, a `synced`, or Spark's spark_state events.
+        self.commands: dict[str, Callable[[dict], None]] = {
+            "execute": self._replying(self.execute), "complete": self._replying(self.complete),
+            "inspect": self._replying(self.inspect),
+            "is_complete": self._replying(self.is_complete),
+            "comm_open": self.comm, "comm_msg": self.comm, "comm_close": self.comm,
+            "comm_info": self.comm, "sync": self.sync, **self.spark.commands,
+        }
+        # The control pipe's (its own thread, at any time).
+        self.control: dict[str, Callable[[dict], None]] = {
+            "debug_request": self.debug_request, **self.spark.control,
+        }
 
     def reply(self, content: dict) -> None:
         flush_all(sys.stdout, sys.stderr)
@@ -212,44 +225,55 @@ class Executor:
         return out
 
     def handle(self, msg: dict) -> None:
-        kind = msg.get("type")
         header = msg.pop("parent_header", None)
         if isinstance(header, dict):  # the Jupyter request this command answers
             self.shell.set_parent({"header": header})
-        if kind == "sync":
-            # Every command before this one is answered: the kernel learns whether a
-            # reply it could not read was the one it waits for.
-            flush_all(sys.stdout, sys.stderr)
-            self.channel.send({"type": "synced", "seq": msg.get("seq")})
-            return
-        if kind in SPARK_COMMANDS:
-            self.spark.command(msg)  # answered by spark_state events, not a reply
-            return
-        if kind in ("comm_open", "comm_msg", "comm_close", "comm_info"):
+        dispatch(self.commands, msg)
+
+    def _replying(self, handler: Callable[[dict], dict]) -> Callable[[dict], None]:
+        """A request answered by the reply content `handler` returns."""
+        def reply(msg: dict) -> None:
             try:
-                if self.comms is None:  # no comm package: no comms, none to list
-                    content = {"comms": {}, "status": "ok"} if kind == "comm_info" else {}
-                else:
-                    content = self.comms.handle(kind, msg) or {}
-            except Exception as exc:  # a handler's bug is the cell-less equivalent of an error
-                self.shell.showtraceback()
+                content = handler(msg)
+            except KeyboardInterrupt:
+                content = {"status": "error", "ename": "KeyboardInterrupt", "evalue": "",
+                           "traceback": []}
+            except Exception as exc:  # a bug in a hook must not kill the executor
                 content = {"status": "error", "ename": type(exc).__name__,
                            "evalue": str(exc), "traceback": []}
             self.reply(content)
-            return
-        handler = {"execute": self.execute, "complete": self.complete,
-                   "inspect": self.inspect, "is_complete": self.is_complete}.get(kind)
-        if handler is None:
-            return  # a stale input_reply after an interrupt, or unknown: nothing to answer
+        return reply
+
+    def comm(self, msg: dict) -> None:
+        kind = msg["type"]
         try:
-            content = handler(msg)
-        except KeyboardInterrupt:
-            content = {"status": "error", "ename": "KeyboardInterrupt", "evalue": "",
-                       "traceback": []}
-        except Exception as exc:  # a bug in a hook must not kill the executor
-            content = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc),
-                       "traceback": []}
+            if self.comms is None:  # no comm package: no comms, none to list
+                content = {"comms": {}, "status": "ok"} if kind == "comm_info" else {}
+            else:
+                content = self.comms.handle(kind, msg) or {}
+        except Exception as exc:  # a handler's bug is the cell-less equivalent of an error
+            self.shell.showtraceback()
+            content = {"status": "error", "ename": type(exc).__name__,
+                       "evalue": str(exc), "traceback": []}
         self.reply(content)
+
+    def sync(self, msg: dict) -> None:
+        """Every command before this one is answered: the kernel learns whether a reply
+        it could not read was the one it waits for."""
+        flush_all(sys.stdout, sys.stderr)
+        self.channel.send({"type": "synced", "seq": msg.get("seq")})
+
+    def debug_request(self, msg: dict) -> None:
+        self.debugger.submit(msg.get("id"), msg.get("content"))
+
+
+def dispatch(commands: dict[str, Callable[[dict], None]], msg: dict) -> None:
+    """Runs the handler of the command's type; a stale input_reply after an interrupt, or
+    a command nobody handles, is dropped with nothing to answer."""
+    kind = msg.get("type")
+    handler = commands.get(kind) if isinstance(kind, str) else None
+    if handler is not None:
+        handler(msg)
 
 
 def _control(ctl: Channel, executor: Executor) -> None:
@@ -265,10 +289,7 @@ def _control(ctl: Channel, executor: Executor) -> None:
             return  # a frame that is not JSON: the kernel is not ours to trust any more
         if msg is None:
             return  # the kernel closed it: the process is stopping
-        if msg.get("type") == "debug_request":
-            executor.debugger.submit(msg.get("id"), msg.get("content"))
-        else:
-            executor.spark.control(msg)
+        dispatch(executor.control, msg)
 
 
 def main() -> None:

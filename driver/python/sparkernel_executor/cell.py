@@ -1,0 +1,40 @@
+"""The running cell as the Spark side sees it: whether one runs, its number and code, its
+Spark job group (its progress, and what an interrupt cancels) and its jobs' last title."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+def first_line(text: str, limit: int = 80) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return ""
+
+
+class Cell:
+    def __init__(self) -> None:
+        self.running = False
+        self.count = 0
+        self.code = ""
+        self.waiting = False  # waits for the session being started
+        self.group: str | None = None
+        self.title: tuple[int, str] | None = None  # the context's last title
+        self.fixed_title = False  # %%sql titles its jobs itself
+
+    def user_call(self) -> bool:
+        """Whether the caller is the cell's own code (main thread, in a cell)."""
+        return self.running and threading.current_thread() is threading.main_thread()
+
+    def join_group(self, sc: Any) -> None:
+        """Puts the running cell's jobs of context `sc` in the cell's job group: its
+        progress, and what an interrupt cancels."""
+        if sc is None or not self.running or self.count <= 0:
+            return
+        group = f"sparkernel-{self.count}"
+        try:
+            sc.setJobGroup(group, first_line(self.code), interruptOnCancel=True)
+            self.group, self.title = group, None
+        except Exception:
+            self.group = None

@@ -1,0 +1,199 @@
+"""What the executor wraps in PySpark and py4j: the entry points a notebook builds
+sessions with (handed to user_sessions.py), job titles from the cell's line, and Java
+errors a cell does not catch."""
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from .cell import Cell
+from .errors import SparkDiskFull, java_message
+from .interrupt import Interrupt
+from .jvm import Jvm
+from .session import Session
+from .user_sessions import UserSessions, conf_pairs
+
+_DISK_FULL = "No space left on device"
+
+
+def _cell_site(frame: Any) -> str | None:
+    """`<method> at cell [n] line l: <the line>` for the innermost frame of a cell's code
+    above `frame` (the shell's compiler maps each cell's file name to its execution
+    count: `<ipython-input-n-hash>` with IPython's, a temporary file with ipykernel's),
+    where method is the first function the line called; None when no cell's code is on
+    the stack."""
+    import linecache
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
+    callee = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        n = cells.get(name)
+        if n is not None:
+            line = linecache.getline(name, frame.f_lineno).strip()[:100]
+            what = callee.f_code.co_name if callee is not None else "job"
+            return f"{what} at cell [{n}] line {frame.f_lineno}: {line}"
+        callee, frame = frame, frame.f_back
+    return None
+
+
+class Hooks:
+    def __init__(self, shell: Any, cell: Cell, session: Session, jvm: Jvm,
+                 interrupt: Interrupt, built: UserSessions) -> None:
+        self._shell = shell
+        self._cell = cell
+        self._session = session
+        self._jvm = jvm
+        self._interrupt = interrupt
+        self._built = built
+        self._java_errors_hooked = False
+        self._titling = False  # a title is being set (its own JVM call)
+
+    def install_sessions(self) -> None:
+        """Wraps the entry points a notebook builds sessions with (SparkSession.builder's
+        getOrCreate, SparkContext(...), SparkContext.getOrCreate, SparkContext.stop), so
+        the warm session gives way to a user's request (yield_warm), a session the user
+        builds becomes the kernel's to follow (adopt), and a stop is remembered with its
+        cell. The kernel's own thread passes straight through. Once per process."""
+        if self._session.follows_built:
+            return
+        import inspect
+
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        cell, built, interrupt = self._cell, self._built, self._interrupt
+        init, get_ctx = SparkContext.__init__, SparkContext.getOrCreate.__func__
+        stop, get_session = SparkContext.stop, SparkSession.Builder.getOrCreate
+        signature = inspect.signature(init)
+
+        def context_init(sc: Any, *args: Any, **kwargs: Any) -> None:
+            if not cell.user_call():
+                return init(sc, *args, **kwargs)
+            try:
+                bound = signature.bind(sc, *args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            if bound.get("jsc") is None and bound.get("gateway") is None:
+                request = conf_pairs(bound.get("conf"))
+                if bound.get("master"):
+                    request["spark.master"] = str(bound["master"])
+                if bound.get("appName"):
+                    request["spark.app.name"] = str(bound["appName"])
+                built.yield_warm(request)
+            interrupt.guard_start(lambda: init(sc, *args, **kwargs), lambda: stop(sc))
+            built.adopt(sc, None)
+
+        def context_get(cls: Any, conf: Any = None) -> Any:
+            if cell.user_call() and conf is not None:
+                built.yield_warm(conf_pairs(conf))
+            sc = get_ctx(cls, conf)
+            if cell.user_call():
+                built.adopt(sc, None)
+            return sc
+
+        def context_stop(sc: Any) -> None:
+            if cell.user_call():
+                built.note_stop(sc)
+            return stop(sc)
+
+        def session_get(builder: Any) -> Any:
+            if not cell.user_call():
+                return get_session(builder)
+            built.yield_warm(dict(getattr(builder, "_options", {}) or {}))
+            session = get_session(builder)
+            built.adopt(session.sparkContext, session)
+            return session
+
+        self._install_titles()
+        SparkContext.__init__ = context_init  # type: ignore[method-assign]
+        SparkContext.getOrCreate = classmethod(context_get)  # type: ignore[assignment]
+        SparkContext.stop = context_stop  # type: ignore[method-assign]
+        SparkSession.Builder.getOrCreate = session_get  # type: ignore[method-assign]
+        self._session.follows_built = True
+
+    def _install_titles(self) -> None:
+        """Job titles that speak of the user's code: before a JVM call from a cell's line
+        (main thread), the active context's job description becomes that line, e.g.
+        `count at cell [3] line 14: raw_rows = raw.count()`, set once per line and
+        method (one more JVM call then). Without it a job is named after a JVM frame
+        (`$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768`) or our own
+        file, and every job of a cell carried the cell's first line."""
+        import py4j.java_gateway as gateway
+        from pyspark import SparkContext
+
+        owner, cell = self, self._cell
+        call = gateway.JavaMember.__call__
+
+        def member_call(member: Any, *args: Any) -> Any:
+            if owner._titling or not cell.running or cell.fixed_title \
+                    or threading.current_thread() is not threading.main_thread():
+                return call(member, *args)
+            sc = SparkContext._active_spark_context
+            jsc = getattr(sc, "_jsc", None)
+            if jsc is not None:
+                title = _cell_site(sys._getframe(1))
+                if title is not None and (id(jsc), title) != cell.title:
+                    owner._titling = True
+                    try:
+                        jsc.setLocalProperty("spark.job.description", title)
+                        cell.title = (id(jsc), title)
+                    except Exception:
+                        pass
+                    finally:
+                        owner._titling = False
+            return call(member, *args)
+
+        gateway.JavaMember.__call__ = member_call  # type: ignore[method-assign]
+
+    def install_java_errors(self) -> None:
+        """Java errors a cell does not catch go through _java_error (IPython's custom
+        exception handler: run_code calls it instead of showing the traceback). Once
+        pyspark is loaded, and never while the session's thread imports it: PySpark 3.5's
+        modules import each other in a cycle, and two threads importing them in another
+        order get a partly initialised module (ImportError)."""
+        importing = self._session.importing
+        if self._java_errors_hooked or "py4j.protocol" not in sys.modules \
+                or not importing.acquire(blocking=False):
+            return
+        try:
+            from py4j.protocol import Py4JJavaError
+            from pyspark.errors.exceptions.captured import CapturedException
+
+            self._java_errors_hooked = True
+            self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+        finally:
+            importing.release()
+
+    def _java_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
+                    tb_offset: int | None = None) -> None:
+        """A full disk becomes SparkDiskFull; any other Java error shows as before."""
+        try:
+            text = str(value)
+        except Exception:  # Py4JJavaError asks the JVM, which may be gone
+            text = ""
+        if _DISK_FULL not in text:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return
+        conf = self._session.conf or {}
+        local_dir = conf.get("spark.local.dir") or "/tmp"
+        master = conf.get("spark.master") or "local[*]"
+        where = (f"spark.local.dir ({local_dir}) on this machine"
+                 if master.startswith("local") else
+                 f"each worker's local directories (its SPARK_LOCAL_DIRS, which executors "
+                 f"use instead of spark.local.dir), or this driver's spark.local.dir "
+                 f"({local_dir})")
+        log_file = self._jvm.log_file
+        log = f" Full stacks in Spark's log: {log_file}." if log_file else ""
+        err = SparkDiskFull(
+            f"The disk is full: Spark could not write a job's shuffle or spill files "
+            f"({_DISK_FULL}). They go under {where}. Free space there, or give Spark a "
+            f"bigger disk (%spark config spark.local.dir=/path/to/big/disk, then %spark "
+            f"restart), or make the job write less (select fewer columns and filter before "
+            f"a shuffle). The session still works. Spark said: "
+            f"{java_message(value).rstrip('.')}.{log}")
+        shell.showtraceback((SparkDiskFull, err, None))

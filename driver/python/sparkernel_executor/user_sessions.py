@@ -1,0 +1,173 @@
+"""Sessions a notebook builds itself (issue 15): until a cell uses the predefined `spark`
+or `sc`, the kernel's warm session gives way to a request that names something it does not
+have, or becomes the user's when the request names nothing new; a session a cell built is
+adopted (the predefined names, the cell's job group, the kernel's progress and cleanup)."""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from .cell import Cell
+from .jvm import Jvm
+from .session import NAMES, Session
+
+_SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
+_BUILDS = re.compile(r"\b(SparkSession|SparkContext|SparkConf|findspark|getOrCreate)\b")
+
+
+def uses_predefined(shell: Any, code: str) -> set[str]:
+    """Which of `spark` and `sc` a cell reads before it binds the name itself
+    (`spark = SparkSession.builder...getOrCreate()` then `spark.stop()` uses only its own),
+    or is SQL. A binding counts where its statement ends, so `spark = spark.newSession()`
+    reads the predefined one first."""
+    if _SQL_MAGIC.search(code):
+        return {"spark"}
+    try:
+        tree = ast.parse(shell.transform_cell(code))
+    except Exception:  # not Python: the cell fails on its own
+        return set()
+    used: set[str] = set()
+    first_load: dict[str, tuple[int, int]] = {}
+    first_store: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With,
+                             ast.Import, ast.ImportFrom)):
+            end = (node.end_lineno or 0, node.end_col_offset or 0)
+            targets = [n for n in ast.walk(node) if isinstance(n, ast.Name)
+                       and isinstance(n.ctx, ast.Store)]
+            targets += [ast.Name(id=(a.asname or a.name).split(".")[0])
+                        for a in getattr(node, "names", [])]
+            for t in targets:
+                if t.id in NAMES and first_store.get(t.id, end) >= end:
+                    first_store[t.id] = end
+        elif isinstance(node, ast.Name) and node.id in NAMES and isinstance(node.ctx, ast.Load):
+            at = (node.lineno, node.col_offset)
+            if first_load.get(node.id, at) >= at:
+                first_load[node.id] = at
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("run_line_magic", "run_cell_magic")):
+            for arg in node.args[1:]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    used |= uses_predefined(shell, arg.value)
+    return used | {name for name, at in first_load.items()
+                   if at < first_store.get(name, (1 << 30, 0))}
+
+
+def builds_session(code: str) -> bool:
+    """Whether a cell's code may build a session of its own."""
+    return _BUILDS.search(code) is not None
+
+
+def conf_pairs(conf: Any) -> dict[str, str]:
+    """The settings a SparkConf holds (a JVM-backed one includes the JVM's defaults)."""
+    if conf is None:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in conf.getAll()}
+    except Exception:
+        return {}
+
+
+def _differences(session: Any, request: dict[str, str]) -> list[str]:
+    """The keys of a session request that the running session cannot give: another app
+    name or master, or a static setting with another value (runtime SQL settings apply to
+    a running session, as PySpark's getOrCreate applies them)."""
+    conf = session.sparkContext.getConf()
+    out = []
+    for key, value in request.items():
+        if conf.get(key) == value:
+            continue
+        if key in ("spark.app.name", "spark.master"):
+            out.append(key)
+        elif not session.conf.isModifiable(key):
+            out.append(key)
+    return out
+
+
+def _port_of(url: str | None) -> int:
+    m = re.search(r":(\d+)/?$", url or "")
+    return int(m.group(1)) if m else 0
+
+
+class UserSessions:
+    def __init__(self, session: Session, cell: Cell, jvm: Jvm) -> None:
+        self._session = session
+        self._cell = cell
+        self._jvm = jvm
+
+    def yield_warm(self, request: dict[str, str]) -> None:
+        """Until a cell uses the predefined `spark`/`sc`, a request that names something
+        the warm session does not have (an app name, another master, a static setting)
+        gets its own session, as on plain PySpark: the warm context stops here and the
+        user's starts in the same JVM (the JVM's start is what the warm-up saves). A
+        request that names nothing new gets the warm session, which is then the user's."""
+        life = self._session
+        session = life.current
+        if life.claimed or session is None or life.state != "ready":
+            return
+        sc = session.sparkContext
+        if life.active_context() is not sc or sc._jsc is None:
+            return
+        try:
+            differs = _differences(session, request)
+        except Exception:
+            return  # the JVM is going away: the request fails on its own
+        if not differs:
+            life.claimed = True
+            return
+        name = request.get("spark.app.name")
+        print(f"sparkernel: starting this cell's own Spark session"
+              f"{f' {name!r}' if name else ''} in the kernel's running JVM (the warm session "
+              f"it replaces was never used; set {', '.join(differs[:3])}).", flush=True)
+        problem = (f"The kernel's unused Spark session gave way to the one cell "
+                   f"[{self._cell.count}] builds; use that one, or %spark restart.")
+        with life.lock:
+            life.current, life.claimed = None, True
+            life.state, life.problem = "stopped", problem
+        life.live = None  # the JVM stays: it hosts the user's session
+        try:
+            session.stop()
+        except Exception:
+            pass
+        life.withdraw(session)
+
+    def adopt(self, sc: Any, session: Any) -> None:
+        """A session a cell built (or got back) is the one the kernel follows: the
+        predefined names point to it, its jobs join the cell's group, and the kernel
+        learns its application (progress, the WAITING report, cleanup)."""
+        if sc is None or getattr(sc, "_jsc", None) is None:
+            return
+        if session is None:
+            from pyspark.sql import SparkSession
+
+            session = SparkSession._instantiatedSession
+            if session is not None and session.sparkContext is not sc:
+                session = None
+        life = self._session
+        life.claimed = True
+        if session is not None and session is not life.current:
+            with life.lock:
+                life.current, life.state, life.problem = session, "ready", ""
+                life.stopped_by = 0
+            life.publish("spark", session)
+        life.publish("sc", sc)
+        self._cell.join_group(sc)
+        try:
+            app = sc.applicationId
+        except Exception:
+            return
+        if app and app != life.announced:
+            life.announced = app
+            port = _port_of(sc.uiWebUrl)
+            life.send({"type": "spark_state", "state": "ready", "app_id": app,
+                       "ui_url": sc.uiWebUrl or "", "master": sc.master,
+                       "spark_version": sc.version, "seconds": 0,
+                       "log_file": self._jvm.log_file,
+                       "ports": {"ui": port} if port else None, "switch": True})
+
+    def note_stop(self, sc: Any) -> None:
+        """A cell stops context `sc`: remembered when it is the one `spark` refers to."""
+        session = self._session.current
+        if session is not None and session.sparkContext is sc:
+            self._session.stopped_by = self._cell.count

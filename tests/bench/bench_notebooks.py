@@ -61,7 +61,7 @@ NOTEBOOKS = [ROOT / "notebooks" / "spark-example.ipynb",
 DATA_FILES = ("information.csv", "departments.csv", "boston_housing.csv")
 LABELS = ["sparkernel", "ipykernel"]
 TARGET = 0.9
-SQL_ROWS = 50            # what %%sql shows without -n (driver/python/.../spark.py SQL_ROWS)
+SQL_ROWS = 50            # what %%sql shows without -n (driver/python/.../sql.py SQL_ROWS)
 CELL_TIMEOUT = 600       # --ExecutePreprocessor.timeout, as `make run`
 RUN_TIMEOUT = 1200.0     # one nbconvert subprocess in all
 GONE_TIMEOUT = 30.0      # for the processes of a run to exit after nbconvert did
@@ -262,7 +262,7 @@ def run_notebook(src: pathlib.Path, spec: str, env: dict, workdir: pathlib.Path,
 
 
 def cds_archive(env: dict) -> pathlib.Path | None:
-    """The archive sparkernel's executor looks for under env (spark.py: conf_dir_plan()
+    """The archive sparkernel's executor looks for under env (cds.py: conf_dir_plan()
     then archive_path()), None when it would use none."""
     sys.path.insert(0, str(ROOT / "driver" / "python"))
     from sparkernel_executor import cds

@@ -279,7 +279,7 @@ def test_master_restarted_between_cells_next_cell_reconnects(cluster):
     """Without recovery mode a new master knows no application: the driver logs
     "Disconnected from Spark cluster" and would wait forever, its executors killed by the
     new master (a job then hangs with no executor). The executor sees it before the next
-    cell and starts a new session (spark.py, Spark._cluster_dropped)."""
+    cell and starts a new session (session.py, Session._cluster_dropped)."""
     k = Kernel(env=spark_env(cluster))
     try:
         app_id, _ = session_ids(k)

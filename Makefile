@@ -42,11 +42,11 @@ BIN        := $(BUILD)/bin/sparkernel
 SPEC_DIR   := $(BUILD)/share/jupyter/kernels/sparkernel
 PYDIR      := $(CURDIR)/driver/python
 
-UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c) tests/support/fake_http.c
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 # The Spark extension through its seam, with a fake kernel core (tests/driver/): the driver's
 # objects and the core's log, utf8 and redact, never the rest of the core.
-DRIVER_TEST_SRC := $(wildcard tests/driver/test_*.c)
+DRIVER_TEST_SRC := $(wildcard tests/driver/test_*.c) tests/support/fake_http.c
 DRIVER_TEST_BIN := $(BUILD)/tests/driver_tests
 DRIVER_TEST_OBJ := $(DRIVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/kernel/log.o \
                    $(BUILD)/obj/kernel/utf8.o $(BUILD)/obj/kernel/redact.o

@@ -6,18 +6,13 @@
 #include "../../driver/spark.h"
 #include "../../kernel/extension.h"
 #include "../../kernel/log.h"
+#include "../support/fake_http.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,17 +183,6 @@ static char *displayed(struct kernel *k)
 
 /* ---- a stand-in for the master's UI and the driver's REST API ----------------------------- */
 
-struct route {
-    const char *path; /* a prefix of the request's path */
-    char *answer;     /* a whole HTTP response */
-};
-
-struct server {
-    pid_t pid;
-    int port;
-    int log_fd; /* read end: one line per request, "METHOD path body" */
-};
-
 static char *load(const char *dir, const char *name)
 {
     char path[512];
@@ -214,108 +198,22 @@ static char *load(const char *dir, const char *name)
     return buf;
 }
 
-static char *ok(char *body)
+/* A recorded answer from tests/unit/data, as a whole 200 response (malloc'd). */
+static char *recorded(const char *dir, const char *name)
 {
-    char *s = NULL;
-    cr_assert_geq(asprintf(&s,
-                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                           "%zu\r\nConnection: close\r\n\r\n%s",
-                           strlen(body), body),
-                  0);
+    char *body = load(dir, name);
+    char *answer = fake_http_answer("200 OK", body);
     free(body);
-    return s;
+    return answer;
 }
 
 static const char *FOUND = "HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n";
-static const char *MISSING = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
 
-static void serve(int fd, const struct route *routes, int log_fd)
+static void free_answers(struct fake_route *routes)
 {
-    for (;;) {
-        int c = accept(fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        char req[16384];
-        size_t n = 0;
-        char *end = NULL;
-        while (n < sizeof req - 1 && end == NULL) {
-            ssize_t r = read(c, req + n, sizeof req - 1 - n);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-            req[n] = '\0';
-            end = strstr(req, "\r\n\r\n");
-        }
-        if (end == NULL) {
-            close(c);
-            continue;
-        }
-        const char *cl = strcasestr(req, "Content-Length:");
-        size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
-        while (have < want && n < sizeof req - 1) {
-            ssize_t r = read(c, req + n, sizeof req - 1 - n);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-            have += (size_t)r;
-        }
-        req[n] = '\0';
-        char method[8] = "", path[1024] = "";
-        sscanf(req, "%7s %1023s", method, path);
-        dprintf(log_fd, "%s %s %.*s\n", method, path, (int)have, end + 4);
-        const char *answer = MISSING;
-        if (strcmp(method, "POST") == 0)
-            answer = FOUND;
-        for (const struct route *r = routes; strcmp(method, "GET") == 0 && r->path; r++)
-            if (strncmp(path, r->path, strlen(r->path)) == 0) {
-                answer = r->answer;
-                break;
-            }
-        ssize_t w = write(c, answer, strlen(answer));
-        (void)w;
-        close(c);
-    }
-}
-
-static struct server server_start(const struct route *routes)
-{
-    struct server sv;
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 16), 0);
-    socklen_t alen = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    sv.port = ntohs(a.sin_port);
-    sv.pid = fork();
-    cr_assert_geq(sv.pid, 0);
-    if (sv.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        alarm(60);
-        close(fds[0]);
-        serve(fd, routes, fds[1]);
-        _exit(0);
-    }
-    close(fd);
-    close(fds[1]);
-    sv.log_fd = fds[0];
-    return sv;
-}
-
-/* Stops the server; returns its request log (malloc'd). */
-static char *server_stop(struct server *sv)
-{
-    kill(sv->pid, SIGKILL);
-    waitpid(sv->pid, NULL, 0);
-    char *buf = calloc(1, 65536);
-    size_t n = 0;
-    ssize_t r;
-    while (n < 65535 && (r = read(sv->log_fd, buf + n, 65535 - n)) > 0)
-        n += (size_t)r;
-    close(sv->log_fd);
-    return buf;
+    for (struct fake_route *r = routes; r->method; r++)
+        if (r->answer != FOUND)
+            free((char *)r->answer);
 }
 
 /* ---- the extension, attached to a fake core ----------------------------------------------- */
@@ -391,9 +289,9 @@ TestSuite(spark_extension, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed_ports)
 {
-    struct route routes[] = {{"/json/", ok(load("master-json", "two-workers-idle.json"))},
-                             {NULL, NULL}};
-    struct server sv = server_start(routes);
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")}, {NULL, NULL, NULL}};
+    struct fake_http sv = fake_http_start(routes);
     struct kernel *k = attach(sv.port, sessions);
     k->ext.executor_ready(k, k->ext.self);
     cr_expect(k->ext.holds_queue(k, k->ext.self), "requests wait while the master is asked");
@@ -409,17 +307,18 @@ Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed
     cr_expect_not_null(json_object_get(conf, "spark.driver.port"));
     cr_expect_str_eq(json_string_value(json_object_get(conf, "spark.sparkernel.notebook")),
                      "notebooks/example.ipynb");
-    char *log = server_stop(&sv);
+    char *log = fake_http_stop(&sv, NULL);
     cr_expect(strstr(log, "GET /json/") != NULL, "%s", log);
     free(log);
     detach(k);
-    free(routes[0].answer);
+    free_answers(routes);
 }
 
 Test(spark_extension, an_impossible_request_is_refused_with_the_workers_table)
 {
-    struct route routes[] = {{"/json/", ok(load("master-json", "no-workers.json"))}, {NULL, NULL}};
-    struct server sv = server_start(routes);
+    struct fake_route routes[] = {{"GET", "/json/", recorded("master-json", "no-workers.json")},
+                                  {NULL, NULL, NULL}};
+    struct fake_http sv = fake_http_start(routes);
     struct kernel *k = attach(sv.port, sessions);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
@@ -434,32 +333,32 @@ Test(spark_extension, an_impossible_request_is_refused_with_the_workers_table)
     char *shown = displayed(k);
     cr_expect(strstr(shown, "refused") != NULL, "%s", shown);
     free(shown);
-    free(server_stop(&sv));
+    free(fake_http_stop(&sv, NULL));
     detach(k);
-    free(routes[0].answer);
+    free_answers(routes);
 }
 
 Test(spark_extension, a_bad_magic_fails_the_cell_and_plain_code_is_left_alone)
 {
-    struct route routes[] = {{NULL, NULL}};
-    struct server sv = server_start(routes);
+    struct fake_route routes[] = {{NULL, NULL, NULL}};
+    struct fake_http sv = fake_http_start(routes);
     struct kernel *k = attach(sv.port, sessions);
     cr_expect_not(k->ext.cell_code(k, k->ext.self, "spark.range(3).count()"));
     cr_expect(k->ext.cell_code(k, k->ext.self, "%spark nonsense"));
     cr_expect_str_eq(k->failed, "SparkMagicError");
-    free(server_stop(&sv));
+    free(fake_http_stop(&sv, NULL));
     detach(k);
 }
 
 Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their_last_state)
 {
-    struct server rest;
-    struct route routes[] = {
-        {"/json/", ok(load("master-json", "two-workers-idle.json"))},
-        {"/api/v1/applications/app-1/jobs", ok(load("progress", "jobs-03.json"))},
-        {"/api/v1/applications/app-1/stages", ok(load("progress", "stages-03.json"))},
-        {NULL, NULL}};
-    rest = server_start(routes);
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
+        {"POST", "/app/kill/", FOUND},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
     struct kernel *k = attach(rest.port, sessions);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
@@ -490,11 +389,10 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
     k->ext.executor_died(k, k->ext.self);
     for (int i = 0; i < 20; i++)
         turn(k);
-    char *log = server_stop(&rest);
+    char *log = fake_http_stop(&rest, NULL);
     cr_expect(strstr(log, "GET /api/v1/applications/app-1/jobs") != NULL, "%s", log);
     cr_expect(strstr(log, "POST /app/kill/ id=app-1&terminate=true") != NULL, "%s", log);
     free(log);
     detach(k);
-    for (struct route *r = routes; r->path; r++)
-        free(r->answer);
+    free_answers(routes);
 }

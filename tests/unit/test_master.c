@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "../../driver/master.h"
+#include "../support/fake_http.h"
 #include "../../kernel/log.h"
 
 #include <arpa/inet.h>
@@ -551,24 +552,10 @@ Test(master, worker_table)
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
-/* A listening socket on 127.0.0.1, port in *port. */
-static int listener(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 16), 0);
-    socklen_t alen = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
 Test(master, fetch_from_a_closed_port_is_unreachable_at_once)
 {
     int port;
-    close(listener(&port)); /* nothing listens there now */
+    close(fake_http_listener(&port)); /* nothing listens there now */
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     struct master_status *st = (struct master_status *)&st;
@@ -581,7 +568,7 @@ Test(master, fetch_from_a_closed_port_is_unreachable_at_once)
 Test(master, fetch_from_a_silent_listener_times_out_within_bound)
 {
     /* The kernel completes the handshake (backlog) but nobody ever answers. */
-    int port, fd = listener(&port);
+    int port, fd = fake_http_listener(&port);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     struct master_status *st = NULL;
@@ -606,101 +593,15 @@ Test(master, fetch_rejects_bad_arguments)
     cr_expect_eq(master_kill_app("http://127.0.0.1:1", NULL, 100), MASTER_EARG);
 }
 
-/* A forked stand-in for the master UI: answers every GET with get_answer and every POST with
- * post_answer (whole HTTP responses), and writes each POST body, one per line, to body_fd. */
-struct fake_ui {
-    pid_t pid;
-    int port;
-    int body_fd; /* read end, in the test */
-};
-
-static void serve(int fd, const char *get_answer, const char *post_answer, int body_fd)
+/* A stand-in for the master UI: every GET answered with get_answer, every POST with
+ * post_answer; its log lists the POSTs as "path body". */
+static struct fake_http fake_start(const char *get_answer, const char *post_answer)
 {
-    for (;;) {
-        int c = accept(fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        char req[8192];
-        size_t n = 0;
-        char *end = NULL;
-        while (n < sizeof req - 1 && end == NULL) {
-            ssize_t r = read(c, req + n, sizeof req - 1 - n);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-            req[n] = '\0';
-            end = strstr(req, "\r\n\r\n");
-        }
-        if (end == NULL) {
-            close(c);
-            continue;
-        }
-        int is_post = strncmp(req, "POST ", 5) == 0;
-        if (is_post) {
-            const char *cl = strcasestr(req, "Content-Length:");
-            size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
-            while (have < want && n < sizeof req - 1) {
-                ssize_t r = read(c, req + n, sizeof req - 1 - n);
-                if (r <= 0)
-                    break;
-                n += (size_t)r;
-                have += (size_t)r;
-            }
-            req[n] = '\0';
-            dprintf(body_fd, "%s %.*s\n", strtok(req + 5, " "), (int)have, end + 4);
-        }
-        const char *answer = is_post ? post_answer : get_answer;
-        ssize_t w = write(c, answer, strlen(answer));
-        (void)w;
-        close(c);
-    }
-}
-
-static struct fake_ui fake_start(const char *get_answer, const char *post_answer)
-{
-    struct fake_ui ui;
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    int fd = listener(&ui.port);
-    ui.pid = fork();
-    cr_assert_geq(ui.pid, 0);
-    if (ui.pid == 0) {
-        /* Never outlive a test that failed before fake_stop(). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        alarm(30);
-        close(fds[0]);
-        serve(fd, get_answer, post_answer, fds[1]);
-        _exit(0);
-    }
-    close(fd);
-    close(fds[1]);
-    ui.body_fd = fds[0];
-    return ui;
-}
-
-/* Stops the server; returns what it logged of POSTs (malloc'd). */
-static char *fake_stop(struct fake_ui *ui)
-{
-    kill(ui->pid, SIGKILL);
-    waitpid(ui->pid, NULL, 0);
-    char *buf = calloc(1, 4096);
-    size_t n = 0;
-    ssize_t r;
-    while (n < 4095 && (r = read(ui->body_fd, buf + n, 4095 - n)) > 0)
-        n += (size_t)r;
-    close(ui->body_fd);
-    return buf;
-}
-
-static char *http_answer(const char *status, const char *body)
-{
-    char *s = NULL;
-    cr_assert_geq(asprintf(&s,
-                           "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: "
-                           "%zu\r\nConnection: close\r\n\r\n%s",
-                           status, strlen(body), body),
-                  0);
-    return s;
+    static struct fake_route routes[3];
+    routes[0] = (struct fake_route){"GET", "/", get_answer};
+    routes[1] = (struct fake_route){"POST", "/", post_answer};
+    routes[2] = (struct fake_route){NULL, NULL, NULL};
+    return fake_http_start(routes);
 }
 
 static const char *ONE_APP = "{\"status\":\"ALIVE\",\"workers\":[],\"activeapps\":[{\"id\":"
@@ -722,15 +623,15 @@ Test(master, fetch_maps_http_answers)
         {"302 Found", "", MASTER_EHTTP},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *answer = http_answer(cases[i].status, cases[i].body);
-        struct fake_ui ui = fake_start(answer, FOUND);
+        char *answer = fake_http_answer(cases[i].status, cases[i].body);
+        struct fake_http ui = fake_start(answer, FOUND);
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d", ui.port);
         struct master_status *st = NULL;
         int rc = master_fetch(url, 2000, &st);
         cr_expect_eq(rc, cases[i].rc, "%s / %.20s: got %d", cases[i].status, cases[i].body, rc);
         master_status_destroy(&st);
-        free(fake_stop(&ui));
+        free(fake_http_stop(&ui, "POST"));
         free(answer);
     }
 }
@@ -738,14 +639,14 @@ Test(master, fetch_maps_http_answers)
 Test(master, kill_posts_the_form_and_confirms_from_json)
 {
     /* The stand-in keeps listing the app: the form is sent once, then MASTER_EKILL. */
-    char *active = http_answer("200 OK", ONE_APP);
-    struct fake_ui ui = fake_start(active, FOUND);
+    char *active = fake_http_answer("200 OK", ONE_APP);
+    struct fake_http ui = fake_start(active, FOUND);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", ui.port);
     long long t0 = now_ms();
     cr_expect_eq(master_kill_app(url, "app-1 &x", 300), MASTER_EKILL);
     cr_expect_lt(now_ms() - t0, 2000);
-    char *posts = fake_stop(&ui);
+    char *posts = fake_http_stop(&ui, "POST");
     cr_expect_str_eq(posts, "/app/kill/ id=app-1%20%26x&terminate=true\n");
     free(posts);
     free(active);
@@ -753,12 +654,12 @@ Test(master, kill_posts_the_form_and_confirms_from_json)
 
 Test(master, kill_of_an_app_that_is_not_active)
 {
-    char *none = http_answer("200 OK", NO_APP);
-    struct fake_ui ui = fake_start(none, FOUND);
+    char *none = fake_http_answer("200 OK", NO_APP);
+    struct fake_http ui = fake_start(none, FOUND);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ui.port);
     cr_expect_eq(master_kill_app(url, "app-1 &x", 1000), MASTER_ENOAPP);
-    char *posts = fake_stop(&ui);
+    char *posts = fake_http_stop(&ui, "POST");
     cr_expect_str_eq(posts, "", "no POST for an app that is not active");
     free(posts);
     free(none);
@@ -766,13 +667,13 @@ Test(master, kill_of_an_app_that_is_not_active)
 
 Test(master, kill_when_the_master_disables_kills)
 {
-    char *active = http_answer("200 OK", ONE_APP);
-    char *refused = http_answer("405 Method Not Allowed", "");
-    struct fake_ui ui = fake_start(active, refused);
+    char *active = fake_http_answer("200 OK", ONE_APP);
+    char *refused = fake_http_answer("405 Method Not Allowed", "");
+    struct fake_http ui = fake_start(active, refused);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ui.port);
     cr_expect_eq(master_kill_app(url, "app-1 &x", 1000), MASTER_EKILLOFF);
-    free(fake_stop(&ui));
+    free(fake_http_stop(&ui, "POST"));
     free(active);
     free(refused);
 }

@@ -441,6 +441,9 @@ def test_debugger_stops_in_a_spark_cell(cluster):
         code = ("df = spark.range(1000).withColumnRenamed('id', 'n')\n"
                 "rows = df.count()\n"
                 "half = rows // 2\n"
+                # A job that runs long enough to be displayed (PROGRESS_SHOW_AFTER, 0.2 s):
+                # on a fast machine the counts above end sooner and show nothing.
+                "slow = sc.parallelize(range(2), 2).map(lambda x: __import__('time').sleep(0.8) or x).count()\n"
                 "print(half, df.selectExpr('sum(n)').collect()[0][0])\n")
         path = dap.request("dumpCell", {"code": code})["body"]["sourcePath"]
         assert dap.request("setBreakpoints", {"source": {"path": path},

@@ -99,6 +99,9 @@ void spark_stream(struct kernel *k, const char *name, const char *text);
 void spark_display(struct kernel *k, const char *html, const char *plain);
 /* Sends cmd (stolen) to the executor, in order with the cells. */
 void spark_send(struct kernel *k, json_t *cmd);
+/* sparkernel.ui.proxy with {port} filled in (kept when port < 0; and path_only: from its first "/"
+ * after any scheme and host) into out; 0, or -1 when the setting is unset. */
+int spark_ui_proxy(const struct spark *s, int port, int path_only, char *out, size_t len);
 
 /* session.c */
 struct spark *spark_new(char **env, const char *connection_file);

@@ -170,6 +170,11 @@ static void launch(struct kernel *k)
     /* A taken port fails the start instead of drifting to one no Service exposes. */
     json_object_set_new(conf, "spark.port.maxRetries", json_string("0"));
     json_object_set_new(conf, "spark.ui.showConsoleProgress", json_string("false"));
+    /* The UI behind a proxy (JupyterLab's jupyter-server-proxy in the chart): its pages link
+     * under that path; the executor redoes it for another slot's port. */
+    char proxy_base[512];
+    if (spark_ui_proxy(s, s->ports.ui, 1, proxy_base, sizeof proxy_base) == 0)
+        json_object_set_new(conf, "spark.ui.proxyBase", json_string(proxy_base));
     if (settings_source_of(st, "spark.app.name") == SOURCE_DEFAULT)
         json_object_set_new(conf, "spark.app.name",
                             json_sprintf("sparkernel %s", s->kernel_name[0] ? s->kernel_name
@@ -189,6 +194,8 @@ static void launch(struct kernel *k)
         json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf", conf, "notice",
                   s->notice, "port_candidates", candidates, "cds",
                   settings_get_bool(st, "sparkernel.cds", 1), "log_level", level ? level : "warn");
+    if (msg && spark_ui_proxy(s, -1, 1, proxy_base, sizeof proxy_base) == 0)
+        json_object_set_new(msg, "ui_proxy", json_string(proxy_base)); /* {port} kept */
     if (msg && settings_get_bool(st, "sparkernel.executor.cds", 1))
         json_object_set_new(msg, "executor_cds",
                             json_pack("{s:s?, s:s?}", "dir",
@@ -359,6 +366,14 @@ void session_on_executor_died(struct kernel *k, void *self)
     s->idle_since = spark_wall();
 }
 
+/* Behind a proxy, the links in cells (progress, %spark ui) go through it. */
+static void proxied_ui_url(struct spark *s)
+{
+    char url[sizeof s->ui_url];
+    if (s->ui_url[0] && spark_ui_proxy(s, s->ports.ui, 0, url, sizeof url) == 0)
+        snprintf(s->ui_url, sizeof s->ui_url, "%s", url);
+}
+
 void session_on_state(struct kernel *k, json_t *ev)
 {
     struct spark *s = spark_of(k);
@@ -382,6 +397,7 @@ void session_on_state(struct kernel *k, json_t *ev)
                 snprintf(s->poll_url + (colon - s->poll_url),
                          sizeof s->poll_url - (size_t)(colon - s->poll_url), ":%d", s->ports.ui);
         }
+        proxied_ui_url(s);
         log_info("following the session a cell built: %s, UI %s", s->app_id, s->ui_url);
         session_publish_record(s);
         progress_destroy(&s->progress);
@@ -406,6 +422,7 @@ void session_on_state(struct kernel *k, json_t *ev)
                      ? "127.0.0.1"
                      : bind,
                  s->ports.ui);
+        proxied_ui_url(s);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
         s->yielded = s->yield_in_flight = s->shrunk = 0;
         s->holding_since = s->contended_since = s->next_share_order = 0;

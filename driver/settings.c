@@ -40,6 +40,10 @@ static const struct def defs[] = {
      "driver block manager port (slot i uses port + 2i); executors pick their own", 0, 0},
     {"spark.ui.port", "SPARKERNEL_UI_PORT", "4040", K_PORT, "Spark UI port (slot i uses port + i)",
      0, 0},
+    {"sparkernel.ui.proxy", "SPARKERNEL_UI_PROXY", NULL, K_STRING,
+     "where a browser reaches a session's UI, {port} its port (the chart: /proxy/{port}, through "
+     "JupyterLab's jupyter-server-proxy); unset: the driver's own address",
+     0, 0},
     {"sparkernel.port.slots", "SPARKERNEL_PORT_SLOTS", "8", K_INT,
      "kernels that can share this host's fixed ports; the chart exposes every slot", 1, 64},
     {"spark.local.dir", "SPARKERNEL_LOCAL_DIR", "/tmp/sparkernel", K_STRING,

@@ -75,6 +75,36 @@ int spark_ask_master(struct kernel *k, long timeout_ms, http_done_fn done)
     return rc;
 }
 
+int spark_ui_proxy(const struct spark *s, int port, int path_only, char *out, size_t len)
+{
+    const char *tmpl = settings_get(s->settings, "sparkernel.ui.proxy");
+    if (tmpl == NULL || tmpl[0] == '\0' || len == 0)
+        return -1;
+    if (path_only) {
+        const char *scheme = strstr(tmpl, "://");
+        if (scheme != NULL) {
+            const char *path = strchr(scheme + 3, '/');
+            tmpl = path ? path : "/";
+        }
+    }
+    struct sb b = {0};
+    for (const char *p = tmpl; *p; p++) {
+        if (strncmp(p, "{port}", 6) == 0 && port >= 0) {
+            sb_add(&b, "%d", port);
+            p += 5;
+        } else {
+            sb_add(&b, "%c", *p);
+        }
+    }
+    snprintf(out, len, "%s", sb_str(&b));
+    sb_free(&b);
+    /* Spark's proxyBase and our links: no trailing slash (links add "/jobs/..."). */
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
 void spark_stream(struct kernel *k, const char *name, const char *text)
 {
     kernel_publish_output(k, "stream", json_pack("{s:s, s:s}", "name", name, "text", text));

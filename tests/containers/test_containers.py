@@ -403,6 +403,41 @@ def test_session_runs_on_both_workers_and_leaves_the_master_on_shutdown(stack):
     wait_until("application %s gone from the master after the kernel's shutdown" % app, gone, 60)
 
 
+def test_spark_ui_link_in_a_cell_opens_through_jupyter(stack):
+    """Issue 18 item 4: the "Spark UI" link of a cell's progress display, as the browser
+    follows it from JupyterLab's page (a path on JupyterLab's origin), opens the job's page
+    through the edgenode's Jupyter server (jupyter-server-proxy) with the token, and not
+    without it; the page's own links stay under the proxy's path (spark.ui.proxyBase)."""
+    k = Kernel(stack)
+    try:
+        reply, outputs = k.execute("import time\n"
+                                   "sc.parallelize(range(4), 4).map(lambda x: (time.sleep(2), x)[1]).count()",
+                                   timeout=600)
+        assert reply["status"] == "ok", reply
+        html = "".join(m["content"]["data"].get("text/html", "") for m in outputs
+                       if m["msg_type"] in ("display_data", "update_display_data"))
+        links = re.findall(r'href="(/proxy/\d+/jobs/job/\?id=\d+)"', html)
+        assert links, "no proxied Spark UI link in the progress display: %s" % html[:2000]
+        port = links[-1].split("/")[2]
+        req = urllib.request.Request(stack.jupyter + links[-1],
+                                     headers={"Authorization": "token " + stack.token})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            page = r.read().decode("utf-8", "replace")
+            assert r.status == 200 and "Details for Job" in page, page[:500]
+        assert 'href="/proxy/%s/jobs/' % port in page, "the job page links outside the proxy"
+        try:
+            with urllib.request.urlopen(stack.jupyter + links[-1], timeout=30) as r:
+                assert "Details for Job" not in r.read().decode("utf-8", "replace"), \
+                    "the Spark UI is reachable through Jupyter without its token"
+        except urllib.error.HTTPError as e:
+            assert e.code in (401, 403), e
+        _, outputs = k.execute("%spark ui")
+        shown = "".join(m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data")
+        assert "Spark UI: /proxy/%s " % port in shown, shown
+    finally:
+        k.shutdown()
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_example_notebook_runs_through_jupyter(stack, notebook):
     nb = get_json(stack.jupyter + "/api/contents/" + notebook, stack.token)["content"]

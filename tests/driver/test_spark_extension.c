@@ -218,7 +218,7 @@ static void free_answers(struct fake_route *routes)
 
 /* ---- the extension, attached to a fake core ----------------------------------------------- */
 
-static struct kernel *attach(int master_port, char *sessions_dir)
+static struct kernel *attach(int master_port, char *sessions_dir, char *extra_env)
 {
     struct kernel *k = calloc(1, sizeof *k);
     k->published = json_array();
@@ -234,6 +234,7 @@ static struct kernel *attach(int master_port, char *sessions_dir)
                    dir_env,
                    "SPARKERNEL_DRIVER_HOST=127.0.0.1",
                    "JPY_SESSION_NAME=notebooks/example.ipynb",
+                   extra_env,
                    NULL};
     char conn[700];
     snprintf(conn, sizeof conn, "%s/kernel-1234abcd.json", sessions_dir);
@@ -292,7 +293,7 @@ Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed
     struct fake_route routes[] = {
         {"GET", "/json/", recorded("master-json", "two-workers-idle.json")}, {NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions);
+    struct kernel *k = attach(sv.port, sessions, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_expect(k->ext.holds_queue(k, k->ext.self), "requests wait while the master is asked");
     cr_assert(run_until(k, started, 10), "no spark_start after the master answered");
@@ -319,7 +320,7 @@ Test(spark_extension, an_impossible_request_is_refused_with_the_workers_table)
     struct fake_route routes[] = {{"GET", "/json/", recorded("master-json", "no-workers.json")},
                                   {NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions);
+    struct kernel *k = attach(sv.port, sessions, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
     json_t *refused = sent_of(k->sent, "spark_refused");
@@ -342,7 +343,7 @@ Test(spark_extension, a_bad_magic_fails_the_cell_and_plain_code_is_left_alone)
 {
     struct fake_route routes[] = {{NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions);
+    struct kernel *k = attach(sv.port, sessions, NULL);
     cr_expect_not(k->ext.cell_code(k, k->ext.self, "spark.range(3).count()"));
     cr_expect(k->ext.cell_code(k, k->ext.self, "%spark nonsense"));
     cr_expect_str_eq(k->failed, "SparkMagicError");
@@ -359,7 +360,7 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
         {"POST", "/app/kill/", FOUND},
         {NULL, NULL, NULL}};
     struct fake_http rest = fake_http_start(routes);
-    struct kernel *k = attach(rest.port, sessions);
+    struct kernel *k = attach(rest.port, sessions, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
     char ui[64];
@@ -393,6 +394,41 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
     cr_expect(strstr(log, "GET /api/v1/applications/app-1/jobs") != NULL, "%s", log);
     cr_expect(strstr(log, "POST /app/kill/ id=app-1&terminate=true") != NULL, "%s", log);
     free(log);
+    detach(k);
+    free_answers(routes);
+}
+
+Test(spark_extension, behind_a_proxy_the_ui_links_and_spark_proxy_base_follow_the_slot)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")}, {NULL, NULL, NULL}};
+    struct fake_http sv = fake_http_start(routes);
+    struct kernel *k = attach(sv.port, sessions,
+                              "SPARKERNEL_UI_PROXY=http://lab.example:8888/user/a/proxy/{port}/");
+    k->ext.executor_ready(k, k->ext.self);
+    cr_assert(run_until(k, started, 10));
+    json_t *start = sent_of(k->sent, "spark_start");
+    cr_assert_not_null(start);
+    int ui =
+        atoi(json_string_value(json_object_get(json_object_get(start, "conf"), "spark.ui.port")));
+    char base[128];
+    snprintf(base, sizeof base, "/user/a/proxy/%d", ui);
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_object_get(start, "conf"), "spark.ui.proxyBase")),
+        base);
+    cr_expect_str_eq(json_string_value(json_object_get(start, "ui_proxy")), "/user/a/proxy/{port}");
+    json_t *ready =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i}}", "type", "spark_state", "state",
+                  "ready", "app_id", "app-9", "ui_url", "http://10.0.0.5:4041", "ports", "slot", 1,
+                  "driver", 7080, "block_manager", 7081, "ui", 4041);
+    k->ext.event(k, k->ext.self, "spark_state", ready);
+    json_decref(ready);
+    cr_expect(k->ext.cell_code(k, k->ext.self, "%spark ui"));
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "Spark UI: http://lab.example:8888/user/a/proxy/4041 (app-9)") != NULL,
+              "%s", shown);
+    free(shown);
+    free(fake_http_stop(&sv, NULL));
     detach(k);
     free_answers(routes);
 }

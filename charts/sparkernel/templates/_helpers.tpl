@@ -278,6 +278,11 @@ securityContext:
   value: {{ .Values.edgenode.blockManagerPort | quote }}
 - name: SPARKERNEL_UI_PORT
   value: {{ .Values.edgenode.uiPort | quote }}
+{{- with .Values.edgenode.uiProxy }}
+# The sessions' UIs through JupyterLab's own URL (jupyter-server-proxy): the links in cells.
+- name: SPARKERNEL_UI_PROXY
+  value: {{ . | quote }}
+{{- end }}
 # Slot i of SPARKERNEL_PORT_SLOTS uses the driver and block manager ports + 2i, the UI port + i.
 - name: SPARKERNEL_PORT_SLOTS
   value: {{ .Values.edgenode.portSlots | quote }}

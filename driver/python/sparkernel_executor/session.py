@@ -83,6 +83,7 @@ class Session:
         self.notice = ""
         self.conf: dict[str, str] | None = None  # of the last spark_start, for a revival
         self._candidates: list[dict] = []  # the kernel's free port slots
+        self._ui_proxy = ""  # the UI's path behind a proxy, "{port}" in it (sparkernel.ui.proxy)
         self._quiet_wait = False  # the notice already says a session is starting
         self._published: dict[str, Any] = {}
         self._gone_master: str | None = None  # a lost master not back yet (check_alive)
@@ -103,6 +104,7 @@ class Session:
                 for k, v in (msg.get("conf") or {}).items()}
         self._candidates = [c for c in (msg.get("port_candidates") or [])
                             if isinstance(c, dict)]
+        self._ui_proxy = str(msg.get("ui_proxy") or "")
         self._jvm.configure(msg)
         self.start(conf, str(msg.get("notice") or ""))
 
@@ -164,6 +166,9 @@ class Session:
                 attempt["spark.driver.port"] = str(ports.get("driver"))
                 attempt["spark.driver.blockManager.port"] = str(ports.get("block_manager"))
                 attempt["spark.ui.port"] = str(ports.get("ui"))
+                if self._ui_proxy:  # the UI's links follow the slot's port
+                    attempt["spark.ui.proxyBase"] = self._ui_proxy.replace(
+                        "{port}", str(ports.get("ui")))
             log_at = self._jvm.log_size()
             try:
                 with self.importing:

@@ -29,7 +29,7 @@ override CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow
 override LDFLAGS := -Wl,--as-needed $(SANITIZE) $(LDFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -ldl
 
-KERNEL_SRC := kernel/log.c kernel/frame.c kernel/executor.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
+KERNEL_SRC := kernel/log.c kernel/frame.c kernel/executor.c kernel/supervisor.c kernel/connection.c kernel/auth.c kernel/wire.c kernel/message.c \
               kernel/heartbeat.c kernel/utf8.c kernel/history.c kernel/iopub.c \
               kernel/dispatch.c kernel/debugger.c kernel/execution.c kernel/loop.c kernel/redact.c
 DRIVER_SRC := driver/curl_lazy.c driver/http.c driver/settings.c driver/ports.c driver/render.c driver/jfield.c \

@@ -34,8 +34,8 @@ int main(int argc, char **argv)
     memset(&k, 0, sizeof k);
     k.sigfd = -1;
     const char *conn_file = NULL;
-    k.exec_cfg.python = getenv("SPARKERNEL_PYTHON") ? getenv("SPARKERNEL_PYTHON") : "python3";
-    k.exec_cfg.pythonpath = SPARKERNEL_PYDIR;
+    k.sup.cfg.python = getenv("SPARKERNEL_PYTHON") ? getenv("SPARKERNEL_PYTHON") : "python3";
+    k.sup.cfg.pythonpath = SPARKERNEL_PYDIR;
     int c;
     while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
         switch (c) {
@@ -43,10 +43,10 @@ int main(int argc, char **argv)
             conn_file = optarg;
             break;
         case 'p':
-            k.exec_cfg.python = optarg;
+            k.sup.cfg.python = optarg;
             break;
         case 'P':
-            k.exec_cfg.pythonpath = optarg;
+            k.sup.cfg.pythonpath = optarg;
             break;
         case 'V':
             k.python_version = optarg;
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         if (rc == KERNEL_ECONNECTION)
             log_error("%s", detail);
         else
-            log_error("the kernel cannot start: %s", detail);
+            log_error("the kernel cannot start (%s): %s", kernel_strerror(rc), detail);
         kernel_close(&k);
         return rc == KERNEL_ECONNECTION ? 3 : 4;
     }

@@ -46,7 +46,7 @@ void debugger_request(struct kernel *k, struct wire_msg *msg)
         answer(k, msg, dap_failure(msg, "a debug_request's content must be a DAP request"));
         return;
     }
-    if (executor_state(k->exec) == EXECUTOR_STOPPED) {
+    if (executor_state(k->sup.exec) == EXECUTOR_STOPPED) {
         answer(k, msg,
                dap_failure(msg, "the kernel's Python process is not running (it failed to "
                                 "start: run a cell to see why)"));
@@ -59,7 +59,7 @@ void debugger_request(struct kernel *k, struct wire_msg *msg)
         cmd = json_pack("{s:s, s:I, s:O}", "type", "debug_request", "id", (json_int_t)w->id,
                         "content", msg->content);
     }
-    if (cmd == NULL || executor_control(k->exec, cmd) != EXECUTOR_OK) {
+    if (cmd == NULL || executor_control(k->sup.exec, cmd) != EXECUTOR_OK) {
         json_decref(cmd);
         free(w);
         answer(k, msg, dap_failure(msg, "the kernel could not reach its Python process"));

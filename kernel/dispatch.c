@@ -73,9 +73,9 @@ static void on_history(struct kernel *k, void *sock, struct wire_msg *req)
 
 void dispatch_interrupt(struct kernel *k)
 {
-    if (k->active.msg != NULL && executor_state(k->exec) == EXECUTOR_READY) {
+    if (k->active.msg != NULL && executor_state(k->sup.exec) == EXECUTOR_READY) {
         log_info("interrupting the running request (%s)", k->active.msg->msg_type);
-        executor_interrupt(k->exec);
+        executor_interrupt(k->sup.exec);
     } else {
         log_info("interrupt with nothing running");
     }

@@ -1,8 +1,8 @@
 /* execution: shell requests that need the Python executor wait here in arrival order; one
  * runs at a time. This file turns executor events into iopub messages and replies, and
- * owns the executor's life: started in the background at kernel start, restarted after a
- * death, its last cell told what happened. The extension (extension.h) is called at each
- * moment of a cell's and an executor's life, and acts back through the calls below. */
+ * tells a cell what happened to the executor it ran in (the executor's starts, restarts
+ * and failures are supervisor.c's). The extension (extension.h) is called at each moment
+ * of a cell's and an executor's life, and acts back through the calls below. */
 #include "debugger.h"
 #include "kernel.h"
 
@@ -109,7 +109,7 @@ static void finish_current(struct kernel *k, json_t *content)
     iopub_status(k, "idle", req->header);
     k->active.msg = NULL;
     k->active.awaiting_input = 0;
-    k->sync_awaited = 0;
+    supervisor_sync_done(&k->sup);
     wire_msg_destroy(&req);
     if (abort)
         execution_abort_queue(k);
@@ -148,7 +148,7 @@ static void fail_request(struct kernel *k, struct wire_msg *req, const char *ena
  * look at its Spark jobs. */
 static void take_reply(struct kernel *k, json_t *content)
 {
-    k->sync_awaited = 0;
+    supervisor_sync_done(&k->sup);
     if (strcmp(k->active.msg->msg_type, "execute_request") == 0 && k->ext.cell_end &&
         k->ext.cell_end(k, k->ext.self)) {
         json_decref(k->held_reply);
@@ -191,18 +191,6 @@ void execution_abort_queue(struct kernel *k)
     }
     k->queue_head = keep_head;
     k->queue_tail = keep_tail;
-}
-
-static void start_executor(struct kernel *k)
-{
-    k->stderr_tail[0] = '\0';
-    k->death_cause[0] = '\0';
-    if (executor_start(k->exec) != EXECUTOR_OK) {
-        snprintf(k->start_failure, sizeof k->start_failure,
-                 "the kernel could not create the executor process (out of processes or file "
-                 "descriptors?)");
-        log_error("%s", k->start_failure);
-    }
 }
 
 static int is_blank(const char *code)
@@ -275,7 +263,7 @@ static void send_cell(struct kernel *k, const char *code)
     json_object_set(cmd, "parent_header", req->header);
     if (k->ext.cell_begin)
         k->ext.cell_begin(k, k->ext.self, k->active.count);
-    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
+    if (executor_send(k->sup.exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the execute command; waiting for its exit");
     json_decref(cmd);
 }
@@ -314,7 +302,7 @@ static void send_query(struct kernel *k, struct wire_msg *req)
     if (strncmp(kind, "comm_", 5) == 0 && json_is_object(req->metadata))
         json_object_set(cmd, "metadata", req->metadata); /* ipywidgets' protocol version */
     json_object_set(cmd, "parent_header", req->header);  /* as send_cell's */
-    if (executor_send(k->exec, cmd) != EXECUTOR_OK)
+    if (executor_send(k->sup.exec, cmd) != EXECUTOR_OK)
         log_warn("executor did not take the %s command; waiting for its exit", kind);
     json_decref(cmd);
 }
@@ -322,30 +310,30 @@ static void send_query(struct kernel *k, struct wire_msg *req)
 void execution_pump(struct kernel *k)
 {
     while (k->active.msg == NULL && k->queue_head != NULL) {
-        enum executor_state st = executor_state(k->exec);
+        enum executor_state st = executor_state(k->sup.exec);
         if (st == EXECUTOR_STOPPED) {
-            if (k->start_failure[0] != '\0') {
+            char failure[2048];
+            if (supervisor_take_start_failure(&k->sup, failure, sizeof failure)) {
                 /* The last start failed: answer what waited, then try again for the next. */
                 char reason[2300];
                 snprintf(reason, sizeof reason,
                          "The Python executor could not start: %s. Check the python path in "
                          "the sparkernel kernelspec (kernel.json, --python) and that IPython "
                          "is installed there; the next cell tries again.",
-                         k->start_failure);
+                         failure);
                 utf8_trim(reason);
-                k->start_failure[0] = '\0';
                 struct wire_msg *req = dequeue(k);
                 k->last_parent = (json_decref(k->last_parent), json_incref(req->header));
                 iopub_status(k, "busy", req->header);
                 fail_request(k, req, "ExecutorStartError", reason);
                 continue;
             }
-            start_executor(k);
+            supervisor_start(&k->sup);
             return;
         }
         if (st != EXECUTOR_READY || (k->ext.holds_queue && k->ext.holds_queue(k, k->ext.self)))
             return; /* requests wait for the ready event, or for the master's answer */
-        if (executor_exited(k->exec)) {
+        if (executor_exited(k->sup.exec)) {
             /* Killed between cells, and its SIGCHLD not handled yet: the request has not
              * reached it, so it waits for the fresh executor instead of failing with it. */
             execution_on_child(k);
@@ -382,18 +370,16 @@ void execution_on_stream(struct kernel *k, enum executor_stream which)
 {
     size_t len;
     int eof;
-    char *text = executor_read_stream(k->exec, which, &len, &eof);
+    char *text = executor_read_stream(k->sup.exec, which, &len, &eof);
     if (text == NULL)
         return;
     if (len > 0) {
-        if (executor_state(k->exec) == EXECUTOR_STARTING && k->active.msg == NULL) {
+        if (executor_state(k->sup.exec) == EXECUTOR_STARTING && k->active.msg == NULL) {
             /* Before the first cell, output is start-up noise or a start failure: log it
              * and keep the tail for the error a waiting cell would get. */
             log_info("executor %s: %.*s", which == EXECUTOR_STDOUT ? "stdout" : "stderr",
                      (int)(len > 400 ? 400 : len), text);
-            /* The tail starts on a character: a cut inside one fails the error's JSON. */
-            const char *src = utf8_tail(text, len, sizeof k->stderr_tail - 1);
-            utf8_copy(k->stderr_tail, sizeof k->stderr_tail, src);
+            supervisor_keep_tail(&k->sup, text, len);
         } else {
             publish_stream(k, which == EXECUTOR_STDOUT ? "stdout" : "stderr", text, len);
         }
@@ -404,10 +390,10 @@ void execution_on_stream(struct kernel *k, enum executor_stream which)
 static void drain_streams(struct kernel *k)
 {
     for (int which = 0; which < 2; which++)
-        for (int i = 0; i < 16 && executor_stream_fd(k->exec, which) >= 0; i++) {
+        for (int i = 0; i < 16 && executor_stream_fd(k->sup.exec, which) >= 0; i++) {
             size_t len;
             int eof;
-            char *text = executor_read_stream(k->exec, which, &len, &eof);
+            char *text = executor_read_stream(k->sup.exec, which, &len, &eof);
             if (text == NULL)
                 break;
             if (len > 0)
@@ -424,9 +410,10 @@ static void on_unreadable(struct kernel *k, json_t *ev)
 {
     const char *reason = json_string_value(json_object_get(ev, "reason"));
     if (json_is_true(json_object_get(ev, "fatal"))) {
-        snprintf(k->death_cause, sizeof k->death_cause,
-                 " after its messages to the kernel became unreadable (%s)", reason);
-        executor_kill(k->exec);
+        char why[160];
+        snprintf(why, sizeof why, " after its messages to the kernel became unreadable (%s)",
+                 reason);
+        supervisor_end(&k->sup, why);
         return;
     }
     if (k->active.msg == NULL)
@@ -437,12 +424,7 @@ static void on_unreadable(struct kernel *k, json_t *ev)
              "dropped; the kernel's log counts such losses.\n",
              reason);
     publish_stream(k, "stderr", note, strlen(note));
-    if (k->sync_awaited != 0)
-        return; /* the sync already sent comes after this loss too */
-    json_t *cmd = json_pack("{s:s, s:I}", "type", "sync", "seq", (json_int_t)++k->sync_seq);
-    if (executor_send(k->exec, cmd) == EXECUTOR_OK)
-        k->sync_awaited = k->sync_seq;
-    json_decref(cmd);
+    supervisor_sync(&k->sup);
 }
 
 /* The executor has answered every command before the sync: if the running request's reply
@@ -450,7 +432,7 @@ static void on_unreadable(struct kernel *k, json_t *ev)
 static void on_synced(struct kernel *k, json_t *ev)
 {
     json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
-    if (k->active.msg == NULL || k->sync_awaited == 0 || seq != (json_int_t)k->sync_awaited)
+    if (k->active.msg == NULL || !supervisor_synced(&k->sup, seq))
         return;
     char evalue[512];
     snprintf(evalue, sizeof evalue,
@@ -458,7 +440,7 @@ static void on_synced(struct kernel *k, json_t *ev)
              "request ends here without its result (%lu unreadable message(s) from the executor "
              "so far; the kernel's log has the reasons). The executor and its variables are "
              "intact: run the next cell as usual.",
-             executor_dropped_frames(k->exec));
+             executor_dropped_frames(k->sup.exec));
     log_error("the reply to %.8s was lost; answering it with an error", k->active.msg->msg_id);
     take_reply(k, error_reply(k, k->active.msg, "ReplyLost", evalue));
 }
@@ -478,9 +460,9 @@ static void on_event(struct kernel *k, json_t *ev)
             k->language_info = json_incref(li);
         }
         k->debugger_missing = json_is_false(json_object_get(ev, "debugger"));
-        executor_set_ready(k->exec);
-        log_info("executor ready (pid %d)", (int)executor_pid(k->exec));
-        k->start_kills = 0;
+        executor_set_ready(k->sup.exec);
+        log_info("executor ready (pid %d)", (int)executor_pid(k->sup.exec));
+        supervisor_ready(&k->sup);
         if (k->ext.executor_ready) /* before any cell, so a cell never waits on nothing */
             k->ext.executor_ready(k, k->ext.self);
         execution_pump(k);
@@ -520,7 +502,7 @@ static void on_event(struct kernel *k, json_t *ev)
     } else if (strcmp(type, "input_request") == 0) {
         if (k->active.msg == NULL || !k->active.allow_stdin) {
             json_t *empty = json_pack("{s:s, s:s}", "type", "input_reply", "value", "");
-            executor_send(k->exec, empty);
+            executor_send(k->sup.exec, empty);
             json_decref(empty);
             return;
         }
@@ -576,9 +558,9 @@ static void on_event(struct kernel *k, json_t *ev)
 
 static int handle_events(struct kernel *k)
 {
-    int rc = executor_read_events(k->exec);
+    int rc = executor_read_events(k->sup.exec);
     json_t *ev;
-    while ((ev = executor_next_event(k->exec)) != NULL) {
+    while ((ev = executor_next_event(k->sup.exec)) != NULL) {
         drain_streams(k); /* output written before the event goes out before it */
         on_event(k, ev);
         json_decref(ev);
@@ -595,24 +577,24 @@ void execution_on_events(struct kernel *k)
 void execution_on_child(struct kernel *k)
 {
     int status = 0;
-    if (executor_state(k->exec) == EXECUTOR_STOPPED)
+    if (executor_state(k->sup.exec) == EXECUTOR_STOPPED)
         return;
-    int reaped = executor_reap(k->exec, &status);
-    if (!reaped && executor_event_fd(k->exec) >= 0)
+    int reaped = executor_reap(k->sup.exec, &status);
+    if (!reaped && executor_event_fd(k->sup.exec) >= 0)
         return; /* another child (none expected), or a signal racing the exit */
     /* Its last events (a traceback, a reply) come before the news of its death. */
-    for (int i = 0; reaped && i < 64 && executor_event_fd(k->exec) >= 0; i++)
+    for (int i = 0; reaped && i < 64 && executor_event_fd(k->sup.exec) >= 0; i++)
         if (handle_events(k) != EXECUTOR_OK)
             break;
     if (!reaped)
-        executor_wait(k->exec, 1000, &status); /* closed its events: it is going away */
+        executor_wait(k->sup.exec, 1000, &status); /* closed its events: it is going away */
     /* Whatever it wrote last belongs to the cell it dies in. */
     drain_streams(k);
     char how[128];
     executor_describe_status(status, how, sizeof how);
-    int was_ready = executor_state(k->exec) == EXECUTOR_READY;
-    executor_cleanup(k->exec);
-    k->sync_awaited = 0;
+    int was_ready = executor_state(k->sup.exec) == EXECUTOR_READY;
+    executor_cleanup(k->sup.exec);
+    supervisor_sync_done(&k->sup);
     debugger_fail_all(k, "the kernel's Python process ended (its variables and breakpoints are "
                          "gone); start the debugger again");
     if (k->ext.executor_died)
@@ -625,22 +607,9 @@ void execution_on_child(struct kernel *k)
         finish_current(k, held);
     else
         json_decref(held);
-    if (!was_ready && WIFSIGNALED(status) && k->start_kills++ < 2) {
-        /* Killed while starting (by a user or a supervisor, not a failed import): start
-         * another rather than blame the python path; a third kill in a row counts as a
-         * failure, so an executor the OOM killer always takes does not loop. */
-        log_error("the Python executor %s while starting; starting another", how);
-        start_executor(k);
+    enum supervisor_next next = supervisor_exited(&k->sup, status, was_ready, how);
+    if (next == SUPERVISOR_RESTART)
         return;
-    }
-    if (!was_ready) {
-        snprintf(k->start_failure, sizeof k->start_failure, "the executor %s%s%s", how,
-                 k->stderr_tail[0] ? ": " : "", k->stderr_tail);
-        utf8_trim(k->start_failure);
-        log_error("%s", k->start_failure);
-    } else {
-        log_error("the Python executor %s%s", how, k->death_cause);
-    }
     if (k->active.msg != NULL) {
         char evalue[768];
         snprintf(evalue, sizeof evalue,
@@ -648,13 +617,13 @@ void execution_on_child(struct kernel *k)
                  "lost (and any Spark session it held is stopped); the kernel is still up and the "
                  "next cell starts a fresh executor. If this repeats, the cell may need more "
                  "memory than the machine has (look for the OOM killer in the system log).",
-                 how, k->death_cause);
+                 how, k->sup.death_cause);
         struct wire_msg *req = k->active.msg;
         k->active.msg = NULL;
         fail_request(k, req, "ExecutorDied", evalue);
     }
     if (was_ready)
-        start_executor(k); /* a fresh one, warming in the background */
+        supervisor_start(&k->sup); /* a fresh one, warming in the background */
     else
         execution_pump(k);
 }
@@ -662,14 +631,14 @@ void execution_on_child(struct kernel *k)
 int execution_shutdown(struct kernel *k)
 {
     if (k->active.msg != NULL)
-        executor_interrupt(k->exec);
+        executor_interrupt(k->sup.exec);
     /* A ready executor stops its Spark session after the kernel has exited: the client
      * waits for the kernel's exit (nbconvert, papermill and a restart in JupyterLab all
      * do), not for Spark's seconds of stopping. A starting one does not read its command
      * pipe until its imports are done: SIGTERM at once. */
-    int detached = executor_detach(k->exec);
+    int detached = executor_detach(k->sup.exec);
     if (!detached)
-        executor_stop(k->exec, 0);
+        executor_stop(k->sup.exec, 0);
     struct wire_msg *m;
     while ((m = dequeue(k)) != NULL)
         wire_msg_destroy(&m);
@@ -682,9 +651,9 @@ int execution_shutdown(struct kernel *k)
 static int executor_source_fds(void *self, struct kernel_fd *out, int max)
 {
     struct kernel *k = self;
-    int fds[5] = {executor_event_fd(k->exec), executor_stream_fd(k->exec, EXECUTOR_STDOUT),
-                  executor_stream_fd(k->exec, EXECUTOR_STDERR), executor_write_fd(k->exec),
-                  executor_control_write_fd(k->exec)};
+    int fds[5] = {executor_event_fd(k->sup.exec), executor_stream_fd(k->sup.exec, EXECUTOR_STDOUT),
+                  executor_stream_fd(k->sup.exec, EXECUTOR_STDERR), executor_write_fd(k->sup.exec),
+                  executor_control_write_fd(k->sup.exec)};
     int n = 0;
     for (int i = 0; i < 5 && n < max; i++)
         if (fds[i] >= 0)
@@ -701,11 +670,11 @@ static void executor_source_run(void *self, const struct kernel_fd *fds, int n)
     for (int i = 0; i < n; i++) {
         if (fds[i].revents == 0)
             continue;
-        if (fds[i].fd == executor_stream_fd(k->exec, EXECUTOR_STDOUT))
+        if (fds[i].fd == executor_stream_fd(k->sup.exec, EXECUTOR_STDOUT))
             out = 1;
-        else if (fds[i].fd == executor_stream_fd(k->exec, EXECUTOR_STDERR))
+        else if (fds[i].fd == executor_stream_fd(k->sup.exec, EXECUTOR_STDERR))
             err = 1;
-        else if (fds[i].fd == executor_event_fd(k->exec))
+        else if (fds[i].fd == executor_event_fd(k->sup.exec))
             ev = 1;
         else if (fds[i].events & KERNEL_FD_WRITE)
             flush = 1; /* an error: the child is gone, its SIGCHLD follows */
@@ -717,7 +686,7 @@ static void executor_source_run(void *self, const struct kernel_fd *fds, int n)
     if (ev)
         execution_on_events(k);
     if (flush)
-        executor_flush(k->exec);
+        executor_flush(k->sup.exec);
 }
 
 int execution_add_source(struct kernel *k)
@@ -744,12 +713,12 @@ static int sent(int rc, const char *what)
 
 int kernel_send_executor(struct kernel *k, json_t *cmd)
 {
-    return sent(executor_send(k->exec, cmd), "command");
+    return sent(executor_send(k->sup.exec, cmd), "command");
 }
 
 int kernel_control_executor(struct kernel *k, json_t *cmd)
 {
-    return sent(executor_control(k->exec, cmd), "control");
+    return sent(executor_control(k->sup.exec, cmd), "control");
 }
 
 void kernel_resume_queue(struct kernel *k)

@@ -11,6 +11,7 @@
 #include "extension.h"
 #include "heartbeat.h"
 #include "history.h"
+#include "supervisor.h"
 #include "wire.h"
 
 #include <jansson.h>
@@ -63,17 +64,10 @@ struct kernel {
     struct history *history;
     int execution_count;
 
-    struct executor *exec;
-    struct executor_config exec_cfg;
+    struct supervisor sup;      /* the executor (supervisor.h) */
     const char *python_version; /* from the kernelspec, until the executor reports */
     json_t *language_info;      /* from the executor's ready event; owned */
-    char start_failure[2048];   /* why the last start failed, for the cells that waited */
-    char stderr_tail[2048];     /* what a starting executor wrote to stderr */
-    int sigfd;
-    int start_kills;       /* starts in a row ended by a signal (killed, not failed) */
-    char death_cause[160]; /* why the kernel ended the executor, for the cell it ran */
-    unsigned sync_seq;     /* the last "sync" command sent to the executor */
-    unsigned sync_awaited; /* its seq while the running request's reply may have been lost */
+    int sigfd;                  /* the loop's signals (SIGCHLD, SIGINT, SIGTERM) */
 
     struct pending *queue_head, *queue_tail; /* shell requests waiting for the executor */
     struct active_request active;            /* the request the executor is working on */

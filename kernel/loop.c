@@ -101,8 +101,8 @@ int kernel_open(struct kernel *k, const char *connection_file, char *detail, siz
         snprintf(detail, len, "cannot bind heartbeat %s: %s", hb_endpoint, zmq_strerror(errno));
         return KERNEL_EBIND;
     }
-    k->exec = executor_new(&k->exec_cfg);
-    if (k->exec == NULL || execution_add_source(k) != 0) {
+    k->sup.exec = executor_new(&k->sup.cfg);
+    if (k->sup.exec == NULL || execution_add_source(k) != 0) {
         snprintf(detail, len, "out of memory");
         return KERNEL_ENOMEM;
     }
@@ -183,7 +183,7 @@ static void on_socket(struct kernel *k, enum channel ch)
                     json_pack("{s:s, s:o}", "type", "input_reply", "value",
                               json_is_string(value) ? json_incref(value) : json_string(""));
                 k->active.awaiting_input = 0;
-                executor_send(k->exec, cmd);
+                executor_send(k->sup.exec, cmd);
                 json_decref(cmd);
             } else {
                 log_warn("unexpected %.64s on stdin ignored", msg->msg_type);
@@ -244,7 +244,7 @@ struct source_turn {
 int kernel_run(struct kernel *k)
 {
     double next_parent_check = 0;
-    executor_start(k->exec); /* warm the executor in the background */
+    executor_start(k->sup.exec); /* warm the executor in the background */
     iopub_status(k, "starting", NULL);
     while (k->running) {
         enum { CONTROL, SHELL, STDIN, IOPUB, SIGNALS, FIXED };
@@ -314,7 +314,7 @@ int kernel_run(struct kernel *k)
 
 void kernel_close(struct kernel *k)
 {
-    executor_destroy(&k->exec);
+    executor_destroy(&k->sup.exec);
     if (k->ext.destroy)
         k->ext.destroy(k->ext.self);
     memset(&k->ext, 0, sizeof k->ext);

@@ -186,17 +186,17 @@ int main(int argc, char **argv)
     struct kernel k;
     memset(&k, 0, sizeof k);
     k.sigfd = -1;
-    k.exec_cfg.python = "python3";
-    k.exec_cfg.pythonpath = ".";
+    k.sup.cfg.python = "python3";
+    k.sup.cfg.pythonpath = ".";
     const char *conn_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
         if (c == 'f')
             conn_file = optarg;
         else if (c == 'p')
-            k.exec_cfg.python = optarg;
+            k.sup.cfg.python = optarg;
         else if (c == 'P')
-            k.exec_cfg.pythonpath = optarg;
+            k.sup.cfg.pythonpath = optarg;
         else
             return 2;
     }

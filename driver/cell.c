@@ -27,7 +27,7 @@ static void cell_over(struct spark *s)
     progress_destroy(&s->progress);
     s->cell_active = 0;
     s->idle_since = spark_wall();
-    s->yielded = s->release_sent = 0;
+    s->yielded = s->give_back_sent = 0;
     s->next_yield_poll = spark_now() + 0.5; /* not between the cells of a "run all" */
     session_publish_record(s);
 }
@@ -87,105 +87,76 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
     spark_ask(k, url, timeout_ms, on_stages);
 }
 
+/* Says why the master still gives this notebook's application no executors while a job
+ * waits: other applications hold the cores (named, with who holds them), or the executors
+ * granted cannot reach this driver. */
 static void report_waiting(struct kernel *k, const struct master_status *ms,
                            const struct master_app *mine, double waited)
 {
     struct spark *s = spark_of(k);
-    struct sb html = {0}, text = {0};
+    const char *host = settings_get(s->settings, "spark.driver.host");
+    struct doc d = {0};
     int others = 0;
     for (size_t i = 0; i < ms->napps; i++)
         if (strcmp(ms->apps[i].id, s->app_id) != 0 && ms->apps[i].cores > 0)
             others++;
-    sb_add(&text,
+    doc_mark(&d, "<div style=\"border-left:4px solid #d97706;padding:4px 8px\">", "");
+    doc_in(&d, "b",
            "Spark has given this notebook's application (%s) no executors for %.0f s while a "
-           "job waits, the endless \"Initial job has not accepted any resources\".\n",
+           "job waits",
            s->app_id, waited);
-    sb_add(&html, "<div style=\"border-left:4px solid #d97706;padding:4px 8px\"><b>Spark has given "
-                  "this notebook's application (");
-    sb_escape(&html, s->app_id);
-    sb_add(&html,
-           ") no executors for %.0f s while a job waits</b> "
-           "(the endless &ldquo;Initial job has not accepted any resources&rdquo;).<br>",
-           waited);
+    doc_say(&d, ", the endless \"Initial job has not accepted any resources\".");
+    doc_mark(&d, "<br>", "\n");
     if (others > 0) {
-        sb_add(&text,
-               "Likely cause: other applications hold the cluster's cores (%d of %d "
-               "in use):\n",
-               ms->coresused, ms->cores);
-        sb_add(&html,
-               "Likely cause: other applications hold the cluster's cores (%d of %d in "
-               "use):<ul>",
-               ms->coresused, ms->cores);
+        doc_say(&d, "Likely cause: other applications hold the cluster's cores (%d of %d in use):",
+                ms->coresused, ms->cores);
+        doc_mark(&d, "<ul>", "\n");
         for (size_t i = 0; i < ms->napps; i++) {
             const struct master_app *a = &ms->apps[i];
             if (strcmp(a->id, s->app_id) == 0 || a->cores == 0)
                 continue;
             char holder[512];
             sharing_holder(a, s->app_id, s->sessions_dir, spark_wall(), holder, sizeof holder);
-            sb_add(&text, "  %s \"%s\": %d cores, %lld MB per executor, %s%s%s\n", a->id, a->name,
-                   a->cores, a->memoryperexecutor, a->state, holder[0] ? "; " : "", holder);
-            sb_add(&html, "<li>");
-            sb_escape(&html, a->id);
-            sb_add(&html, " &ldquo;");
-            sb_escape(&html, a->name);
-            sb_add(&html, "&rdquo;: %d cores, %lld MB per executor, ", a->cores,
-                   a->memoryperexecutor);
-            sb_escape(&html, a->state);
-            sb_add(&html, "%s", holder[0] ? "; " : "");
-            sb_escape(&html, holder);
-            sb_add(&html, "</li>");
+            doc_mark(&d, "<li>", "  ");
+            doc_say(&d, "%s \"%s\": %d cores, %lld MB per executor, %s%s%s", a->id, a->name,
+                    a->cores, a->memoryperexecutor, a->state, holder[0] ? "; " : "", holder);
+            doc_mark(&d, "</li>", "\n");
         }
-        sb_add(&text, "Ask their owners to stop idle sessions, or lower this notebook's needs "
-                      "(%%spark config spark.executor.cores=1, then %%spark restart).\n");
-        sb_add(&html, "</ul>Ask their owners to stop idle sessions, or lower this notebook's "
-                      "needs (<code>%%spark config spark.executor.cores=1</code>, then "
-                      "<code>%%spark restart</code>).");
-    } else if (mine != NULL && mine->cores > 0) {
-        sb_add(&text,
-               "The master granted it %d cores, but its executors have not run a task: they are "
-               "still starting (a busy machine), or they cannot reach this driver at %s:%d "
-               "(block manager %d). If this lasts, check spark.driver.host (the pod IP or the "
-               "headless Service name) and that those ports are exposed, then %%spark restart.\n",
-               mine->cores, settings_get(s->settings, "spark.driver.host"), s->ports.driver,
-               s->ports.block_manager);
-        sb_add(&html,
-               "The master granted it %d cores, but its executors have not run a task: they are "
-               "still starting (a busy machine), or <b>they cannot reach this driver</b> at "
-               "<code>",
-               mine->cores);
-        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
-        sb_add(&html,
-               ":%d</code> (block manager %d). If this lasts, check "
-               "<code>spark.driver.host</code> (the pod IP or the headless Service name) and "
-               "that those ports are exposed, then <code>%%spark restart</code>.",
-               s->ports.driver, s->ports.block_manager);
+        doc_mark(&d, "</ul>", "");
+        doc_say(&d, "Ask their owners to stop idle sessions, or lower this notebook's needs (");
+        doc_in(&d, "code", "%%spark config spark.executor.cores=1");
+        doc_say(&d, ", then ");
+        doc_in(&d, "code", "%%spark restart");
+        doc_say(&d, ").");
     } else {
-        sb_add(&text,
-               "No other application holds the cores (%d of %d in use), so the likely cause is "
-               "that the workers cannot reach this driver at %s:%d (block manager %d): check "
-               "spark.driver.host (the pod IP or the headless Service name) and that those ports "
-               "are exposed, then %%spark restart.\n",
-               ms->coresused, ms->cores, settings_get(s->settings, "spark.driver.host"),
-               s->ports.driver, s->ports.block_manager);
-        sb_add(&html,
-               "No other application holds the cores (%d of %d in use), so the likely cause is "
-               "that <b>the workers cannot reach this driver</b> at <code>",
-               ms->coresused, ms->cores);
-        sb_escape(&html, settings_get(s->settings, "spark.driver.host"));
-        sb_add(&html,
-               ":%d</code> (block "
-               "manager %d): check <code>spark.driver.host</code> (the pod IP or the headless "
-               "Service name) and that those ports are exposed, then "
-               "<code>%%spark restart</code>.",
-               s->ports.driver, s->ports.block_manager);
+        if (mine != NULL && mine->cores > 0) {
+            doc_say(&d,
+                    "The master granted it %d cores, but its executors have not run a task: "
+                    "they are still starting (a busy machine), or ",
+                    mine->cores);
+            doc_in(&d, "b", "they cannot reach this driver");
+        } else {
+            doc_say(&d,
+                    "No other application holds the cores (%d of %d in use), so the likely "
+                    "cause is that ",
+                    ms->coresused, ms->cores);
+            doc_in(&d, "b", "the workers cannot reach this driver");
+        }
+        doc_say(&d, " at ");
+        doc_in(&d, "code", "%s:%d", host ? host : "?", s->ports.driver);
+        doc_say(&d, " (block manager %d). If this lasts, check ", s->ports.block_manager);
+        doc_in(&d, "code", "spark.driver.host");
+        doc_say(&d, " (the pod IP or the headless Service name) and that those ports are "
+                    "exposed, then ");
+        doc_in(&d, "code", "%%spark restart");
+        doc_say(&d, ".");
     }
-    sb_add(&html, " The job keeps waiting; interrupt the kernel to cancel it.</div>");
-    sb_add(&text, "The job keeps waiting; interrupt the kernel to cancel it.");
-    spark_display(k, sb_str(&html), sb_str(&text));
+    doc_mark(&d, " ", "\n");
+    doc_say(&d, "The job keeps waiting; interrupt the kernel to cancel it.");
+    doc_mark(&d, "</div>", "");
+    spark_show(k, &d);
     log_warn("cell %d: application %s has had no executors for %.0f s", s->cell_count, s->app_id,
              waited);
-    free(html.s);
-    free(text.s);
 }
 
 /* One line in the cell when a job of a warm session waits for executors, saying why as far
@@ -231,9 +202,9 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     struct master_status *ms = NULL;
     if (status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
         return;
-    const struct master_app *mine = master_find_app(ms, s->app_id);
+    const struct master_app *mine;
     char who[400];
-    share_cluster(k, ms, mine, share_track(s, ms, mine, who, sizeof who));
+    share_observe(k, ms, &mine, who, sizeof who);
     if (!s->cell_active || s->progress == NULL) {
         master_status_destroy(&ms);
         return;

@@ -59,7 +59,7 @@ struct spark {
     double holding_since;   /* wall clock: this session has held cores since (0: holds none) */
     double contended_since; /* monotonic: another application has waited since (0: none) */
     double next_yield_poll; /* monotonic */
-    int yield_in_flight, yielded, release_sent, executors_noticed;
+    int yield_in_flight, yielded, give_back_sent, executors_noticed;
     int shrunk;              /* an elastic share gave cores back mid-job (0: grown) */
     double next_share_order; /* monotonic: the next shrink may be sent then */
 };
@@ -97,6 +97,8 @@ int spark_ask_master(struct kernel *k, long timeout_ms, http_done_fn done);
 /* Output into the current cell: a stream, or a display of html and its plain text. */
 void spark_stream(struct kernel *k, const char *name, const char *text);
 void spark_display(struct kernel *k, const char *html, const char *plain);
+/* Displays a doc in the cell (its HTML and its text) and frees it. */
+void spark_show(struct kernel *k, struct doc *d);
 /* Sends cmd (stolen) to the executor, in order with the cells. */
 void spark_send(struct kernel *k, json_t *cmd);
 /* sparkernel.ui.proxy with {port} filled in (kept when port < 0; and path_only: from its first "/"
@@ -131,15 +133,15 @@ long cell_next_tick_ms(struct kernel *k);
 void cell_tick(struct kernel *k);
 
 /* sharing.c: the session's side (the records and the policy are in sharing.h) */
-/* Since when this session holds cores and another application waits (who, in who).
- * Returns whether one waits while this session holds cores. */
-int share_track(struct spark *s, const struct master_status *ms, const struct master_app *mine,
-                char *who, size_t len);
+/* What every answer of the master tells the session's share, whoever asked: finds this
+ * session's application (*mine, borrowed from ms; NULL when not listed), notes since when it
+ * holds cores while another application waits (who waits, in who), and applies the elastic
+ * share (shrink to a fair share while another waits, grow when none does). Returns whether
+ * another application waits while this session holds cores. */
+int share_observe(struct kernel *k, const struct master_status *ms, const struct master_app **mine,
+                  char *who, size_t len);
 enum share_rule share_rule_of(const struct settings *st);
 const char *share_rule_text(const struct spark *s, char *buf, size_t len);
-/* The elastic share: shrink to a fair share while another waits, grow when none does. */
-void share_cluster(struct kernel *k, const struct master_status *ms, const struct master_app *mine,
-                   int contended);
 /* Whether the idle session's yield poll is on, and its answer's handler. */
 int share_yield_armed(const struct spark *s);
 void share_on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,

@@ -34,147 +34,129 @@ static void magic_fail(struct kernel *k, const char *ename, const char *text)
     kernel_fail_cell(k, ename, text);
 }
 
-static void settings_html(struct spark *s, struct sb *html, struct sb *text)
+static const struct doc_column settings_columns[] = {{"setting", 48, DOC_LEFT},
+                                                     {"value", 28, DOC_LEFT},
+                                                     {"source", 12, DOC_LEFT},
+                                                     {"why", 0, DOC_LEFT}};
+
+static void settings_doc(struct spark *s, struct doc *d)
 {
     json_t *rows = settings_table(s->settings);
-    sb_add(html, "<table><tr><th style=\"text-align:left\">setting</th><th "
-                 "style=\"text-align:left\">value</th><th style=\"text-align:left\">source</th>"
-                 "<th style=\"text-align:left\">why</th></tr>");
-    sb_add(text, "%-48s %-28s %-12s %s\n", "setting", "value", "source", "why");
+    doc_table(d, settings_columns, 4);
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        const char *key = json_string_value(json_object_get(row, "key"));
         const char *value = json_string_value(json_object_get(row, "value"));
-        const char *source = json_string_value(json_object_get(row, "source"));
-        const char *doc = json_string_value(json_object_get(row, "doc"));
         const char *env = json_string_value(json_object_get(row, "env"));
-        sb_add(html, "<tr><td><code>");
-        sb_escape(html, key);
-        sb_add(html, "</code></td><td><code>");
-        sb_escape(html, value);
-        sb_add(html, "</code></td><td>%s</td><td>", source);
-        sb_escape(html, doc);
-        if (env)
-            sb_add(html, " (<code>%s</code>)", env);
-        sb_add(html, "</td></tr>");
-        sb_add(text, "%-48s %-28s %-12s %s%s%s%s\n", key, value, source, doc, env ? " (" : "",
-               env ? env : "", env ? ")" : "");
+        doc_cell(d);
+        doc_in(d, "code", "%s", json_string_value(json_object_get(row, "key")));
+        doc_cell(d);
+        doc_in(d, "code", "%s", value ? value : "");
+        doc_cell(d);
+        doc_say(d, "%s", json_string_value(json_object_get(row, "source")));
+        doc_cell(d);
+        doc_say(d, "%s", json_string_value(json_object_get(row, "doc")));
+        if (env) {
+            doc_say(d, " (");
+            doc_in(d, "code", "%s", env);
+            doc_say(d, ")");
+        }
     }
-    sb_add(html, "</table>");
+    doc_table_end(d);
     json_decref(rows);
 }
 
-static void session_html(struct kernel *k, struct sb *html, struct sb *text)
+static void session_doc(struct kernel *k, struct doc *d)
 {
     struct spark *s = spark_of(k);
-    sb_add(html, "<p><b>Spark session:</b> %s", state_names[s->state]);
-    sb_add(text, "Spark session: %s", state_names[s->state]);
+    doc_mark(d, "<p>", "");
+    doc_in(d, "b", "Spark session:");
+    doc_say(d, " %s", state_names[s->state]);
     if (s->app_id[0]) {
-        sb_add(html, " &middot; application <code>");
-        sb_escape(html, s->app_id);
-        sb_add(html, "</code> &middot; <a href=\"");
-        sb_escape(html, s->ui_url);
-        sb_add(html, "\" target=\"_blank\">Spark UI</a>");
-        sb_add(text, ", application %s, Spark UI %s", s->app_id, s->ui_url);
+        doc_say(d, ", application ");
+        doc_in(d, "code", "%s", s->app_id);
+        doc_say(d, ", ");
+        doc_link(d, "Spark UI", s->ui_url);
     }
     const char *host = settings_get(s->settings, "spark.driver.host");
     if (s->state == S_READY || s->state == S_STARTING) {
-        sb_add(html, " &middot; driver <code>");
-        sb_escape(html, host ? host : "?");
-        sb_add(html, ":%d</code>, block manager %d, UI %d (port slot %d)", s->ports.driver,
-               s->ports.block_manager, s->ports.ui, s->ports.slot);
-        sb_add(text, ", driver %s:%d, block manager %d, UI %d (port slot %d)", host ? host : "?",
-               s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
+        doc_say(d, ", driver ");
+        doc_in(d, "code", "%s:%d", host ? host : "?", s->ports.driver);
+        doc_say(d, ", block manager %d, UI %d (port slot %d)", s->ports.block_manager, s->ports.ui,
+                s->ports.slot);
     }
-    sb_add(html, "</p>");
-    sb_add(text, "\n");
+    doc_mark(d, "</p>", "\n");
     if (s->failure[0]) {
-        sb_add(html, "<pre>");
-        sb_escape(html, s->failure);
-        sb_add(html, "</pre>");
-        sb_add(text, "%s\n", s->failure);
+        doc_in(d, "pre", "%s", s->failure);
+        doc_mark(d, "", "\n");
     } else if (s->notice[0]) {
-        sb_add(html, "<p>");
-        sb_escape(html, s->notice);
-        sb_add(html, "</p>");
-        sb_add(text, "%s\n", s->notice);
+        doc_in(d, "p", "%s", s->notice);
+        doc_mark(d, "", "\n");
     }
     char rule[768];
     share_rule_text(s, rule, sizeof rule);
-    sb_add(html, "<p>");
-    sb_escape(html, rule);
-    sb_add(html, "</p>");
-    sb_add(text, "%s\n", rule);
+    doc_in(d, "p", "%s", rule);
+    doc_mark(d, "", "\n");
 }
 
-static void cluster_html(struct kernel *k, const struct master_status *ms, struct sb *html,
-                         struct sb *text)
+static const struct doc_column app_columns[] = {
+    {"application", 28, DOC_LEFT},  {"name", 32, DOC_CUT},  {"cores", 5, DOC_RIGHT},
+    {"MB/executor", 11, DOC_RIGHT}, {"state", 8, DOC_LEFT}, {"running for", 11, DOC_RIGHT},
+    {"held by", 0, DOC_LEFT}};
+
+static void cluster_doc(struct kernel *k, const struct master_status *ms, struct doc *d)
 {
     struct spark *s = spark_of(k);
-    sb_add(html, "<p><b>Cluster</b> ");
-    sb_escape(html, ms->url);
-    sb_add(html, " (");
-    sb_escape(html, ms->status);
-    sb_add(html, "): %d/%d cores, %lld/%lld MB in use</p>", ms->coresused, ms->cores,
-           ms->memoryused, ms->memory);
-    sb_add(text, "\nCluster %s (%s): %d/%d cores, %lld/%lld MB in use\n", ms->url, ms->status,
-           ms->coresused, ms->cores, ms->memoryused, ms->memory);
+    doc_mark(d, "<p>", "\n");
+    doc_in(d, "b", "Cluster");
+    doc_say(d, " %s (%s): %d/%d cores, %lld/%lld MB in use", ms->url, ms->status, ms->coresused,
+            ms->cores, ms->memoryused, ms->memory);
+    doc_mark(d, "</p>", "\n");
     char *workers = master_format_workers(ms);
-    if (workers) {
-        sb_add(html, "<pre>");
-        sb_escape(html, workers);
-        sb_add(html, "</pre>");
-        sb_add(text, "%s", workers);
-        free(workers);
-    }
-    sb_add(html, "<table><tr><th>application</th><th>name</th><th>cores</th><th>MB per "
-                 "executor</th><th>state</th><th>running for</th><th>held by</th></tr>");
-    sb_add(text, "%-28s %-32s %5s %8s %-8s %-11s %s\n", "application", "name", "cores", "MB/exec",
-           "state", "running for", "held by");
+    if (workers)
+        doc_in(d, "pre", "%s", workers);
+    free(workers);
+    doc_table(d, app_columns, sizeof app_columns / sizeof app_columns[0]);
     double now = spark_wall();
     for (size_t i = 0; i < ms->napps; i++) {
         const struct master_app *a = &ms->apps[i];
         char holder[512];
         sharing_holder(a, s->app_id, s->sessions_dir, now, holder, sizeof holder);
-        sb_add(html, "<tr><td><code>");
-        sb_escape(html, a->id);
-        sb_add(html, "</code></td><td>");
-        sb_escape(html, a->name);
-        sb_add(html, "</td><td>%d</td><td>%lld</td><td>", a->cores, a->memoryperexecutor);
-        sb_escape(html, a->state);
-        sb_add(html, "</td><td>%.0f s</td><td>", a->duration / 1000.0);
-        sb_escape(html, holder);
-        sb_add(html, "</td></tr>");
-        const char *name = a->name ? a->name : "";
-        int cut = (int)utf8_prefix(name, 32); /* a cut inside a character loses the table */
-        sb_add(text, "%-28s %-32.*s %5d %8lld %-8s %9.0f s  %s\n", a->id, cut, name, a->cores,
-               a->memoryperexecutor, a->state, a->duration / 1000.0, holder);
+        doc_cell(d);
+        doc_in(d, "code", "%s", a->id);
+        doc_cell(d);
+        doc_say(d, "%s", a->name ? a->name : "");
+        doc_cell(d);
+        doc_say(d, "%d", a->cores);
+        doc_cell(d);
+        doc_say(d, "%lld", a->memoryperexecutor);
+        doc_cell(d);
+        doc_say(d, "%s", a->state);
+        doc_cell(d);
+        doc_say(d, "%.0f s", a->duration / 1000.0);
+        doc_cell(d);
+        doc_say(d, "%s", holder);
     }
-    sb_add(html, "</table>");
+    doc_table_end(d);
 }
 
 static void publish_status(struct kernel *k, const struct master_status *ms, const char *why)
 {
-    struct sb html = {0}, text = {0};
-    session_html(k, &html, &text);
+    struct doc d = {0};
+    session_doc(k, &d);
     if (ms)
-        cluster_html(k, ms, &html, &text);
+        cluster_doc(k, ms, &d);
     else if (why) {
-        sb_add(&html, "<p>");
-        sb_escape(&html, why);
-        sb_add(&html, "</p>");
-        sb_add(&text, "%s\n", why);
+        doc_in(&d, "p", "%s", why);
+        doc_mark(&d, "", "\n");
     }
-    sb_add(&html, "<p><b>Settings</b> (strongest source first: notebook, environment, "
-                  "kernelspec, default)</p>");
-    sb_add(&text, "\nSettings (strongest source first: notebook, environment, kernelspec, "
-                  "default)\n");
-    settings_html(spark_of(k), &html, &text);
-    spark_display(k, sb_str(&html), sb_str(&text));
-    free(html.s);
-    free(text.s);
+    doc_mark(&d, "<p>", "\n");
+    doc_in(&d, "b", "Settings");
+    doc_say(&d, " (strongest source first: notebook, environment, kernelspec, default)");
+    doc_mark(&d, "</p>", "\n");
+    settings_doc(spark_of(k), &d);
+    spark_show(k, &d);
 }
 
 static void on_status_master(void *ctx, int status, long code, const char *body, size_t len,
@@ -218,11 +200,9 @@ static void magic_config(struct kernel *k, json_t *words)
 {
     struct spark *s = spark_of(k);
     if (json_array_size(words) < 2) {
-        struct sb html = {0}, text = {0};
-        settings_html(s, &html, &text);
-        spark_display(k, sb_str(&html), sb_str(&text));
-        free(html.s);
-        free(text.s);
+        struct doc d = {0};
+        settings_doc(s, &d);
+        spark_show(k, &d);
         magics_done(k);
         return;
     }
@@ -248,6 +228,57 @@ static void magic_config(struct kernel *k, json_t *words)
     magics_done(k);
 }
 
+static void magic_restart(struct kernel *k, json_t *words)
+{
+    session_stop(k);
+    spark_stream(k, "stdout",
+                 "Restarting the Spark session with the current settings; the next cell that "
+                 "uses spark waits for it.\n");
+    spark_of(k)->magic_waits_for_start = 1; /* the executor gets spark_start before more code */
+    session_start(k);                       /* the session's start moves on to the next line */
+}
+
+static void magic_stop(struct kernel *k, json_t *words)
+{
+    session_stop(k);
+    spark_stream(k, "stdout", "Spark session stopped; %spark restart starts a new one.\n");
+    magics_done(k);
+}
+
+static void magic_ui(struct kernel *k, json_t *words)
+{
+    struct spark *s = spark_of(k);
+    struct doc d = {0};
+    if (s->ui_url[0]) {
+        doc_link(&d, "Spark UI", s->ui_url);
+        doc_say(&d, " (%s)", s->app_id);
+    } else {
+        doc_say(&d, "No Spark UI: the session is %s.", state_names[s->state]);
+    }
+    if (s->master_ui[0]) {
+        doc_mark(&d, " &middot; ", "\n");
+        doc_link(&d, "Master UI", s->master_ui);
+    }
+    doc_mark(&d, "", "\n");
+    spark_show(k, &d);
+    magics_done(k);
+}
+
+static void magic_status_words(struct kernel *k, json_t *words)
+{
+    magic_status(k);
+}
+
+/* The %spark commands; each ends with magics_done (or magic_fail, or a session start that
+ * goes on to the next line when it is ready). */
+static const struct {
+    const char *name;
+    void (*run)(struct kernel *k, json_t *words);
+} magic_commands[] = {
+    {"status", magic_status_words}, {"config", magic_config}, {"restart", magic_restart},
+    {"stop", magic_stop},           {"ui", magic_ui},
+};
+
 static void magics_next(struct kernel *k)
 {
     struct spark *s = spark_of(k);
@@ -265,57 +296,20 @@ static void magics_next(struct kernel *k)
     json_t *words = magics_words(json_string_value(json_array_get(s->magic_lines, s->magic_index)));
     const char *cmd =
         json_array_size(words) ? json_string_value(json_array_get(words, 0)) : "status";
-    if (strcmp(cmd, "status") == 0) {
-        magic_status(k);
-    } else if (strcmp(cmd, "config") == 0) {
-        magic_config(k, words);
-    } else if (strcmp(cmd, "restart") == 0) {
-        session_stop(k);
-        spark_stream(k, "stdout",
-                     "Restarting the Spark session with the current settings; the next cell "
-                     "that uses spark waits for it.\n");
-        json_decref(words);
-        s->magic_waits_for_start = 1; /* the executor must get spark_start before more code */
-        session_start(k);
-        return;
-    } else if (strcmp(cmd, "stop") == 0) {
-        session_stop(k);
-        spark_stream(k, "stdout", "Spark session stopped; %spark restart starts a new one.\n");
-        magics_done(k);
-    } else if (strcmp(cmd, "ui") == 0) {
-        struct sb html = {0}, text = {0};
-        if (s->ui_url[0]) {
-            sb_add(&html, "<a href=\"");
-            sb_escape(&html, s->ui_url);
-            sb_add(&html, "\" target=\"_blank\">Spark UI</a> (");
-            sb_escape(&html, s->app_id);
-            sb_add(&html, ")");
-            sb_add(&text, "Spark UI: %s (%s)\n", s->ui_url, s->app_id);
-        } else {
-            sb_add(&html, "No Spark UI: the session is %s.", state_names[s->state]);
-            sb_add(&text, "No Spark UI: the session is %s.\n", state_names[s->state]);
+    for (size_t i = 0; i < sizeof magic_commands / sizeof magic_commands[0]; i++) {
+        if (strcmp(cmd, magic_commands[i].name) == 0) {
+            magic_commands[i].run(k, words);
+            json_decref(words);
+            return;
         }
-        if (s->master_ui[0]) {
-            sb_add(&html, " &middot; <a href=\"");
-            sb_escape(&html, s->master_ui);
-            sb_add(&html, "\" target=\"_blank\">master UI</a>");
-            sb_add(&text, "Master UI: %s\n", s->master_ui);
-        }
-        spark_display(k, sb_str(&html), sb_str(&text));
-        free(html.s);
-        free(text.s);
-        magics_done(k);
-    } else {
-        char err[300];
-        snprintf(err, sizeof err,
-                 "Unknown %%spark command \"%s\". Use %%spark status, %%spark config key=value "
-                 "..., %%spark restart, %%spark stop or %%spark ui.",
-                 cmd);
-        json_decref(words);
-        magic_fail(k, "SparkMagicError", err);
-        return;
     }
+    char err[300];
+    snprintf(err, sizeof err,
+             "Unknown %%spark command \"%s\". Use %%spark status, %%spark config key=value ..., "
+             "%%spark restart, %%spark stop or %%spark ui.",
+             cmd);
     json_decref(words);
+    magic_fail(k, "SparkMagicError", err);
 }
 
 void magics_run(struct kernel *k, json_t *lines, const char *rest)

@@ -143,10 +143,12 @@ static void launch(struct kernel *k)
     int slots = explicit_ports ? 1 : settings_get_int(st, "sparkernel.port.slots", 8);
     char detail[1024];
     const char *bind = settings_get(st, "spark.driver.bindAddress");
-    if (ports_choose(bind, settings_get_int(st, "spark.driver.port", 7078),
-                     settings_get_int(st, "spark.driver.blockManager.port", 7079),
-                     settings_get_int(st, "spark.ui.port", 4040), slots, &s->ports, detail,
-                     sizeof detail) != PORTS_OK) {
+    int rc = ports_choose(bind, settings_get_int(st, "spark.driver.port", 7078),
+                          settings_get_int(st, "spark.driver.blockManager.port", 7079),
+                          settings_get_int(st, "spark.ui.port", 4040), slots, &s->ports, detail,
+                          sizeof detail);
+    if (rc != PORTS_OK) {
+        log_warn("no driver ports for the session: %s", ports_strerror(rc));
         refuse(k, detail);
         return;
     }
@@ -190,10 +192,10 @@ static void launch(struct kernel *k)
              settings_get(st, "spark.master"), settings_get(st, "spark.driver.host"),
              s->ports.driver, s->ports.block_manager, s->ports.ui, s->ports.slot);
     const char *level = settings_get(st, "sparkernel.log.level");
-    json_t *msg =
-        json_pack("{s:s, s:o, s:s, s:o, s:b, s:s}", "type", "spark_start", "conf", conf, "notice",
-                  s->notice, "port_candidates", candidates, "cds",
-                  settings_get_bool(st, "sparkernel.cds", 1), "log_level", level ? level : "warn");
+    json_t *msg = json_pack(
+        "{s:s, s:o, s:s, s:o, s:b, s:s, s:s?}", "type", "spark_start", "conf", conf, "notice",
+        s->notice, "port_candidates", candidates, "cds", settings_get_bool(st, "sparkernel.cds", 1),
+        "log_level", level ? level : "warn", "cache_dir", settings_get(st, "sparkernel.cache.dir"));
     if (msg && spark_ui_proxy(s, -1, 1, proxy_base, sizeof proxy_base) == 0)
         json_object_set_new(msg, "ui_proxy", json_string(proxy_base)); /* {port} kept */
     if (msg && settings_get_bool(st, "sparkernel.executor.cds", 1))

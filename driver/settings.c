@@ -108,7 +108,11 @@ static const struct def defs[] = {
      "level of Spark's log file (info costs a short job about 100 ms)", 0, 0},
     {"sparkernel.cds", "SPARKERNEL_CDS", "true", K_BOOL,
      "keep a class-data-sharing archive of the driver JVM (about 140 MB in "
-     "$SPARKERNEL_CACHE_DIR or ~/.cache/sparkernel): sessions start about twice as fast",
+     "sparkernel.cache.dir): sessions start about twice as fast",
+     0, 0},
+    {"sparkernel.cache.dir", "SPARKERNEL_CACHE_DIR", NULL, K_STRING,
+     "where the kernel keeps its caches, the driver JVM's archive among them (unset: "
+     "$XDG_CACHE_HOME/sparkernel, else ~/.cache/sparkernel)",
      0, 0},
     {"sparkernel.executor.cds", "SPARKERNEL_EXECUTOR_CDS", "true", K_BOOL,
      "class-data-sharing archive for the executors' JVMs (about 70 MB): the first session's "

@@ -258,8 +258,8 @@ void sharing_holder(const struct master_app *a, const char *my_app, const char *
  * (published in its record, so the sessions can tell whose turn it is to give them back)
  * and since when another application has waited for them (its id and name in who).
  * Returns whether one waits while this session holds cores. */
-int share_track(struct spark *s, const struct master_status *ms, const struct master_app *mine,
-                char *who, size_t len)
+static int share_track(struct spark *s, const struct master_status *ms,
+                       const struct master_app *mine, char *who, size_t len)
 {
     int holds = mine != NULL && mine->cores > 0;
     if (holds != (s->holding_since > 0)) {
@@ -357,8 +357,8 @@ const char *share_rule_text(const struct spark *s, char *buf, size_t len)
  * on the control pipe, which the executor reads while a cell runs; again every 2 s while it
  * lasts (an executor that registered late). When nobody waits any more, the session may
  * grow again. */
-void share_cluster(struct kernel *k, const struct master_status *ms, const struct master_app *mine,
-                   int contended)
+static void share_cluster(struct kernel *k, const struct master_status *ms,
+                          const struct master_app *mine, int contended)
 {
     struct spark *s = spark_of(k);
     if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
@@ -405,6 +405,16 @@ int share_yield_armed(const struct spark *s)
             settings_get_int(s->settings, "sparkernel.share.turn.s", 1) > 0);
 }
 
+int share_observe(struct kernel *k, const struct master_status *ms, const struct master_app **mine,
+                  char *who, size_t len)
+{
+    struct spark *s = spark_of(k);
+    *mine = master_find_app(ms, s->app_id);
+    int contended = share_track(s, ms, *mine, who, len);
+    share_cluster(k, ms, *mine, contended);
+    return contended;
+}
+
 void share_on_yield_poll(void *ctx, int status, long code, const char *body, size_t len,
                          const char *error)
 {
@@ -417,10 +427,9 @@ void share_on_yield_poll(void *ctx, int status, long code, const char *body, siz
     struct master_status *ms = NULL;
     if (!share_yield_armed(s) || status != HTTP_OK || master_parse(body, len, &ms) != MASTER_OK)
         return;
-    const struct master_app *mine = master_find_app(ms, s->app_id);
+    const struct master_app *mine;
     char who[400];
-    int contended = share_track(s, ms, mine, who, sizeof who);
-    share_cluster(k, ms, mine, contended);
+    int contended = share_observe(k, ms, &mine, who, sizeof who);
     int after = settings_get_int(s->settings, "sparkernel.yield.after.s", 5);
     int turn = settings_get_int(s->settings, "sparkernel.share.turn.s", 1);
     const char *why = NULL;
@@ -434,10 +443,10 @@ void share_on_yield_poll(void *ctx, int status, long code, const char *body, siz
     if (why) {
         /* Asked again at the next poll while cores remain (an executor that registered
          * late); the release of one already going is a no-op in Spark. */
-        if (!s->release_sent)
+        if (!s->give_back_sent)
             log_info("%s and %s waits for cores: giving back %d cores", why, who, mine->cores);
-        s->release_sent = 1;
-        spark_send(k, json_pack("{s:s}", "type", "spark_release"));
+        s->give_back_sent = 1;
+        spark_send(k, json_pack("{s:s}", "type", "spark_give_back"));
     }
     master_status_destroy(&ms);
 }

@@ -117,6 +117,12 @@ void spark_display(struct kernel *k, const char *html, const char *plain)
                                     "text/plain", plain, "metadata", "transient"));
 }
 
+void spark_show(struct kernel *k, struct doc *d)
+{
+    spark_display(k, sb_str(&d->html), sb_str(&d->text));
+    doc_free(d);
+}
+
 /* Sends cmd (stolen) to the executor, in order with the cells. */
 void spark_send(struct kernel *k, json_t *cmd)
 {

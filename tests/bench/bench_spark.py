@@ -72,6 +72,7 @@ def ensure_cds_archive(k: bk.Kernel) -> str:
     their first."""
     sys.path.insert(0, str(ROOT / "driver" / "python"))
     from sparkernel_executor import cds
+    cds.use_cache_dir(os.environ.get("SPARKERNEL_CACHE_DIR"))  # as the kernel would send it
     possible, conf_dir, _ = cds.conf_dir_plan()
     archive = cds.archive_path(conf_dir) if possible else None
     if archive is None:

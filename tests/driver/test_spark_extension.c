@@ -218,7 +218,7 @@ static void free_answers(struct fake_route *routes)
 
 /* ---- the extension, attached to a fake core ----------------------------------------------- */
 
-static struct kernel *attach(int master_port, char *sessions_dir, char *extra_env)
+static struct kernel *attach(int master_port, char *sessions_dir, char *extra_env, char *extra_env2)
 {
     struct kernel *k = calloc(1, sizeof *k);
     k->published = json_array();
@@ -235,6 +235,7 @@ static struct kernel *attach(int master_port, char *sessions_dir, char *extra_en
                    "SPARKERNEL_DRIVER_HOST=127.0.0.1",
                    "JPY_SESSION_NAME=notebooks/example.ipynb",
                    extra_env,
+                   extra_env2,
                    NULL};
     char conn[700];
     snprintf(conn, sizeof conn, "%s/kernel-1234abcd.json", sessions_dir);
@@ -293,7 +294,7 @@ Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed
     struct fake_route routes[] = {
         {"GET", "/json/", recorded("master-json", "two-workers-idle.json")}, {NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions, NULL);
+    struct kernel *k = attach(sv.port, sessions, NULL, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_expect(k->ext.holds_queue(k, k->ext.self), "requests wait while the master is asked");
     cr_assert(run_until(k, started, 10), "no spark_start after the master answered");
@@ -308,6 +309,7 @@ Test(spark_extension, negotiates_then_launches_with_the_notebooks_name_and_fixed
     cr_expect_not_null(json_object_get(conf, "spark.driver.port"));
     cr_expect_str_eq(json_string_value(json_object_get(conf, "spark.sparkernel.notebook")),
                      "notebooks/example.ipynb");
+    cr_expect(json_is_null(json_object_get(start, "cache_dir")), "unset: the executor takes XDG's");
     char *log = fake_http_stop(&sv, NULL);
     cr_expect(strstr(log, "GET /json/") != NULL, "%s", log);
     free(log);
@@ -320,7 +322,7 @@ Test(spark_extension, an_impossible_request_is_refused_with_the_workers_table)
     struct fake_route routes[] = {{"GET", "/json/", recorded("master-json", "no-workers.json")},
                                   {NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions, NULL);
+    struct kernel *k = attach(sv.port, sessions, NULL, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
     json_t *refused = sent_of(k->sent, "spark_refused");
@@ -343,7 +345,7 @@ Test(spark_extension, a_bad_magic_fails_the_cell_and_plain_code_is_left_alone)
 {
     struct fake_route routes[] = {{NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
-    struct kernel *k = attach(sv.port, sessions, NULL);
+    struct kernel *k = attach(sv.port, sessions, NULL, NULL);
     cr_expect_not(k->ext.cell_code(k, k->ext.self, "spark.range(3).count()"));
     cr_expect(k->ext.cell_code(k, k->ext.self, "%spark nonsense"));
     cr_expect_str_eq(k->failed, "SparkMagicError");
@@ -360,7 +362,7 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
         {"POST", "/app/kill/", FOUND},
         {NULL, NULL, NULL}};
     struct fake_http rest = fake_http_start(routes);
-    struct kernel *k = attach(rest.port, sessions, NULL);
+    struct kernel *k = attach(rest.port, sessions, NULL, NULL);
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
     char ui[64];
@@ -404,11 +406,14 @@ Test(spark_extension, behind_a_proxy_the_ui_links_and_spark_proxy_base_follow_th
         {"GET", "/json/", recorded("master-json", "two-workers-idle.json")}, {NULL, NULL, NULL}};
     struct fake_http sv = fake_http_start(routes);
     struct kernel *k = attach(sv.port, sessions,
-                              "SPARKERNEL_UI_PROXY=http://lab.example:8888/user/a/proxy/{port}/");
+                              "SPARKERNEL_UI_PROXY=http://lab.example:8888/user/a/proxy/{port}/",
+                              "SPARKERNEL_CACHE_DIR=/var/cache/nb");
     k->ext.executor_ready(k, k->ext.self);
     cr_assert(run_until(k, started, 10));
     json_t *start = sent_of(k->sent, "spark_start");
     cr_assert_not_null(start);
+    /* The Python side gets the kernel's settings with the start, never from its environment. */
+    cr_expect_str_eq(json_string_value(json_object_get(start, "cache_dir")), "/var/cache/nb");
     int ui =
         atoi(json_string_value(json_object_get(json_object_get(start, "conf"), "spark.ui.port")));
     char base[128];

@@ -13,8 +13,8 @@ class path that runs a small job and exits, leaving the archive. Later sessions 
 jars) runs without it; the archive's name hashes what decides the match, so an upgrade
 builds a new one.
 
-The archive lives in $SPARKERNEL_CACHE_DIR/cds, else $XDG_CACHE_HOME/sparkernel/cds, else
-~/.cache/sparkernel/cds.
+The archive lives in sparkernel.cache.dir/cds (SPARKERNEL_CACHE_DIR, sent by the kernel),
+else $XDG_CACHE_HOME/sparkernel/cds, else ~/.cache/sparkernel/cds.
 
 The executors: a worker starts each executor JVM, and on a cold cluster that start (4 s
 on two cores) is what the first job waits for. The executor's own JVM is the only one
@@ -62,8 +62,18 @@ spark.stop()
 """
 
 
+_cache_base: str | None = None  # sparkernel.cache.dir, as the kernel sent it
+
+
+def use_cache_dir(base: str | None) -> None:
+    """The kernel's sparkernel.cache.dir (its setting, SPARKERNEL_CACHE_DIR; None: unset)."""
+    global _cache_base
+    _cache_base = base or None
+
+
 def cache_dir() -> pathlib.Path:
-    base = os.environ.get("SPARKERNEL_CACHE_DIR")
+    """sparkernel.cache.dir/cds; unset, the user's cache directory as XDG defines it."""
+    base = _cache_base
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "sparkernel")

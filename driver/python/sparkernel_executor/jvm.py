@@ -142,12 +142,15 @@ class Jvm:
         self._archive: pathlib.Path | None = None  # the driver's, mapped or to be trained
         self._conf_dir: str | None = None  # the empty SPARK_CONF_DIR the archive needs
         self._dumping: pathlib.Path | None = None  # the archive this session's executors dump
+        self._cache_dir: str | None = None  # sparkernel.cache.dir, from the kernel
 
     def configure(self, msg: dict) -> None:
         """The JVM's part of a spark_start: class-data sharing and the log's level."""
         self._cds = bool(msg.get("cds", False))
         ecds = msg.get("executor_cds")
         self._executor_cds = ecds if isinstance(ecds, dict) else None
+        cache = msg.get("cache_dir")
+        self._cache_dir = cache if isinstance(cache, str) and cache else None
         level = str(msg.get("log_level") or "warn").lower()
         self._log_level = level if level in _LOG_LEVELS else "warn"
 
@@ -158,6 +161,7 @@ class Jvm:
         from pyspark.java_gateway import launch_gateway
 
         from . import cds  # here, not at the top: the executor's own start stays fast
+        cds.use_cache_dir(self._cache_dir)
 
         try:  # PySpark 4: it logs every SQL error again, as JSON with the JVM's stack, on
             # stderr; the cell already shows the exception. PySpark 3.5 has no such logger.

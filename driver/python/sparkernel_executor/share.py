@@ -1,5 +1,5 @@
 """Executors given back to the cluster while another application waits for cores: the
-idle notebook's (spark_release), and an elastic share's above its fair part at the next
+idle notebook's (spark_give_back), and an elastic share's above its fair part at the next
 task boundary (spark_shrink) until nobody waits (spark_grow)."""
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class Share:
 
     # ---- a command from the kernel (main thread, between cells) ----
 
-    def release(self, msg: dict) -> None:
+    def give_back(self, msg: dict) -> None:
         """Gives the session's idle executors back to the cluster now (the notebook is idle
         and another application waits for cores); the driver stays, and dynamic allocation
         asks for executors again when a job needs them. SparkContext.killExecutors refuses

@@ -57,7 +57,7 @@ class Spark:
         # events, not by a reply.
         self.commands: dict[str, Callable[[dict], None]] = {
             "spark_start": self._session.on_start, "spark_stop": self._session.on_stop,
-            "spark_refused": self._session.on_refused, "spark_release": share.release,
+            "spark_refused": self._session.on_refused, "spark_give_back": share.give_back,
         }
         # The control pipe's (its thread, at any time, a cell running or not).
         self.control: dict[str, Callable[[dict], None]] = {

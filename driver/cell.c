@@ -6,6 +6,7 @@
 #include "../kernel/log.h"
 #include "../kernel/utf8.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,25 @@ static void emit_progress(struct kernel *k, double now)
 static void cell_over(struct spark *s)
 {
     progress_destroy(&s->progress);
+    json_decref(s->cell_jobs);
+    s->cell_jobs = NULL;
     s->cell_active = 0;
     s->idle_since = spark_wall();
     s->yielded = s->give_back_sent = 0;
     s->next_yield_poll = spark_now() + 0.5; /* not between the cells of a "run all" */
     session_publish_record(s);
+}
+
+/* The cell's last displays, with its jobs' final states; then the cell is over. */
+static void finish_cell(struct kernel *k)
+{
+    struct spark *s = spark_of(k);
+    if (s->progress) {
+        double now = spark_now();
+        progress_finish(s->progress, now);
+        emit_progress(k, now);
+    }
+    cell_over(s);
 }
 
 static void release_reply(struct kernel *k)
@@ -38,12 +53,7 @@ static void release_reply(struct kernel *k)
     if (!s->holding_reply)
         return;
     s->holding_reply = 0;
-    if (s->progress) {
-        double now = spark_now();
-        progress_finish(s->progress, now);
-        emit_progress(k, now);
-    }
-    cell_over(s);
+    finish_cell(k);
     kernel_release_reply(k);
 }
 
@@ -62,7 +72,29 @@ static void on_jobs(void *ctx, int status, long code, const char *body, size_t l
             log_debug("driver /jobs answer not understood: %s", progress_strerror(rc));
         emit_progress(k, spark_now());
     }
-    if (s->holding_reply)
+    if (s->holding_reply && s->final_fetches == 0) /* else the last look's answers release */
+        release_reply(k);
+}
+
+/* One job of the last look (GET .../jobs/<id>: one JobData): fed as a list of one. */
+static void on_final_job(void *ctx, int status, long code, const char *body, size_t len,
+                         const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k == NULL)
+        return; /* the session went: it cleared the count and released the reply */
+    struct spark *s = spark_of(k);
+    if (status == HTTP_OK && s->progress) {
+        struct sb list = {0};
+        sb_add(&list, "[%.*s]", (int)len, body);
+        int rc = list.failed ? PROGRESS_ENOMEM
+                             : progress_update_jobs(s->progress, list.s, list.len, spark_now());
+        if (rc != 0)
+            log_debug("driver /jobs/<id> answer not understood: %s", progress_strerror(rc));
+        sb_free(&list);
+    }
+    if (s->final_fetches > 0 && --s->final_fetches == 0)
         release_reply(k);
 }
 
@@ -249,12 +281,55 @@ void cell_begin(struct kernel *k, void *self, int count)
     cell_follow(s); /* or when the session becomes ready, if the cell waits for it */
 }
 
+void cell_on_jobs(struct kernel *k, json_t *ev)
+{
+    struct spark *s = spark_of(k);
+    json_t *ids = json_object_get(ev, "ids");
+    char group[32];
+    snprintf(group, sizeof group, "sparkernel-%d", s->cell_count);
+    const char *of = json_string_value(json_object_get(ev, "group"));
+    if (!s->cell_active || !json_is_array(ids) || of == NULL || strcmp(of, group) != 0)
+        return; /* another cell's, or not understood: the last look asks for every job */
+    json_decref(s->cell_jobs);
+    s->cell_jobs = json_incref(ids);
+}
+
+/* The last look when the executor listed the cell's jobs: only those not seen ending, one
+ * small answer each, instead of every job the application still lists (a thousand by
+ * default, about 1 KB each). Returns the requests under way. */
+static int ask_unsettled(struct kernel *k)
+{
+    struct spark *s = spark_of(k);
+    size_t i;
+    json_t *id;
+    json_array_foreach(s->cell_jobs, i, id)
+    {
+        json_int_t n = json_integer_value(id);
+        if (!json_is_integer(id) || n < 0 || n > INT_MAX ||
+            progress_job_settled(s->progress, (int)n))
+            continue;
+        char url[800];
+        snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs/%d", s->poll_url, s->app_id,
+                 (int)n);
+        if (spark_ask(k, url, 1000, on_final_job) == HTTP_OK)
+            s->final_fetches++;
+    }
+    return s->final_fetches;
+}
+
 int cell_end(struct kernel *k, void *self)
 {
     struct spark *s = spark_of(k);
     if (s->progress && progress_displayed(s->progress) && s->state == S_READY) {
         /* One last look at the jobs, so the cell keeps their final state. */
         s->holding_reply = 1;
+        if (s->cell_jobs != NULL) {
+            if (ask_unsettled(k) > 0)
+                return 1;
+            s->holding_reply = 0; /* every job's end already seen: nothing to wait for */
+            finish_cell(k);
+            return 0;
+        }
         if (!s->jobs_in_flight)
             poll_jobs(k, 1000);
         return 1;

@@ -48,6 +48,9 @@ struct spark {
     struct progress *progress;
     double next_jobs_poll, next_master_poll;
     int jobs_in_flight, master_in_flight, waiting_reported, holding_reply;
+    json_t *cell_jobs; /* the cell's job ids as the executor reported them at its end (owned;
+                        * NULL: no report, the last look asks for every job) */
+    int final_fetches; /* answers of that last look, one job each, still awaited */
     /* magics of the current cell */
     int magic_waits_for_start; /* a %spark restart waits for the master's answer */
     json_t *magic_lines;
@@ -128,6 +131,8 @@ void session_on_shutdown(struct kernel *k, void *self, int executor_detached);
 void cell_follow(struct spark *s);
 void cell_begin(struct kernel *k, void *self, int count);
 int cell_end(struct kernel *k, void *self);
+/* The executor's list of the cell's jobs (a cell_jobs event, before the reply). */
+void cell_on_jobs(struct kernel *k, json_t *ev);
 /* The driver's timers: milliseconds until cell_tick wants to run (-1: none), the tick. */
 long cell_next_tick_ms(struct kernel *k);
 void cell_tick(struct kernel *k);

@@ -890,6 +890,12 @@ int progress_displayed(const struct progress *p)
     return 0;
 }
 
+int progress_job_settled(const struct progress *p, int id)
+{
+    const struct job *j = p ? find_job((struct progress *)p, id, NULL) : NULL;
+    return j != NULL && is_done(j->status);
+}
+
 int progress_waiting(const struct progress *p)
 {
     for (size_t i = 0; p != NULL && i < p->njobs; i++)

@@ -95,6 +95,10 @@ void progress_finish(struct progress *p, double now);
  * else 0. Accepts NULL (0). */
 int progress_displayed(const struct progress *p);
 
+/* 1 when the job with this id is known and over (SUCCEEDED or FAILED): its final state is
+ * here, no need to ask for it again. Accepts NULL (0). */
+int progress_job_settled(const struct progress *p, int id);
+
 /* 1 when a job of the cell is RUNNING with no task running (numActiveTasks 0): its tasks wait
  * for an executor, or it is between two stages. With an application that holds no cores on
  * the master, that means the cell waits for resources. Else 0. Accepts NULL (0). */

@@ -43,6 +43,7 @@ void spark_destroy(void *self)
     settings_destroy(&s->settings);
     progress_destroy(&s->progress);
     json_decref(s->magic_lines);
+    json_decref(s->cell_jobs);
     free(s->magic_rest);
     free(s);
 }
@@ -363,6 +364,7 @@ void session_on_executor_died(struct kernel *k, void *self)
     s->app_id[0] = '\0';
     progress_destroy(&s->progress);
     s->cell_active = s->holding_reply = 0;
+    s->final_fetches = 0;
     s->jobs_in_flight = s->master_in_flight = s->yield_in_flight = 0;
     s->waiting_reported = s->executors_noticed = 0;
     s->idle_since = spark_wall();

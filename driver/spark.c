@@ -134,9 +134,12 @@ void spark_send(struct kernel *k, json_t *cmd)
 
 static int on_event(struct kernel *k, void *self, const char *type, json_t *ev)
 {
-    if (strcmp(type, "spark_state") != 0)
+    if (strcmp(type, "spark_state") == 0)
+        session_on_state(k, ev);
+    else if (strcmp(type, "cell_jobs") == 0)
+        cell_on_jobs(k, ev);
+    else
         return 0;
-    session_on_state(k, ev);
     return 1;
 }
 

@@ -400,6 +400,124 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
     free_answers(routes);
 }
 
+/* One recorded job (GET .../jobs/<id> answers a JobData, not a list). */
+static char *recorded_job(const char *name, int id)
+{
+    char *body = load("progress", name);
+    json_t *jobs = json_loads(body, 0, NULL);
+    free(body);
+    size_t i;
+    json_t *job, *found = NULL;
+    json_array_foreach(jobs, i, job)
+    {
+        if (json_integer_value(json_object_get(job, "jobId")) == id)
+            found = job;
+    }
+    cr_assert_not_null(found, "no job %d in %s", id, name);
+    char *one = json_dumps(found, 0);
+    char *answer = fake_http_answer("200 OK", one);
+    free(one);
+    json_decref(jobs);
+    return answer;
+}
+
+/* The session of app-1 ready, its UI the fake server; cell 7 begins and runs until its jobs
+ * are displayed. */
+static struct kernel *cell_seven_displayed(struct fake_http *rest)
+{
+    struct kernel *k = attach(rest->port, sessions, NULL, NULL);
+    k->ext.executor_ready(k, k->ext.self);
+    cr_assert(run_until(k, started, 10));
+    char ui[64];
+    snprintf(ui, sizeof ui, "http://127.0.0.1:%d", rest->port);
+    json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i}}", "type", "spark_state",
+                              "state", "ready", "app_id", "app-1", "ui_url", ui, "ports", "slot", 0,
+                              "driver", 7078, "block_manager", 7079, "ui", rest->port);
+    k->ext.event(k, k->ext.self, "spark_state", ready);
+    json_decref(ready);
+    k->running = 1;
+    k->ext.cell_begin(k, k->ext.self, 7);
+    double end = now_s() + 10;
+    while (json_array_size(k->published) == 0 && now_s() < end)
+        turn(k);
+    cr_assert_gt(json_array_size(k->published), 0, "no job displayed");
+    return k;
+}
+
+static void cell_jobs(struct kernel *k, const char *group, json_t *ids)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "cell_jobs", "group", group, "ids", ids);
+    cr_expect(k->ext.event(k, k->ext.self, "cell_jobs", ev));
+    json_decref(ev);
+}
+
+Test(spark_extension, the_last_look_asks_only_for_the_jobs_of_the_cell_not_seen_ending)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-1/jobs/1", recorded_job("jobs-09.json", 1)},
+        {"GET", "/api/v1/applications/app-1/jobs/3", recorded_job("jobs-11.json", 3)},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = cell_seven_displayed(&rest); /* job 1 shown running */
+    /* Another cell's report is not this cell's; then the executor lists jobs 1 and 3 (3 ran
+     * after the last poll: never seen). */
+    cell_jobs(k, "sparkernel-6", json_pack("[i]", 0));
+    cell_jobs(k, "sparkernel-7", json_pack("[i, i]", 1, 3));
+    size_t before = json_array_size(k->published);
+    cr_expect(k->ext.cell_end(k, k->ext.self), "the reply waits for jobs 1 and 3");
+    cr_expect(run_until(k, reply_released, 10));
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "[Spark job 3]") != NULL, "the job never polled is shown: %s", shown);
+    free(shown);
+    cr_expect_gt(json_array_size(k->published), before);
+    json_t *m;
+    size_t i;
+    int job1_final = 0;
+    json_array_foreach(k->published, i, m)
+    {
+        const char *text = json_string_value(
+            json_object_get(json_object_get(json_array_get(m, 1), "data"), "text/plain"));
+        if (i >= before && text && strstr(text, "[Spark job 1]") && strstr(text, "SUCCEEDED"))
+            job1_final = 1;
+    }
+    cr_expect(job1_final, "job 1's display did not end SUCCEEDED");
+    k->running = 0;
+    char *log = fake_http_stop(&rest, "GET");
+    cr_expect(strstr(log, "/api/v1/applications/app-1/jobs/1 ") != NULL, "%s", log);
+    cr_expect(strstr(log, "/api/v1/applications/app-1/jobs/3 ") != NULL, "%s", log);
+    cr_expect(strstr(log, "/api/v1/applications/app-1/jobs/0 ") == NULL, "another cell's: %s", log);
+    free(log);
+    detach(k);
+    free_answers(routes);
+}
+
+Test(spark_extension, every_job_seen_ending_the_reply_goes_at_once)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-13.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-13.json")},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = cell_seven_displayed(&rest); /* jobs 1 and 3 done, 4 failed */
+    cell_jobs(k, "sparkernel-7", json_pack("[i, i, i]", 1, 3, 4));
+    size_t polls = 0;
+    char *log = NULL;
+    cr_expect_not(k->ext.cell_end(k, k->ext.self), "nothing left to ask: no reply held");
+    cr_expect_eq(k->released, 0);
+    k->running = 0;
+    log = fake_http_stop(&rest, "GET");
+    for (const char *p = log; (p = strstr(p, "/api/v1/applications/app-1/jobs/")) != NULL; p++)
+        polls++;
+    cr_expect_eq(polls, 0, "%s", log);
+    free(log);
+    detach(k);
+    free_answers(routes);
+}
+
 Test(spark_extension, behind_a_proxy_the_ui_links_and_spark_proxy_base_follow_the_slot)
 {
     struct fake_route routes[] = {

@@ -18,6 +18,7 @@ class Cell:
         self.running = False
         self.count = 0
         self.code = ""
+        self.started = 0.0  # time.monotonic() at its start
         self.waiting = False  # waits for the session being started
         self.group: str | None = None
         self.title: tuple[int, str] | None = None  # the context's last title

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import time
 from typing import Any, Callable
 
 from .cell import Cell
@@ -83,6 +84,7 @@ class Spark:
         cell.running = True
         cell.count = int(msg.get("execution_count", 0) or 0)
         cell.code = code
+        cell.started = time.monotonic()
         self._hooks.install_java_errors()
         session.check_alive()
         # The names the cell reads that are still the kernel's (not rebound by the user).
@@ -125,7 +127,25 @@ class Spark:
             self._after_cell()
 
     def _after_cell(self) -> None:
+        self._report_jobs()
         self._cell.running = False
         self._cell.waiting = False
         self._interrupt.deferred = None
         self._jvm.promote_dump()
+
+    def _report_jobs(self) -> None:
+        """Tells the kernel the cell's Spark jobs (a cell_jobs event, ahead of the reply):
+        its last look at them then asks the driver only for those it has not seen end,
+        rather than for every job of the application. Only after a cell long enough for a
+        job to have been displayed (0.2 s): a quick cell costs no JVM call."""
+        cell = self._cell
+        if not cell.running or not cell.group or time.monotonic() - cell.started < 0.2:
+            return
+        sc = self._session.active_context()
+        if sc is None:
+            return
+        try:
+            ids = sorted(int(i) for i in sc.statusTracker().getJobIdsForGroup(cell.group))
+        except Exception:
+            return  # the context is stopping: the kernel asks for every job instead
+        self._session.send({"type": "cell_jobs", "group": cell.group, "ids": ids})

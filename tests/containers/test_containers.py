@@ -111,8 +111,9 @@ class Stack:
                 env[e["name"]] = base64.b64decode(self.named("Secret", ref["name"])["data"][ref["key"]]).decode()
         return env
 
-    def run(self, name, component, container, ip, detach=True):
-        """podman run for one rendered container of a component's pod spec."""
+    def run(self, name, component, container, ip, detach=True, publish=()):
+        """podman run for one rendered container of a component's pod spec; publish: its
+        container ports to publish on this host's loopback (a random host port each)."""
         spec = self.deployment(component)["spec"]["template"]["spec"]
         psc = spec.get("securityContext", {})
         csc = container.get("securityContext", {})
@@ -135,6 +136,8 @@ class Stack:
             args += ["--cpus", cpus(limits["cpu"])]
         for k, v in env.items():
             args += ["--env", "%s=%s" % (k, v)]
+        for port in publish:
+            args += ["--publish", "127.0.0.1::%d" % port]
         if container.get("workingDir"):
             args += ["--workdir", container["workingDir"]]
         for m in container.get("volumeMounts", []):
@@ -226,14 +229,19 @@ def stack():
         for init in edge.get("initContainers", []):
             s.run(RUN + "-" + init["name"], "edgenode", init, s.ips["init"], detach=False)
         jl = edge["containers"][0]
-        s.edge_env = s.run(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"])
-        s.jupyter = "http://%s:%d" % (s.ips["edgenode"], next(p["containerPort"] for p in jl["ports"] if p["name"] == "jupyter"))
+        jupyter_port = next(p["containerPort"] for p in jl["ports"] if p["name"] == "jupyter")
+        # JupyterLab's port alone is published on this host's loopback, as the chart's
+        # NodePort Service opens it (a browser's way in); the Spark UIs' ports are not.
+        s.edge_env = s.run(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"], publish=[jupyter_port])
+        s.jupyter = "http://%s:%d" % (s.ips["edgenode"], jupyter_port)
+        s.published = "http://" + podman("port", RUN + "-edgenode", "%d/tcp" % jupyter_port).splitlines()[0]
         s.token = s.edge_env["JUPYTER_TOKEN"]
         for i, name in enumerate(s.workers):
             s.ready(name, "worker", worker, s.ips["worker-%d" % i])
         s.ready(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"])
-        print("\nstack up in %.0f s: master %s, workers %s, edgenode %s"
-              % (time.time() - started, s.ips["master"], [s.ips["worker-0"], s.ips["worker-1"]], s.ips["edgenode"]))
+        print("\nstack up in %.0f s: master %s, workers %s, edgenode %s (JupyterLab published at %s)"
+              % (time.time() - started, s.ips["master"], [s.ips["worker-0"], s.ips["worker-1"]], s.ips["edgenode"],
+                 s.published))
         yield s
     finally:
         os.makedirs(LOGS, exist_ok=True)

@@ -477,8 +477,11 @@ def test_spark_ui_link_opens_in_chromium(stack):
                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
         print(run.stdout, end="")
         print(run.stderr, end="")
-        assert run.returncode == 0, "spark_ui_e2e.mjs failed (%d):\n%s\n--- edgenode log\n%s" % (
-            run.returncode, run.stderr[-3000:], podman("logs", "--tail", "40", RUN + "-edgenode", check=False))
+        if run.returncode != 0:  # JupyterLab and the kernel log to the container's stderr
+            edge_log = subprocess.run(["podman", "logs", "--tail", "40", RUN + "-edgenode"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=60).stdout
+            raise AssertionError("spark_ui_e2e.mjs failed (%d):\n%s\n--- edgenode log\n%s"
+                                 % (run.returncode, run.stderr[-3000:], edge_log))
         result = json.loads(run.stdout.strip().splitlines()[-1].split(" ", 1)[1])
         assert result["ok"] and result["href"].startswith("/proxy/%d/jobs/job/" % result["port"]), result
     finally:

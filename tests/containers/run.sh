@@ -3,7 +3,8 @@
 # images that charts/images/build.sh built last (build/images/tags.env). Needs root (podman
 # as root with runc: charts/images/setup-podman.sh), helm (the one tests/charts/run.sh builds
 # into .tools/bin, built here the same way when missing) and $PYTHON with pytest, PyYAML
-# and tornado (the repo's .venv: make deps-run).
+# and tornado (the repo's .venv: make deps-run); its browser test also node, /usr/bin/chromium
+# and tests/lab/node_modules (make deps).
 # Usage: tests/containers/run.sh [pytest args]
 set -euo pipefail
 

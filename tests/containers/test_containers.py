@@ -9,8 +9,10 @@ and websocket API, from this host, as a browser's JupyterLab would.
 
 Run by `make test-containers` (tests/containers/run.sh), never by `make test`. Needs root,
 podman (charts/images/setup-podman.sh), HELM, and the images in SPARK_IMAGE and
-EDGENODE_IMAGE (build/images/tags.env, written by charts/images/build.sh). The containers'
-logs are kept in build/containers/ after the run.
+EDGENODE_IMAGE (build/images/tags.env, written by charts/images/build.sh); the browser test
+also needs node, Debian's /usr/bin/chromium and tests/lab's npm packages (make deps). The
+containers' logs, and the browser's screenshot of the Spark UI, are kept in build/containers/
+after the run.
 """
 
 import asyncio
@@ -25,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -38,6 +41,8 @@ CHART = os.path.join(ROOT, "charts", "sparkernel")
 LOGS = os.path.join(ROOT, "build", "containers")
 RUN = "skct%d" % os.getpid()  # prefix of everything this run creates in podman
 NOTEBOOKS = ["spark-example.ipynb", "linearRegressionBostonHousing.ipynb"]
+LAB_DIR = os.path.join(ROOT, "tests", "lab")  # the JupyterLab scripts and their playwright-core
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def podman(*args, check=True, timeout=300):
@@ -111,8 +116,9 @@ class Stack:
                 env[e["name"]] = base64.b64decode(self.named("Secret", ref["name"])["data"][ref["key"]]).decode()
         return env
 
-    def run(self, name, component, container, ip, detach=True):
-        """podman run for one rendered container of a component's pod spec."""
+    def run(self, name, component, container, ip, detach=True, publish=()):
+        """podman run for one rendered container of a component's pod spec; publish: its
+        container ports to publish on this host's loopback (a random host port each)."""
         spec = self.deployment(component)["spec"]["template"]["spec"]
         psc = spec.get("securityContext", {})
         csc = container.get("securityContext", {})
@@ -135,6 +141,8 @@ class Stack:
             args += ["--cpus", cpus(limits["cpu"])]
         for k, v in env.items():
             args += ["--env", "%s=%s" % (k, v)]
+        for port in publish:
+            args += ["--publish", "127.0.0.1::%d" % port]
         if container.get("workingDir"):
             args += ["--workdir", container["workingDir"]]
         for m in container.get("volumeMounts", []):
@@ -226,14 +234,19 @@ def stack():
         for init in edge.get("initContainers", []):
             s.run(RUN + "-" + init["name"], "edgenode", init, s.ips["init"], detach=False)
         jl = edge["containers"][0]
-        s.edge_env = s.run(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"])
-        s.jupyter = "http://%s:%d" % (s.ips["edgenode"], next(p["containerPort"] for p in jl["ports"] if p["name"] == "jupyter"))
+        jupyter_port = next(p["containerPort"] for p in jl["ports"] if p["name"] == "jupyter")
+        # JupyterLab's port alone is published on this host's loopback, as the chart's
+        # NodePort Service opens it (a browser's way in); the Spark UIs' ports are not.
+        s.edge_env = s.run(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"], publish=[jupyter_port])
+        s.jupyter = "http://%s:%d" % (s.ips["edgenode"], jupyter_port)
+        s.published = "http://" + podman("port", RUN + "-edgenode", "%d/tcp" % jupyter_port).splitlines()[0]
         s.token = s.edge_env["JUPYTER_TOKEN"]
         for i, name in enumerate(s.workers):
             s.ready(name, "worker", worker, s.ips["worker-%d" % i])
         s.ready(RUN + "-edgenode", "edgenode", jl, s.ips["edgenode"])
-        print("\nstack up in %.0f s: master %s, workers %s, edgenode %s"
-              % (time.time() - started, s.ips["master"], [s.ips["worker-0"], s.ips["worker-1"]], s.ips["edgenode"]))
+        print("\nstack up in %.0f s: master %s, workers %s, edgenode %s (JupyterLab published at %s)"
+              % (time.time() - started, s.ips["master"], [s.ips["worker-0"], s.ips["worker-1"]], s.ips["edgenode"],
+                 s.published))
         yield s
     finally:
         os.makedirs(LOGS, exist_ok=True)
@@ -436,6 +449,54 @@ def test_spark_ui_link_in_a_cell_opens_through_jupyter(stack):
         assert "Spark UI: /proxy/%s " % port in shown, shown
     finally:
         k.shutdown()
+
+
+def test_spark_ui_link_opens_in_chromium(stack):
+    """Issue 18 item 4 in a real browser: Debian's headless Chromium (tests/lab/spark_ui_e2e.mjs,
+    playwright-core) opens JupyterLab through the edgenode's published port with the token,
+    makes a notebook on the kernel from the launcher, runs a Spark job of a few seconds in a
+    cell and clicks the "Spark UI" link of its progress display: the tab shows the job's page
+    ("Details for Job"), served under /proxy/<port>/ of JupyterLab's origin, with every link
+    and everything it loads there, and its Stages tab stays there; a browser without the
+    token's cookie (and one with a wrong token) gets Jupyter's login page instead. The
+    notebook and its kernel are removed afterwards."""
+    missing = [what for what, ok in (
+        ("node (apt-get install nodejs npm)", shutil.which("node")),
+        ("%s (apt-get install chromium)" % CHROMIUM, os.access(CHROMIUM, os.X_OK)),
+        ("tests/lab/node_modules/playwright-core (npm ci --prefix tests/lab)",
+         os.path.isdir(os.path.join(LAB_DIR, "node_modules", "playwright-core")))) if not ok]
+    assert not missing, "the browser test needs " + ", ".join(missing) + " (make deps installs them)"
+    assert get_json(stack.published + "/api", timeout=30)["version"], "JupyterLab not reachable at " + stack.published
+
+    sessions = {x["id"] for x in get_json(stack.jupyter + "/api/sessions", stack.token)}
+    files = {c["path"] for c in get_json(stack.jupyter + "/api/contents/", stack.token)["content"]}
+    env = dict(os.environ, LAB_URL=stack.published + "/", LAB_TOKEN=stack.token, CHROMIUM=CHROMIUM,
+               LAB_SCREENSHOT=os.path.join(LOGS, "spark-ui-job.png"))
+    try:
+        run = subprocess.run(["node", os.path.join(LAB_DIR, "spark_ui_e2e.mjs")], cwd=LAB_DIR, env=env,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+        print(run.stdout, end="")
+        print(run.stderr, end="")
+        if run.returncode != 0:  # JupyterLab and the kernel log to the container's stderr
+            edge_log = subprocess.run(["podman", "logs", "--tail", "40", RUN + "-edgenode"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=60).stdout
+            raise AssertionError("spark_ui_e2e.mjs failed (%d):\n%s\n--- edgenode log\n%s"
+                                 % (run.returncode, run.stderr[-3000:], edge_log))
+        result = json.loads(run.stdout.strip().splitlines()[-1].split(" ", 1)[1])
+        assert result["ok"] and result["href"].startswith("/proxy/%d/jobs/job/" % result["port"]), result
+    finally:
+        # What the browser made: its notebook's session (and kernel, and Spark application),
+        # and the notebook on the shared volume.
+        for x in get_json(stack.jupyter + "/api/sessions", stack.token):
+            if x["id"] not in sessions:
+                req = urllib.request.Request(stack.jupyter + "/api/sessions/" + x["id"], method="DELETE",
+                                             headers={"Authorization": "token " + stack.token})
+                urllib.request.urlopen(req, timeout=60).close()
+        for c in get_json(stack.jupyter + "/api/contents/", stack.token)["content"]:
+            if c["path"] not in files:
+                req = urllib.request.Request(stack.jupyter + "/api/contents/" + urllib.parse.quote(c["path"]),
+                                             method="DELETE", headers={"Authorization": "token " + stack.token})
+                urllib.request.urlopen(req, timeout=60).close()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)

@@ -401,8 +401,10 @@ images:
 
 # The chart's pods as podman containers on one network (tests/containers/run.sh): master, two
 # workers and the edgenode from the chart's rendered values, notebooks run through the
-# edgenode's Jupyter server from this host. Builds the images first. Not part of `make test`.
-test-containers: images deps-run
+# edgenode's Jupyter server from this host, and the Spark UI link of a cell opened in headless
+# Chromium (deps: the test profile, which installs Chromium and the lab driver's npm
+# packages). Builds the images first. Not part of `make test`.
+test-containers: images deps
 	PYTHON=$(PYTHON) bash tests/containers/run.sh
 
 # The chart on a real single-node Kubernetes built on this machine (tests/k8s/run.sh):

@@ -52,6 +52,15 @@ def podman(*args, check=True, timeout=300):
     return p.stdout.strip()
 
 
+def container_log(name, tail=None):
+    """A container's output, stdout and stderr interleaved as it wrote them (JupyterLab, the
+    kernel and Spark's daemons log to stderr)."""
+    args = ["podman", "logs"] + (["--tail", str(tail)] if tail else []) + [name]
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=60)
+    return p.stdout.strip()
+
+
 def split_image(ref):
     repo, _, tag = ref.rpartition(":")
     return repo, tag
@@ -188,7 +197,7 @@ class Stack:
         while time.time() < deadline:
             state = podman("inspect", "--format", "{{.State.Status}}", name, check=False)
             if state not in ("running", "created", "configured"):
-                raise AssertionError("%s is %s:\n%s" % (name, state, podman("logs", "--tail", "30", name, check=False)))
+                raise AssertionError("%s is %s:\n%s" % (name, state, container_log(name, 30)))
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     if r.status == 200:
@@ -197,7 +206,7 @@ class Stack:
                 last = e
             time.sleep(2)
         raise AssertionError("%s not ready at %s after %d s (%s):\n%s"
-                             % (name, url, timeout, last, podman("logs", "--tail", "30", name, check=False)))
+                             % (name, url, timeout, last, container_log(name, 30)))
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +261,7 @@ def stack():
         os.makedirs(LOGS, exist_ok=True)
         for name in s.containers:
             with open(os.path.join(LOGS, name[len(RUN) + 1:] + ".log"), "w") as f:
-                f.write(podman("logs", name, check=False))
+                f.write(container_log(name))
             podman("rm", "--force", "--time", "5", name, check=False)
         podman("volume", "rm", "--force", s.volume, check=False)
         podman("network", "rm", "--force", s.net, check=False)
@@ -477,9 +486,8 @@ def test_spark_ui_link_opens_in_chromium(stack):
                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
         print(run.stdout, end="")
         print(run.stderr, end="")
-        if run.returncode != 0:  # JupyterLab and the kernel log to the container's stderr
-            edge_log = subprocess.run(["podman", "logs", "--tail", "40", RUN + "-edgenode"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, timeout=60).stdout
+        if run.returncode != 0:
+            edge_log = container_log(RUN + "-edgenode", 40)
             raise AssertionError("spark_ui_e2e.mjs failed (%d):\n%s\n--- edgenode log\n%s"
                                  % (run.returncode, run.stderr[-3000:], edge_log))
         result = json.loads(run.stdout.strip().splitlines()[-1].split(" ", 1)[1])

@@ -445,6 +445,148 @@ static void on_synced(struct kernel *k, json_t *ev)
     take_reply(k, error_reply(k, k->active.msg, "ReplyLost", evalue));
 }
 
+/* ---------- executor events, one handler each (the table below) ---------- */
+
+static void on_ready(struct kernel *k, json_t *ev)
+{
+    json_t *li = json_object_get(ev, "language_info");
+    if (json_is_object(li)) {
+        json_decref(k->language_info);
+        k->language_info = json_incref(li);
+    }
+    k->debugger_missing = json_is_false(json_object_get(ev, "debugger"));
+    executor_set_ready(k->sup.exec);
+    log_info("executor ready (pid %d)", (int)executor_pid(k->sup.exec));
+    supervisor_ready(&k->sup);
+    if (k->ext.executor_ready) /* before any cell, so a cell never waits on nothing */
+        k->ext.executor_ready(k, k->ext.self);
+    execution_pump(k);
+}
+
+static void on_stream(struct kernel *k, json_t *ev)
+{
+    const char *name = json_string_value(json_object_get(ev, "name"));
+    json_t *text = json_object_get(ev, "text");
+    if (name && json_is_string(text) &&
+        (strcmp(name, "stdout") == 0 || strcmp(name, "stderr") == 0))
+        publish_stream(k, name, json_string_value(text), json_string_length(text));
+}
+
+static void on_display(struct kernel *k, json_t *ev)
+{
+    int update = json_is_true(json_object_get(ev, "update"));
+    json_t *content =
+        json_pack("{s:O, s:O, s:O}", "data", json_object_get(ev, "data"), "metadata",
+                  json_object_get(ev, "metadata"), "transient", json_object_get(ev, "transient"));
+    if (content)
+        iopub_publish(k, update ? "update_display_data" : "display_data",
+                      execution_output_parent(k), content);
+}
+
+static void on_result(struct kernel *k, json_t *ev)
+{
+    if (k->active.msg == NULL || k->active.silent)
+        return;
+    json_t *data = json_object_get(ev, "data");
+    const char *plain = json_string_value(json_object_get(data, "text/plain"));
+    if (plain)
+        history_set_output(k->history, k->active.count, plain);
+    json_t *content = json_pack("{s:i, s:O, s:O}", "execution_count", k->active.count, "data", data,
+                                "metadata", json_object_get(ev, "metadata"));
+    if (content)
+        iopub_publish(k, "execute_result", execution_output_parent(k), content);
+}
+
+static void on_error(struct kernel *k, json_t *ev)
+{
+    json_t *content =
+        json_pack("{s:O, s:O, s:O}", "ename", json_object_get(ev, "ename"), "evalue",
+                  json_object_get(ev, "evalue"), "traceback", json_object_get(ev, "traceback"));
+    if (content)
+        iopub_publish(k, "error", execution_output_parent(k), content);
+}
+
+static void on_clear_output(struct kernel *k, json_t *ev)
+{
+    iopub_publish(k, "clear_output", execution_output_parent(k),
+                  json_pack("{s:b}", "wait", json_is_true(json_object_get(ev, "wait"))));
+}
+
+static void on_input_request(struct kernel *k, json_t *ev)
+{
+    if (k->active.msg == NULL || !k->active.allow_stdin) {
+        json_t *empty = json_pack("{s:s, s:s}", "type", "input_reply", "value", "");
+        executor_send(k->sup.exec, empty);
+        json_decref(empty);
+        return;
+    }
+    k->active.awaiting_input = 1;
+    json_t *content = json_pack("{s:O, s:b}", "prompt", json_object_get(ev, "prompt"), "password",
+                                json_is_true(json_object_get(ev, "password")));
+    json_t *header = message_header_new("input_request", k->session);
+    wire_send(k->sock[CHANNEL_STDIN], k->auth, k->active.msg->ids, k->active.msg->n_ids, header,
+              k->active.msg->header, NULL, content);
+    json_decref(header);
+    json_decref(content);
+}
+
+static void on_reply(struct kernel *k, json_t *ev)
+{
+    json_t *content = json_object_get(ev, "content");
+    if (k->active.msg == NULL || !json_is_object(content)) {
+        log_warn("executor reply with no request waiting; dropped");
+        return;
+    }
+    take_reply(k, json_incref(content));
+}
+
+static void on_comm(struct kernel *k, json_t *ev)
+{
+    const char *mt = json_string_value(json_object_get(ev, "msg_type"));
+    json_t *content = json_object_get(ev, "content");
+    json_t *b64 = json_object_get(ev, "buffers");
+    json_t *metadata = json_object_get(ev, "metadata");
+    struct wire_blob *buffers = NULL;
+    size_t n_buffers = 0;
+    if (mt && json_is_object(content) &&
+        (strcmp(mt, "comm_open") == 0 || strcmp(mt, "comm_msg") == 0 ||
+         strcmp(mt, "comm_close") == 0) &&
+        (b64 == NULL || wire_blobs_from_base64(b64, &buffers, &n_buffers) == 0))
+        iopub_publish_buffers(k, mt, execution_output_parent(k),
+                              json_is_object(metadata) ? json_incref(metadata) : NULL,
+                              json_incref(content), buffers, n_buffers);
+    else
+        log_warn("malformed comm event from the executor dropped");
+    wire_blobs_free(buffers, n_buffers);
+}
+
+static void on_log(struct kernel *k, json_t *ev)
+{
+    log_info("executor: %s", json_string_value(json_object_get(ev, "message")));
+}
+
+/* What the executor sends (DESIGN.md, "executor -> kernel"); any other type is offered to
+ * the extension. */
+static const struct {
+    const char *type;
+    void (*handle)(struct kernel *k, json_t *ev);
+} event_handlers[] = {
+    {"ready", on_ready},
+    {"stream", on_stream},
+    {"display", on_display},
+    {"result", on_result},
+    {"error", on_error},
+    {"clear_output", on_clear_output},
+    {"input_request", on_input_request},
+    {"reply", on_reply},
+    {EXECUTOR_EVENT_UNREADABLE, on_unreadable},
+    {"synced", on_synced},
+    {"comm", on_comm},
+    {"debug_reply", debugger_on_reply},
+    {"debug_event", debugger_on_event},
+    {"log", on_log},
+};
+
 static void on_event(struct kernel *k, json_t *ev)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
@@ -452,108 +594,16 @@ static void on_event(struct kernel *k, json_t *ev)
         log_warn("executor event without a type dropped");
         return;
     }
-    json_t *parent = execution_output_parent(k);
-    if (strcmp(type, "ready") == 0) {
-        json_t *li = json_object_get(ev, "language_info");
-        if (json_is_object(li)) {
-            json_decref(k->language_info);
-            k->language_info = json_incref(li);
-        }
-        k->debugger_missing = json_is_false(json_object_get(ev, "debugger"));
-        executor_set_ready(k->sup.exec);
-        log_info("executor ready (pid %d)", (int)executor_pid(k->sup.exec));
-        supervisor_ready(&k->sup);
-        if (k->ext.executor_ready) /* before any cell, so a cell never waits on nothing */
-            k->ext.executor_ready(k, k->ext.self);
-        execution_pump(k);
-    } else if (strcmp(type, "stream") == 0) {
-        const char *name = json_string_value(json_object_get(ev, "name"));
-        json_t *text = json_object_get(ev, "text");
-        if (name && json_is_string(text) &&
-            (strcmp(name, "stdout") == 0 || strcmp(name, "stderr") == 0))
-            publish_stream(k, name, json_string_value(text), json_string_length(text));
-    } else if (strcmp(type, "display") == 0) {
-        int update = json_is_true(json_object_get(ev, "update"));
-        json_t *content = json_pack("{s:O, s:O, s:O}", "data", json_object_get(ev, "data"),
-                                    "metadata", json_object_get(ev, "metadata"), "transient",
-                                    json_object_get(ev, "transient"));
-        if (content)
-            iopub_publish(k, update ? "update_display_data" : "display_data", parent, content);
-    } else if (strcmp(type, "result") == 0) {
-        if (k->active.msg == NULL || k->active.silent)
-            return;
-        json_t *data = json_object_get(ev, "data");
-        const char *plain = json_string_value(json_object_get(data, "text/plain"));
-        if (plain)
-            history_set_output(k->history, k->active.count, plain);
-        json_t *content = json_pack("{s:i, s:O, s:O}", "execution_count", k->active.count, "data",
-                                    data, "metadata", json_object_get(ev, "metadata"));
-        if (content)
-            iopub_publish(k, "execute_result", parent, content);
-    } else if (strcmp(type, "error") == 0) {
-        json_t *content =
-            json_pack("{s:O, s:O, s:O}", "ename", json_object_get(ev, "ename"), "evalue",
-                      json_object_get(ev, "evalue"), "traceback", json_object_get(ev, "traceback"));
-        if (content)
-            iopub_publish(k, "error", parent, content);
-    } else if (strcmp(type, "clear_output") == 0) {
-        iopub_publish(k, "clear_output", parent,
-                      json_pack("{s:b}", "wait", json_is_true(json_object_get(ev, "wait"))));
-    } else if (strcmp(type, "input_request") == 0) {
-        if (k->active.msg == NULL || !k->active.allow_stdin) {
-            json_t *empty = json_pack("{s:s, s:s}", "type", "input_reply", "value", "");
-            executor_send(k->sup.exec, empty);
-            json_decref(empty);
+    for (size_t i = 0; i < sizeof event_handlers / sizeof event_handlers[0]; i++) {
+        if (strcmp(type, event_handlers[i].type) == 0) {
+            event_handlers[i].handle(k, ev);
             return;
         }
-        k->active.awaiting_input = 1;
-        json_t *content = json_pack("{s:O, s:b}", "prompt", json_object_get(ev, "prompt"),
-                                    "password", json_is_true(json_object_get(ev, "password")));
-        json_t *header = message_header_new("input_request", k->session);
-        wire_send(k->sock[CHANNEL_STDIN], k->auth, k->active.msg->ids, k->active.msg->n_ids, header,
-                  k->active.msg->header, NULL, content);
-        json_decref(header);
-        json_decref(content);
-    } else if (strcmp(type, "reply") == 0) {
-        json_t *content = json_object_get(ev, "content");
-        if (k->active.msg == NULL || !json_is_object(content)) {
-            log_warn("executor reply with no request waiting; dropped");
-            return;
-        }
-        take_reply(k, json_incref(content));
-    } else if (strcmp(type, EXECUTOR_EVENT_UNREADABLE) == 0) {
-        on_unreadable(k, ev);
-    } else if (strcmp(type, "synced") == 0) {
-        on_synced(k, ev);
-    } else if (strcmp(type, "comm") == 0) {
-        const char *mt = json_string_value(json_object_get(ev, "msg_type"));
-        json_t *content = json_object_get(ev, "content");
-        json_t *b64 = json_object_get(ev, "buffers");
-        struct wire_blob *buffers = NULL;
-        size_t n_buffers = 0;
-        if (mt && json_is_object(content) &&
-            (strcmp(mt, "comm_open") == 0 || strcmp(mt, "comm_msg") == 0 ||
-             strcmp(mt, "comm_close") == 0) &&
-            (b64 == NULL || wire_blobs_from_base64(b64, &buffers, &n_buffers) == 0))
-            iopub_publish_buffers(k, mt, parent,
-                                  json_is_object(json_object_get(ev, "metadata"))
-                                      ? json_incref(json_object_get(ev, "metadata"))
-                                      : NULL,
-                                  json_incref(content), buffers, n_buffers);
-        else
-            log_warn("malformed comm event from the executor dropped");
-        wire_blobs_free(buffers, n_buffers);
-    } else if (strcmp(type, "debug_reply") == 0) {
-        debugger_on_reply(k, ev);
-    } else if (strcmp(type, "debug_event") == 0) {
-        debugger_on_event(k, ev);
-    } else if (strcmp(type, "log") == 0) {
-        log_info("executor: %s", json_string_value(json_object_get(ev, "message")));
-    } else if (k->ext.event && k->ext.event(k, k->ext.self, type, ev)) {
-        execution_pump(k);
-    } else {
-        log_warn("unknown executor event %.32s dropped", type);
     }
+    if (k->ext.event && k->ext.event(k, k->ext.self, type, ev))
+        execution_pump(k);
+    else
+        log_warn("unknown executor event %.32s dropped", type);
 }
 
 static int handle_events(struct kernel *k)

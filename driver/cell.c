@@ -292,6 +292,7 @@ void cell_on_jobs(struct kernel *k, json_t *ev)
         return; /* another cell's, or not understood: the last look asks for every job */
     json_decref(s->cell_jobs);
     s->cell_jobs = json_incref(ids);
+    log_debug("cell %d: the executor lists %zu job(s)", s->cell_count, json_array_size(ids));
 }
 
 /* The last look when the executor listed the cell's jobs: only those not seen ending, one
@@ -314,6 +315,7 @@ static int ask_unsettled(struct kernel *k)
         if (spark_ask(k, url, 1000, on_final_job) == HTTP_OK)
             s->final_fetches++;
     }
+    log_debug("cell %d: last look at %d job(s) not seen ending", s->cell_count, s->final_fetches);
     return s->final_fetches;
 }
 

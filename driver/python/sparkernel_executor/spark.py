@@ -145,7 +145,11 @@ class Spark:
         if sc is None:
             return
         try:
-            ids = sorted(int(i) for i in sc.statusTracker().getJobIdsForGroup(cell.group))
+            # Four JVM calls whatever the number of jobs: iterating the int[] py4j hands
+            # back would be one call per job.
+            found = sc._jsc.statusTracker().getJobIdsForGroup(cell.group)
+            text = sc._jvm.java.util.Arrays.toString(found)
+            ids = sorted(int(i) for i in text.strip("[]").split(",") if i.strip())
         except Exception:
             return  # the context is stopping: the kernel asks for every job instead
         self._session.send({"type": "cell_jobs", "group": cell.group, "ids": ids})

@@ -353,53 +353,6 @@ Test(spark_extension, a_bad_magic_fails_the_cell_and_plain_code_is_left_alone)
     detach(k);
 }
 
-Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their_last_state)
-{
-    struct fake_route routes[] = {
-        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
-        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
-        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
-        {"POST", "/app/kill/", FOUND},
-        {NULL, NULL, NULL}};
-    struct fake_http rest = fake_http_start(routes);
-    struct kernel *k = attach(rest.port, sessions, NULL, NULL);
-    k->ext.executor_ready(k, k->ext.self);
-    cr_assert(run_until(k, started, 10));
-    char ui[64];
-    snprintf(ui, sizeof ui, "http://127.0.0.1:%d", rest.port);
-    json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i}}", "type", "spark_state",
-                              "state", "ready", "app_id", "app-1", "ui_url", ui, "ports", "slot", 0,
-                              "driver", 7078, "block_manager", 7079, "ui", rest.port);
-    cr_expect(k->ext.event(k, k->ext.self, "spark_state", ready));
-    cr_expect_not(k->ext.event(k, k->ext.self, "no_such_event", ready));
-    json_decref(ready);
-    /* Cell 7 runs: the recorded answer holds jobs of groups sparkernel-7 and sparkernel-6. */
-    k->running = 1;
-    k->ext.cell_begin(k, k->ext.self, 7);
-    double end = now_s() + 10;
-    while (json_array_size(k->published) == 0 && now_s() < end)
-        turn(k);
-    char *shown = displayed(k);
-    cr_expect(strstr(shown, "[Spark job 1]") != NULL, "%s", shown);
-    cr_expect(strstr(shown, "[Spark job 2]") == NULL, "a job of another cell shown: %s", shown);
-    free(shown);
-    cr_expect(k->ext.cell_end(k, k->ext.self), "the reply must wait for the jobs' last state");
-    cr_expect(run_until(k, reply_released, 10));
-    json_t *last = json_array_get(k->published, json_array_size(k->published) - 1);
-    cr_expect_str_eq(json_string_value(json_array_get(last, 0)), "update_display_data");
-    k->running = 0;
-    /* The executor dies: its application is killed on the master, its id percent-encoded. */
-    k->ext.executor_died(k, k->ext.self);
-    for (int i = 0; i < 20; i++)
-        turn(k);
-    char *log = fake_http_stop(&rest, NULL);
-    cr_expect(strstr(log, "GET /api/v1/applications/app-1/jobs") != NULL, "%s", log);
-    cr_expect(strstr(log, "POST /app/kill/ id=app-1&terminate=true") != NULL, "%s", log);
-    free(log);
-    detach(k);
-    free_answers(routes);
-}
-
 /* One recorded job (GET .../jobs/<id> answers a JobData, not a list). */
 static char *recorded_job(const char *name, int id)
 {
@@ -433,7 +386,8 @@ static struct kernel *cell_seven_displayed(struct fake_http *rest)
     json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i}}", "type", "spark_state",
                               "state", "ready", "app_id", "app-1", "ui_url", ui, "ports", "slot", 0,
                               "driver", 7078, "block_manager", 7079, "ui", rest->port);
-    k->ext.event(k, k->ext.self, "spark_state", ready);
+    cr_expect(k->ext.event(k, k->ext.self, "spark_state", ready));
+    cr_expect_not(k->ext.event(k, k->ext.self, "no_such_event", ready));
     json_decref(ready);
     k->running = 1;
     k->ext.cell_begin(k, k->ext.self, 7);
@@ -449,6 +403,38 @@ static void cell_jobs(struct kernel *k, const char *group, json_t *ids)
     json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "cell_jobs", "group", group, "ids", ids);
     cr_expect(k->ext.event(k, k->ext.self, "cell_jobs", ev));
     json_decref(ev);
+}
+
+Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their_last_state)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
+        {"POST", "/app/kill/", FOUND},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    /* Cell 7 runs: the recorded answer holds jobs of groups sparkernel-7 and sparkernel-6. */
+    struct kernel *k = cell_seven_displayed(&rest);
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "[Spark job 1]") != NULL, "%s", shown);
+    cr_expect(strstr(shown, "[Spark job 2]") == NULL, "a job of another cell shown: %s", shown);
+    free(shown);
+    cr_expect(k->ext.cell_end(k, k->ext.self), "the reply must wait for the jobs' last state");
+    cr_expect(run_until(k, reply_released, 10));
+    json_t *last = json_array_get(k->published, json_array_size(k->published) - 1);
+    cr_expect_str_eq(json_string_value(json_array_get(last, 0)), "update_display_data");
+    k->running = 0;
+    /* The executor dies: its application is killed on the master, its id percent-encoded. */
+    k->ext.executor_died(k, k->ext.self);
+    for (int i = 0; i < 20; i++)
+        turn(k);
+    char *log = fake_http_stop(&rest, NULL);
+    cr_expect(strstr(log, "GET /api/v1/applications/app-1/jobs") != NULL, "%s", log);
+    cr_expect(strstr(log, "POST /app/kill/ id=app-1&terminate=true") != NULL, "%s", log);
+    free(log);
+    detach(k);
+    free_answers(routes);
 }
 
 Test(spark_extension, the_last_look_asks_only_for_the_jobs_of_the_cell_not_seen_ending)

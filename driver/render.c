@@ -124,7 +124,10 @@ static void doc_vsay(struct doc *d, const char *fmt, va_list ap)
         d->text.failed = d->html.failed = 1;
         return;
     }
-    put(&d->text, words, strlen(words));
+    if (d->cols != NULL && d->col > 0)
+        sb_plain(&d->text, words); /* a table's row stays one line of the text */
+    else
+        put(&d->text, words, strlen(words));
     sb_escape(&d->html, words);
     free(words);
 }

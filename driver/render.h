@@ -47,7 +47,8 @@ struct doc {
     size_t cell_at;                /* where the open cell's text starts */
 };
 
-/* Words, printf-style: as they are in the text, escaped in the HTML. */
+/* Words, printf-style: as they are in the text (on one line inside a table's cell), escaped
+ * in the HTML. */
 void doc_say(struct doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Words inside an HTML element (tag: "b", "code", "pre", "li"...; no attributes): the text
  * gets the words alone. */

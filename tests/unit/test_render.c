@@ -72,19 +72,20 @@ Test(render, doc_table_aligns_cuts_on_characters_and_fills_short_rows)
     doc_cell(&d);
     doc_say(&d, "%d", 7);
     doc_cell(&d);
-    doc_say(&d, "x<y");
+    doc_say(&d, "x<y\n");
     doc_cell(&d); /* a second row, left short */
     doc_say(&d, "b2");
     doc_table_end(&d);
-    cr_expect_str_eq(sb_str(&d.text), "id   name  n   why\n"
-                                      "a1   \u00e9\u00e9\u00e9\u00e9\u00e9   7 x<y\n"
-                                      "b2             \n");
+    cr_expect_str_eq(sb_str(&d.text),
+                     "id   name  n   why\n"
+                     "a1   \u00e9\u00e9\u00e9\u00e9\u00e9   7 x<y \n" /* its newline a space */
+                     "b2             \n");
     cr_expect_str_eq(
         sb_str(&d.html),
         "<table><tr><th style=\"text-align:left\">id</th><th style=\"text-align:left\">"
         "name</th><th style=\"text-align:left\">n</th><th style=\"text-align:left\">"
         "why</th></tr><tr><td><code>a1</code></td><td>\u00e9\u00e9\u00e9\u00e9\u00e9"
-        "\u00e9\u00e9</td><td>7</td><td>x&lt;y</td></tr><tr><td>b2</td><td></td><td>"
+        "\u00e9\u00e9</td><td>7</td><td>x&lt;y\n</td></tr><tr><td>b2</td><td></td><td>"
         "</td><td></td></tr></table>");
     doc_free(&d);
 }

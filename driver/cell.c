@@ -295,14 +295,28 @@ void cell_on_jobs(struct kernel *k, json_t *ev)
     log_debug("cell %d: the executor lists %zu job(s)", s->cell_count, json_array_size(ids));
 }
 
+/* Past this many jobs to ask for one by one, the last look asks for /jobs once. */
+#define LAST_LOOK_MAX_JOBS 16
+
 /* The last look when the executor listed the cell's jobs: only those not seen ending, one
  * small answer each, instead of every job the application still lists (a thousand by
  * default, about 1 KB each). Returns the requests under way. */
 static int ask_unsettled(struct kernel *k)
 {
     struct spark *s = spark_of(k);
-    size_t i;
+    size_t i, unsettled = 0;
     json_t *id;
+    json_array_foreach(s->cell_jobs, i, id)
+    {
+        json_int_t n = json_integer_value(id);
+        unsettled += !(json_is_integer(id) && n >= 0 && n <= INT_MAX &&
+                       progress_job_settled(s->progress, (int)n));
+    }
+    if (unsettled > LAST_LOOK_MAX_JOBS) { /* many jobs unseen (or a list not to trust): */
+        if (!s->jobs_in_flight)           /* one answer with all of them costs less */
+            poll_jobs(k, 1000);
+        return s->jobs_in_flight;
+    }
     json_array_foreach(s->cell_jobs, i, id)
     {
         json_int_t n = json_integer_value(id);

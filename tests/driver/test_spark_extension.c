@@ -480,6 +480,29 @@ Test(spark_extension, the_last_look_asks_only_for_the_jobs_of_the_cell_not_seen_
     free_answers(routes);
 }
 
+Test(spark_extension, many_jobs_unseen_the_last_look_asks_for_the_list_once)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = cell_seven_displayed(&rest);
+    json_t *ids = json_array();
+    for (int i = 1; i <= 40; i++)
+        json_array_append_new(ids, json_integer(1000 + i));
+    cell_jobs(k, "sparkernel-7", ids);
+    cr_expect(k->ext.cell_end(k, k->ext.self));
+    cr_expect(run_until(k, reply_released, 10));
+    k->running = 0;
+    char *log = fake_http_stop(&rest, "GET");
+    cr_expect(strstr(log, "/api/v1/applications/app-1/jobs/") == NULL, "one by one: %s", log);
+    free(log);
+    detach(k);
+    free_answers(routes);
+}
+
 Test(spark_extension, every_job_seen_ending_the_reply_goes_at_once)
 {
     struct fake_route routes[] = {

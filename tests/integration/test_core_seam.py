@@ -97,12 +97,14 @@ def test_a_cell_the_extension_takes_goes_on_later_and_the_loop_stays_free(core):
     msg_id = core.kc.execute("%%later print('late')")
     time.sleep(0.05)
     info = core.kc.kernel_info(reply=True, timeout=10)
-    assert time.monotonic() - t0 < 0.3, "kernel_info waited for the extension's timer"
+    # The timer is 1 s: kernel_info answered well before it (a bound of 0.3 s against a
+    # 0.3 s timer left 0.25 s for a round trip of the sanitized kernel, too little under load).
+    assert time.monotonic() - t0 < 0.8, "kernel_info waited for the extension's timer"
     assert info["content"]["status"] == "ok"
     reply, out = core.collect(msg_id)
     assert reply["content"]["status"] == "ok"
     assert stdout_text(out) == "late\n"
-    assert time.monotonic() - t0 >= 0.28
+    assert time.monotonic() - t0 >= 0.98
     seq = names(core)
     assert seq.index("timer") < seq.index("cell_begin"), seq
 

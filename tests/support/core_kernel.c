@@ -2,7 +2,7 @@
  * extension that records every hook the core calls (one JSON line each, in the file named
  * by CORE_HOOK_LOG) and uses the calls the core offers back, driven by directives at the
  * top of a cell:
- *   %%later CODE   takes the cell and lets CODE run 300 ms later (kernel_continue_cell from
+ *   %%later CODE   takes the cell and lets CODE run 1 s later (kernel_continue_cell from
  *                  a timer, one of the loop's event sources)
  *   %%fail         fails the cell (kernel_fail_cell: FakeError)
  *   %%hold CODE    runs CODE now, holds its reply, publishes a display 300 ms later and
@@ -86,7 +86,7 @@ static int cell_code(struct kernel *k, void *self, const char *code)
     if (strncmp(code, "%%later ", 8) == 0) {
         free(f->later_code);
         f->later_code = strdup(code + 8);
-        later(f, CONTINUE, 0.3);
+        later(f, CONTINUE, 1.0);
         return 1;
     }
     if (strncmp(code, "%%fail", 6) == 0) {

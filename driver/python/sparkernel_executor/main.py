@@ -15,7 +15,7 @@ from .aioloop import CellLoop
 from .debugger import Debugger, available as debugger_available, untraced
 from .frames import Channel
 from .spark import Spark, cancel_cell_jobs, stop_spark
-from .streams import Flusher, flush_all, frame_stream
+from .streams import Flusher, flush_all, frame_stream, interrupt_later, main_thread_sending
 
 _executing = False
 
@@ -23,6 +23,9 @@ _executing = False
 def _on_sigint(signum: int, frame: Any) -> None:
     # Only a running cell is interrupted; between cells the signal is ignored.
     if _executing:
+        if main_thread_sending():  # a frame of output going out: not in the middle of it
+            interrupt_later()
+            return
         if cancel_cell_jobs(frame):  # the cell's Spark jobs stop in the JVM too
             return  # raised as the cell's JVM call returns (spark.py)
         raise KeyboardInterrupt

@@ -18,6 +18,26 @@ from .frames import Channel
 
 BUFFER_SIZE = 1 << 16
 
+# The main thread is inside FrameRaw.write. A KeyboardInterrupt raised there, after the
+# frame went out, makes the buffered writer keep the data and send it again at the next
+# flush (seen: "before" twice when an interrupt came while print(..., flush=True) returned).
+# The SIGINT handler asks main_thread_sending() and, while it is True, delivers the
+# interrupt a moment later instead (interrupt_later).
+_main_sending = False
+_MAIN = threading.main_thread().ident
+
+
+def main_thread_sending() -> bool:
+    return _main_sending
+
+
+def interrupt_later(delay: float = 0.01) -> None:
+    """SIGINT again in `delay` seconds, from a helper thread: the handler runs once the main
+    thread is out of the write."""
+    t = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+    t.daemon = True
+    t.start()
+
 
 class FrameRaw(io.RawIOBase):
     def __init__(self, channel: Channel, name: str, fd: int) -> None:
@@ -38,16 +58,20 @@ class FrameRaw(io.RawIOBase):
         return self._fd
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        text = self._decoder.decode(bytes(data))  # a split character waits for the rest
-        if text:
-            try:
+        global _main_sending
+        # An interrupt before this line: nothing sent, the buffered writer keeps the data.
+        main = threading.get_ident() == _MAIN
+        if main:
+            _main_sending = True
+        try:
+            n = len(data)
+            text = self._decoder.decode(bytes(data))  # a split character waits for the rest
+            if text:
                 self._channel.send({"type": "stream", "name": self._stream, "text": text})
-            except KeyboardInterrupt:
-                # The frame went out whole (SIGINT is held while writing). Raising here
-                # would make the buffered writer keep the data and send it twice: deliver
-                # the interrupt to the cell a moment later instead.
-                os.kill(os.getpid(), signal.SIGINT)
-        return len(data)
+        finally:
+            if main:  # nothing after this that lets a signal handler run before the return
+                _main_sending = False
+        return n
 
 
 def frame_stream(channel: Channel, name: str, fd: int) -> io.TextIOWrapper:

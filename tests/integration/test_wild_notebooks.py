@@ -208,6 +208,24 @@ CORPUS = {
         "spark = SparkSession.builder.appName('after-with').master({master!r}).getOrCreate()\n"
         "print(spark.sparkContext.appName, spark.range(3).count())\nspark.stop()",
     ],
+    # A session the notebook bound to `spark` itself, stopped twice, then used: the name
+    # keeps PySpark's stopped session (PySpark's own error, not the kernel's), and a stop
+    # of a stopped session does nothing; then `sc` bound by the user, stopped the same way.
+    "own_names_after_stop": [
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.master({master!r}).appName('stops').getOrCreate()\n"
+        "print(spark.range(3).count())",
+        "spark.stop()",
+        "spark.stop()\nprint('stopped twice')",
+        "print(type(spark).__name__, spark.sparkContext._jsc is None)",
+        "spark.range(1).count()",
+        "spark = SparkSession.builder.master({master!r}).appName('stops-again').getOrCreate()\n"
+        "sc = spark.sparkContext\nprint(sc.appName, spark.range(2).count())",
+        "sc.stop()",
+        "print(sc._jsc is None, type(spark).__name__)\nsc.stop()\nspark.stop()",
+        "def local():\n    spark = 'a local of the same name'\n    return spark\n"
+        "print(local(), type(spark).__name__)",
+    ],
 }
 PAPERMILL = {"findspark_ml_papermill": {"app_name": "housing-pm", "rows": 40}}
 
@@ -397,6 +415,7 @@ def test_job_titles_and_stopped_spark(cluster, setup):
         assert any("collect at cell [3] line 1: print('rows'" in t for t in titles), titles
         assert not any("sparkernel_executor" in t.split("|")[0] for t in titles), titles
         run_ok("spark.stop()")
+        run_ok("spark.stop()\nsc.stop()")  # as PySpark: stopping a stopped session is no error
         reply, out = k.execute("spark.range(1).count()", timeout=120)
         errors = [m["content"] for m in out if m["msg_type"] == "error"]
         assert len(errors) == 1 and errors[0]["ename"] == "SparkUnavailable", out

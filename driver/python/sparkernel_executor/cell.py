@@ -18,6 +18,7 @@ class Cell:
         self.running = False
         self.count = 0
         self.code = ""
+        self.binds: set[str] = set()  # which of `spark` and `sc` its code binds
         self.started = 0.0  # time.monotonic() at its start
         self.waiting = False  # waits for the session being started
         self.group: str | None = None

@@ -31,6 +31,12 @@ _HINTS = (
 )
 
 
+def _is_spark_object(value: Any) -> bool:
+    """A SparkSession or SparkContext (whatever its state), without importing pyspark."""
+    return any(f"{c.__module__}.{c.__name__}".startswith("pyspark.") and
+               c.__name__ in ("SparkSession", "SparkContext") for c in type(value).__mro__)
+
+
 class Pending:
     """What `spark` and `sc` are while no session is ready: used in a cell, they wait for
     the session (or raise SparkUnavailable), so they are never silently something else.
@@ -43,11 +49,17 @@ class Pending:
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith(("__", "_repr_", "_ipython_")) or not self._owner.cell.running:
             raise AttributeError(attr)
+        if attr == "stop" and self._owner.state == "stopped":
+            return _stopped_again  # PySpark's stop of a stopped session does nothing
         session = self._owner.wait()
         return getattr(session if self._name == "spark" else session.sparkContext, attr)
 
     def __repr__(self) -> str:
         return f"<{self._name}: {self._owner.describe()}>"
+
+
+def _stopped_again(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _master_answers(master: str, timeout: float = 2.0) -> bool:
@@ -198,8 +210,8 @@ class Session:
             seconds = time.monotonic() - self._since
             self._jvm.mark_ready()
             self._gone_master = None
-        self.publish("spark", session)
-        self.publish("sc", sc)
+        self.publish("spark", session, revive=True)
+        self.publish("sc", sc, revive=True)
         self.send({"type": "spark_state", "state": "ready", "app_id": sc.applicationId,
                    "ui_url": sc.uiWebUrl, "master": sc.master,
                    "spark_version": session.version, "seconds": round(seconds, 2),
@@ -313,12 +325,23 @@ class Session:
             return f"the Spark session is starting ({time.monotonic() - self._since:.1f} s)"
         return self.problem or _NEVER
 
-    def publish(self, name: str, value: Any) -> None:
-        """Sets `spark` or `sc` unless the user has put something else there."""
+    def publish(self, name: str, value: Any, revive: bool = False) -> None:
+        """Sets `spark` or `sc` unless the user has put something else there; `revive`
+        (a session the kernel started: %spark restart, after a JVM's death or a lost
+        application) also replaces a session or context of the user's own binding, dead
+        by then: what the user asked the restart for."""
         ns = self._shell.user_ns
-        if name not in ns or ns[name] is self._published.get(name):
+        if name not in ns or ns[name] is self._published.get(name) or \
+                (revive and _is_spark_object(ns[name])):
             ns[name] = value
             self._published[name] = value
+
+    def release(self, names: set[str]) -> None:
+        """The names a cell's own code bound are the user's from now on: a stop leaves
+        them as PySpark leaves them (a stopped session, PySpark's own errors), and a
+        session a later cell builds does not take them over (issue 15's rule)."""
+        for name in names:
+            self._published.pop(name, None)
 
     def is_published(self, name: str) -> bool:
         """Whether `name` still holds what the kernel put there."""

@@ -19,7 +19,7 @@ from .jvm import Jvm
 from .session import Pending, Session
 from .share import Share
 from .sql import Sql
-from .user_sessions import UserSessions, builds_session, uses_predefined
+from .user_sessions import UserSessions, binds, builds_session, uses_predefined
 
 __all__ = ["Spark", "SparkDiskFull", "SparkSQLError", "SparkUnavailable",
            "cancel_cell_jobs", "stop_spark"]
@@ -84,6 +84,7 @@ class Spark:
         cell.running = True
         cell.count = int(msg.get("execution_count", 0) or 0)
         cell.code = code
+        cell.binds = binds(self._shell, code)
         cell.started = time.monotonic()
         self._hooks.install_java_errors()
         session.check_alive()
@@ -95,8 +96,11 @@ class Spark:
         builds = not predefined and builds_session(code)
         if builds and not session.claimed:
             session.notice = ""  # about the kernel's request; plain PySpark prints nothing
+        # A session the user stopped gates nothing: the cell runs, as on PySpark, and its
+        # first use of the stopped `spark` raises the one clear error (Pending), while a
+        # second spark.stop() does nothing, as PySpark's.
         pending = any(isinstance(ns.get(n), Pending) for n in predefined)
-        if (session.state != "ready" and pending) or (session.notice and predefined) or \
+        if (session.state not in ("ready", "stopped") and pending) or (session.notice and predefined) or \
                 (builds and session.state == "starting"):
             try:
                 session.wait(quiet=not predefined)
@@ -128,6 +132,8 @@ class Spark:
 
     def _after_cell(self) -> None:
         self._report_jobs()
+        self._session.release(self._cell.binds)
+        self._cell.binds = set()
         self._cell.running = False
         self._cell.waiting = False
         self._interrupt.deferred = None

@@ -54,6 +54,38 @@ def uses_predefined(shell: Any, code: str) -> set[str]:
                    if at < first_store.get(name, (1 << 30, 0))}
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def binds(shell: Any, code: str) -> set[str]:
+    """Which of `spark` and `sc` a cell's own code binds at the notebook's top level
+    (`spark = SparkSession.builder...getOrCreate()`, `sc = spark.sparkContext`, an
+    import as, a for or with target; not a function's local of the same name, unless
+    declared global). From then on that name is the user's: the kernel no longer puts
+    anything there except a working session after %spark restart or a JVM's death."""
+    try:
+        tree = ast.parse(shell.transform_cell(code))
+    except Exception:
+        return set()
+    found: set[str] = set()
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Global):
+            found |= {n for n in node.names if n in NAMES}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            if node.id in NAMES:
+                found.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= {(a.asname or a.name).split(".")[0] for a in node.names} & set(NAMES)
+        if isinstance(node, _SCOPES) and node is not tree:
+            # its own scope: only its `global spark` declarations bind the notebook's name
+            todo.extend(n for n in ast.walk(node) if isinstance(n, ast.Global))
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def builds_session(code: str) -> bool:
     """Whether a cell's code may build a session of its own."""
     return _BUILDS.search(code) is not None

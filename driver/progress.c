@@ -916,6 +916,14 @@ double progress_waiting_since(const struct progress *p)
     return since;
 }
 
+int progress_running(const struct progress *p)
+{
+    for (size_t i = 0; p != NULL && i < p->njobs; i++)
+        if (p->jobs[i]->status == JOB_RUNNING)
+            return 1;
+    return 0;
+}
+
 unsigned progress_errors(const struct progress *p)
 {
     return p ? p->errors : 0;

@@ -104,10 +104,15 @@ int progress_job_settled(const struct progress *p, int id);
  * the master, that means the cell waits for resources. Else 0. Accepts NULL (0). */
 int progress_waiting(const struct progress *p);
 
-/* Answers rejected so far by progress_update_jobs() and progress_update_stages(). */
 /* The earliest time (the caller's clock, as passed to progress_update_jobs) at which a job
  * that is now RUNNING with no task active was first seen running; 0 when there is none. */
 double progress_waiting_since(const struct progress *p);
+
+/* 1 when the last answers show a job of the cell RUNNING (then its active stage is worth
+ * asking for, and the next look soon), else 0. Accepts NULL (0). */
+int progress_running(const struct progress *p);
+
+/* Answers rejected so far by progress_update_jobs() and progress_update_stages(). */
 unsigned progress_errors(const struct progress *p);
 
 /* A sentence for a code of enum progress_error; static storage. */

@@ -1047,12 +1047,15 @@ Test(progress, displayed_and_waiting)
 {
     cr_expect_eq(progress_displayed(NULL), 0);
     cr_expect_eq(progress_waiting(NULL), 0);
+    cr_expect_eq(progress_running(NULL), 0);
     struct progress *p = tracker(GROUP);
     cr_expect_eq(progress_displayed(p), 0);
     cr_expect_eq(progress_waiting(p), 0, "no job yet");
+    cr_expect_eq(progress_running(p), 0, "no job yet: the kernel looks less often");
     /* The recorded job 1 with three tasks running: not waiting; shown after 200 ms. */
     feed_file(p, "jobs", 1, 0);
     cr_expect_eq(progress_waiting(p), 0);
+    cr_expect_eq(progress_running(p), 1, "a job runs: its active stage is worth asking for");
     cr_expect_eq(drain_count(p, 0.1), 0);
     cr_expect_eq(progress_displayed(p), 0, "nothing handed out yet");
     cr_expect_eq(drain_count(p, 0.2), 1);
@@ -1065,6 +1068,7 @@ Test(progress, displayed_and_waiting)
     /* Over: nothing runs, nothing waits. */
     feed_file(p, "jobs", 13, 3);
     cr_expect_eq(progress_waiting(p), 0);
+    cr_expect_eq(progress_running(p), 0);
     progress_destroy(&p);
     /* A job submitted to an application without executors: RUNNING, no task active. */
     p = tracker("g");

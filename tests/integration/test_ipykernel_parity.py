@@ -194,7 +194,8 @@ def test_notebook_detection(pair):
     plotly): the same answers as in ipykernel."""
     assert_same_execute(pair, "ip = get_ipython()\n"
                               "(type(ip).__name__, 'zmq' in str(type(ip)).lower(),\n"
-                              " 'IPKernelApp' in ip.config, hasattr(ip, 'kernel'))")
+                              " 'IPKernelApp' in ip.config, hasattr(ip, 'kernel'),\n"
+                              " type(ip.kernel).__name__)")
     assert_same_execute(pair, "import warnings\nwarnings.simplefilter('ignore')\n"
                               "from tqdm.auto import tqdm\ntqdm.__module__")
 

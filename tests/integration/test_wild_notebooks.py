@@ -211,7 +211,9 @@ CORPUS = {
     # A session the notebook bound to `spark` itself, stopped twice, then used: the name
     # keeps PySpark's stopped session (PySpark's own error, not the kernel's), and a stop
     # of a stopped session does nothing; then `sc` bound by the user, stopped the same way.
+    # %who lists `spark` and `sc` once the notebook's code made them, not before.
     "own_names_after_stop": [
+        "print([n for n in get_ipython().run_line_magic('who_ls', '') if n in ('spark', 'sc')])",
         "from pyspark.sql import SparkSession\n"
         "spark = SparkSession.builder.master({master!r}).appName('stops').getOrCreate()\n"
         "print(spark.range(3).count())",
@@ -222,7 +224,8 @@ CORPUS = {
         "spark = SparkSession.builder.master({master!r}).appName('stops-again').getOrCreate()\n"
         "sc = spark.sparkContext\nprint(sc.appName, spark.range(2).count())",
         "sc.stop()",
-        "print(sc._jsc is None, type(spark).__name__)\nsc.stop()\nspark.stop()",
+        "print(sc._jsc is None, type(spark).__name__)\nsc.stop()\nspark.stop()\n"
+        "print([n for n in get_ipython().run_line_magic('who_ls', '') if n in ('spark', 'sc')])",
         "def local():\n    spark = 'a local of the same name'\n    return spark\n"
         "print(local(), type(spark).__name__)",
     ],

@@ -335,6 +335,10 @@ class Session:
                 (revive and _is_spark_object(ns[name])):
             ns[name] = value
             self._published[name] = value
+            # Like IPython's own names (In, Out, exit): %who and %whos leave it out while
+            # it holds what the kernel put there, as a notebook on ipykernel has no `spark`
+            # until its code makes one.
+            self._shell.user_ns_hidden[name] = value
 
     def release(self, names: set[str]) -> None:
         """The names a cell's own code bound are the user's from now on: a stop leaves
@@ -342,6 +346,7 @@ class Session:
         session a later cell builds does not take them over (issue 15's rule)."""
         for name in names:
             self._published.pop(name, None)
+            self._shell.user_ns_hidden.pop(name, None)
 
     def is_published(self, name: str) -> bool:
         """Whether `name` still holds what the kernel put there."""

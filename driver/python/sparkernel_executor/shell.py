@@ -71,9 +71,10 @@ class FrameDisplayHook(DisplayHook):
         self._bundle = None
 
 
-class Kernel:
+class IPythonKernel:
     """What `get_ipython().kernel` is in ipykernel, for the libraries that look for it:
-    the shell, and the kernel's own name."""
+    the shell, and the kernel's own name; named as ipykernel's class, which is what a
+    check of `type(get_ipython().kernel).__name__` finds there."""
 
     implementation = "sparkernel"
 
@@ -183,7 +184,7 @@ def make_shell(channel: Channel) -> tuple[ZMQInteractiveShell, Stdin]:
     except ImportError:
         zmqshell = None
     shell = ZMQInteractiveShell.instance(config=cfg)
-    shell.kernel = Kernel(shell)
+    shell.kernel = IPythonKernel(shell)
     # The magics a notebook has on ipykernel beside IPython's: its KernelMagics (%clear,
     # %less, %more, %man, %autosave, %edit, %connect_info) and the default extension
     # storemagic (%store), which IPKernelApp loads.

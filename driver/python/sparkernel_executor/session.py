@@ -345,6 +345,8 @@ class Session:
         them as PySpark leaves them (a stopped session, PySpark's own errors), and a
         session a later cell builds does not take them over (issue 15's rule)."""
         for name in names:
+            if isinstance(self._shell.user_ns.get(name), Pending):
+                continue  # the binding never ran (the cell failed before it): still ours
             self._published.pop(name, None)
             self._shell.user_ns_hidden.pop(name, None)
 

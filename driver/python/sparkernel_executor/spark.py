@@ -100,8 +100,8 @@ class Spark:
         # first use of the stopped `spark` raises the one clear error (Pending), while a
         # second spark.stop() does nothing, as PySpark's.
         pending = any(isinstance(ns.get(n), Pending) for n in predefined)
-        if (session.state not in ("ready", "stopped") and pending) or (session.notice and predefined) or \
-                (builds and session.state == "starting"):
+        if (session.state not in ("ready", "stopped") and pending) or \
+                (session.notice and predefined) or (builds and session.state == "starting"):
             try:
                 session.wait(quiet=not predefined)
             except SparkUnavailable as exc:

@@ -79,6 +79,8 @@ def binds(shell: Any, code: str) -> set[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             found |= {(a.asname or a.name).split(".")[0] for a in node.names} & set(NAMES)
         if isinstance(node, _SCOPES) and node is not tree:
+            if getattr(node, "name", None) in NAMES:  # def spark(): ... / class sc: ...
+                found.add(node.name)
             # its own scope: only its `global spark` declarations bind the notebook's name
             todo.extend(n for n in ast.walk(node) if isinstance(n, ast.Global))
             continue

@@ -57,7 +57,23 @@ static void release_reply(struct kernel *k)
     kernel_release_reply(k);
 }
 
-static void ask_stages(struct kernel *k, long timeout_ms);
+static void on_stages(void *ctx, int status, long code, const char *body, size_t len,
+                      const char *error)
+{
+    (void)code, (void)error;
+    struct kernel *k = spark_call_take(ctx, status);
+    if (k != NULL && spark_of(k)->progress && status == HTTP_OK)
+        progress_update_stages(spark_of(k)->progress, body, len);
+}
+
+static void ask_stages(struct kernel *k, long timeout_ms)
+{
+    struct spark *s = spark_of(k);
+    char url[800];
+    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->poll_url,
+             s->app_id);
+    spark_ask(k, url, timeout_ms, on_stages);
+}
 
 static void on_jobs(void *ctx, int status, long code, const char *body, size_t len,
                     const char *error)
@@ -104,15 +120,6 @@ static void on_final_job(void *ctx, int status, long code, const char *body, siz
         release_reply(k);
 }
 
-static void on_stages(void *ctx, int status, long code, const char *body, size_t len,
-                      const char *error)
-{
-    (void)code, (void)error;
-    struct kernel *k = spark_call_take(ctx, status);
-    if (k != NULL && spark_of(k)->progress && status == HTTP_OK)
-        progress_update_stages(spark_of(k)->progress, body, len);
-}
-
 static void poll_jobs(struct kernel *k, long timeout_ms)
 {
     struct spark *s = spark_of(k);
@@ -120,15 +127,6 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
     snprintf(url, sizeof url, "%s/api/v1/applications/%s/jobs", s->poll_url, s->app_id);
     if (spark_ask(k, url, timeout_ms, on_jobs) == HTTP_OK)
         s->jobs_in_flight = 1;
-}
-
-static void ask_stages(struct kernel *k, long timeout_ms)
-{
-    struct spark *s = spark_of(k);
-    char url[800];
-    snprintf(url, sizeof url, "%s/api/v1/applications/%s/stages?status=active", s->poll_url,
-             s->app_id);
-    spark_ask(k, url, timeout_ms, on_stages);
 }
 
 /* Says why the master still gives this notebook's application no executors while a job
@@ -397,8 +395,8 @@ void cell_tick(struct kernel *k)
     double now = spark_now();
     if (now >= s->next_jobs_poll) {
         /* Every 0.25 s while a job of the cell runs, else every 0.5 s: each look costs the
-         * driver JVM 4-18 ms of CPU (more with more jobs retained), measured in the issue
-         * 19 note; a job is displayed after 0.2 s anyway. */
+         * driver JVM 4-18 ms of CPU (more with more jobs retained; DESIGN.md, "The live
+         * look costs the driver JVM"); a job is displayed after 0.2 s anyway. */
         s->next_jobs_poll = now + (progress_running(s->progress) ? 0.25 : 0.5);
         if (!s->jobs_in_flight)
             poll_jobs(k, 2000);

@@ -16,6 +16,21 @@ _SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
 _BUILDS = re.compile(r"\b(SparkSession|SparkContext|SparkConf|findspark|getOrCreate)\b")
 
 
+_parsed: tuple[str, ast.AST | None] = ("", None)
+
+
+def _tree(shell: Any, code: str) -> ast.AST | None:
+    """The cell's code as IPython runs it, parsed (None when it is not Python). The last
+    one is kept: before_cell asks uses_predefined and binds about the same cell."""
+    global _parsed
+    if _parsed[0] != code or _parsed[1] is None:
+        try:
+            _parsed = (code, ast.parse(shell.transform_cell(code)))
+        except Exception:  # not Python: the cell fails on its own
+            return None
+    return _parsed[1]
+
+
 def uses_predefined(shell: Any, code: str) -> set[str]:
     """Which of `spark` and `sc` a cell reads before it binds the name itself
     (`spark = SparkSession.builder...getOrCreate()` then `spark.stop()` uses only its own),
@@ -23,9 +38,8 @@ def uses_predefined(shell: Any, code: str) -> set[str]:
     reads the predefined one first."""
     if _SQL_MAGIC.search(code):
         return {"spark"}
-    try:
-        tree = ast.parse(shell.transform_cell(code))
-    except Exception:  # not Python: the cell fails on its own
+    tree = _tree(shell, code)
+    if tree is None:
         return set()
     used: set[str] = set()
     first_load: dict[str, tuple[int, int]] = {}
@@ -63,9 +77,8 @@ def binds(shell: Any, code: str) -> set[str]:
     import as, a for or with target; not a function's local of the same name, unless
     declared global). From then on that name is the user's: the kernel no longer puts
     anything there except a working session after %spark restart or a JVM's death."""
-    try:
-        tree = ast.parse(shell.transform_cell(code))
-    except Exception:
+    tree = _tree(shell, code)
+    if tree is None:
         return set()
     found: set[str] = set()
     todo: list[ast.AST] = [tree]

@@ -394,10 +394,10 @@ void cell_tick(struct kernel *k)
         return;
     double now = spark_now();
     if (now >= s->next_jobs_poll) {
-        /* Every 0.25 s while a job of the cell runs, else every 0.5 s: each look costs the
-         * driver JVM 4-18 ms of CPU (more with more jobs retained; DESIGN.md, "The live
-         * look costs the driver JVM"); a job is displayed after 0.2 s anyway. */
-        s->next_jobs_poll = now + (progress_running(s->progress) ? 0.25 : 0.5);
+        /* Often while a job has just started, less as it goes on, every 0.5 s while none
+         * runs: each look costs the driver JVM 4-18 ms of CPU (DESIGN.md, "The live look
+         * costs the driver JVM"); a job is displayed after 0.2 s anyway. */
+        s->next_jobs_poll = now + progress_look_every(s->progress, now);
         if (!s->jobs_in_flight)
             poll_jobs(k, 2000);
     }

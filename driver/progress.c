@@ -924,6 +924,18 @@ int progress_running(const struct progress *p)
     return 0;
 }
 
+double progress_look_every(const struct progress *p, double now)
+{
+    double newest = -1.0;
+    for (size_t i = 0; p != NULL && i < p->njobs; i++)
+        if (p->jobs[i]->status == JOB_RUNNING && p->jobs[i]->first_running > newest)
+            newest = p->jobs[i]->first_running;
+    if (newest < 0)
+        return 0.5;
+    double ran = now - newest;
+    return ran < 2.0 ? 0.25 : ran < 10.0 ? 0.5 : 1.0;
+}
+
 unsigned progress_errors(const struct progress *p)
 {
     return p ? p->errors : 0;

@@ -112,6 +112,13 @@ double progress_waiting_since(const struct progress *p);
  * asking for, and the next look soon), else 0. Accepts NULL (0). */
 int progress_running(const struct progress *p);
 
+/* Seconds until the kernel's next look at the jobs, on the caller's clock: 0.25 while a job
+ * of the cell has run for less than 2 s (the newest running job counts), 0.5 up to 10 s,
+ * then 1 s; 0.5 when none runs. Each look costs the driver JVM a few ms of CPU, which a long
+ * job over every core pays in wall time; a bar that has moved for 10 s moves each second.
+ * Accepts NULL (0.5). */
+double progress_look_every(const struct progress *p, double now);
+
 /* Answers rejected so far by progress_update_jobs() and progress_update_stages(). */
 unsigned progress_errors(const struct progress *p);
 

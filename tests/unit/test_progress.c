@@ -1043,6 +1043,24 @@ Test(progress, stage_ids_per_job_are_bounded)
 
 /* ---- what the kernel asks between polls ------------------------------------------------- */
 
+/* How often the kernel looks: often while the newest running job is young, then less. */
+Test(progress, look_every_slows_as_a_job_runs_on)
+{
+    cr_expect_float_eq(progress_look_every(NULL, 0.0), 0.5, 1e-9);
+    struct progress *p = tracker("g");
+    cr_expect_float_eq(progress_look_every(p, 1.0), 0.5, 1e-9, "no job: every 0.5 s");
+    cr_assert_eq(feed(p, RUNNING(",\"numActiveTasks\":2"), 10.0), PROGRESS_OK);
+    cr_expect_float_eq(progress_look_every(p, 10.0), 0.25, 1e-9, "just started");
+    cr_expect_float_eq(progress_look_every(p, 11.9), 0.25, 1e-9);
+    cr_assert_eq(feed(p, RUNNING(",\"numActiveTasks\":2"), 12.5), PROGRESS_OK);
+    cr_expect_float_eq(progress_look_every(p, 12.5), 0.5, 1e-9, "counted from the first look");
+    cr_expect_float_eq(progress_look_every(p, 19.9), 0.5, 1e-9);
+    cr_expect_float_eq(progress_look_every(p, 20.0), 1.0, 1e-9, "a long job: every second");
+    cr_assert_eq(feed(p, OVER("SUCCEEDED", "", "00.300"), 21.0), PROGRESS_OK);
+    cr_expect_float_eq(progress_look_every(p, 21.0), 0.5, 1e-9, "over: back to 0.5 s");
+    progress_destroy(&p);
+}
+
 Test(progress, displayed_and_waiting)
 {
     cr_expect_eq(progress_displayed(NULL), 0);

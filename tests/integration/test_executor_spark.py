@@ -266,6 +266,19 @@ def test_job_group_per_cell(started):
     assert jobs and {j["description"] for j in jobs} == {"count at cell [42] line 2: df.count()"}
 
 
+def test_cell_jobs_listed_only_after_a_jvm_call(started):
+    """The report that spares the kernel's last look most of the driver's job list: sent
+    after a cell of 0.2 s or more that called the JVM (where its jobs come from), and not
+    after one of plain Python, which would pay two JVM calls for nothing."""
+    ex = started["ex"]
+    listed = ex.execute("import time\nspark.range(7).count()\ntime.sleep(0.3)", 75).of(
+        "cell_jobs")
+    assert len(listed) == 1 and listed[0]["group"] == "sparkernel-75" and listed[0]["ids"]
+    assert ex.execute("import time\ntime.sleep(0.3)", 76).of("cell_jobs") == []
+    assert ex.execute("import time\ntime.sleep(0.3)\nspark.range(3).count()", 77).of(
+        "cell_jobs")[0]["ids"], "a job after the sleep"
+
+
 def test_sql_magic(started):
     ex = started["ex"]
     one = ex.execute("%%sql\nselect 1 as x", 50)

@@ -24,6 +24,7 @@ class Cell:
         self.group: str | None = None
         self.title: tuple[int, str] | None = None  # the context's last title
         self.fixed_title = False  # %%sql titles its jobs itself
+        self.jvm_used = False  # a JVM call from this thread since the job group was set
 
     def user_call(self) -> bool:
         """Whether the caller is the cell's own code (main thread, in a cell)."""
@@ -37,6 +38,6 @@ class Cell:
         group = f"sparkernel-{self.count}"
         try:
             sc.setJobGroup(group, first_line(self.code), interruptOnCancel=True)
-            self.group, self.title = group, None
+            self.group, self.title, self.jvm_used = group, None, False
         except Exception:
             self.group = None

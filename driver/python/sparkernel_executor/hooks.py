@@ -130,8 +130,10 @@ class Hooks:
         call = gateway.JavaMember.__call__
 
         def member_call(member: Any, *args: Any) -> Any:
-            if owner._titling or not cell.running or cell.fixed_title \
-                    or threading.current_thread() is not threading.main_thread():
+            if not cell.running or threading.current_thread() is not threading.main_thread():
+                return call(member, *args)
+            cell.jvm_used = True  # a job may start: the cell's jobs are worth listing
+            if owner._titling or cell.fixed_title:
                 return call(member, *args)
             sc = SparkContext._active_spark_context
             jsc = getattr(sc, "_jsc", None)

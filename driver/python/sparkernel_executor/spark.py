@@ -46,6 +46,7 @@ class Spark:
         _instance = self
         self._shell = shell
         self._cell = Cell()
+        self._tracker: tuple[Any, Any, Any] | None = None  # (jsc, its tracker, Arrays)
         self._jvm = Jvm()
         self._session = Session(channel, shell, self._cell, self._jvm,
                                 on_gateway=lambda: self._hooks.install_sessions())
@@ -143,19 +144,27 @@ class Spark:
         """Tells the kernel the cell's Spark jobs (a cell_jobs event, ahead of the reply):
         its last look at them then asks the driver only for those it has not seen end,
         rather than for every job of the application. Only after a cell long enough for a
-        job to have been displayed (0.2 s): a quick cell costs no JVM call."""
+        job to have been displayed (0.2 s) that called the JVM after its job group was set
+        (a job needs a call): a quick cell or one of plain Python costs no JVM call. Jobs
+        of the group started only by other threads are not listed: the kernel then asks
+        for every job, as without this report."""
         cell = self._cell
-        if not cell.running or not cell.group or time.monotonic() - cell.started < 0.2:
+        if not cell.running or not cell.group or not cell.jvm_used \
+                or time.monotonic() - cell.started < 0.2:
             return
         sc = self._session.active_context()
         if sc is None:
             return
         try:
-            # Four JVM calls whatever the number of jobs: iterating the int[] py4j hands
-            # back would be one call per job.
-            found = sc._jsc.statusTracker().getJobIdsForGroup(cell.group)
-            text = sc._jvm.java.util.Arrays.toString(found)
+            # Two JVM calls whatever the number of jobs (iterating the int[] py4j hands
+            # back would be one call per job), the tracker and the class kept per context.
+            jsc = sc._jsc
+            if self._tracker is None or self._tracker[0] is not jsc:
+                self._tracker = (jsc, jsc.statusTracker(), sc._jvm.java.util.Arrays)
+            _, tracker, arrays = self._tracker
+            text = arrays.toString(tracker.getJobIdsForGroup(cell.group))
             ids = sorted(int(i) for i in text.strip("[]").split(",") if i.strip())
         except Exception:
+            self._tracker = None
             return  # the context is stopping: the kernel asks for every job instead
         self._session.send({"type": "cell_jobs", "group": cell.group, "ids": ids})

@@ -12,6 +12,11 @@ session there, as its users do; sparkernel's cell uses the predefined `spark`):
   3. CPU-bound: one aggregation over every core (`--rows` rows, about a minute on 2 cores
      by default; the issue's 2-minute cell is `--rows 4800000000`).
 
+A third run, sparkernel with ipykernel's executors (`SPARKERNEL_EXECUTOR_CORES=2`,
+`SPARKERNEL_MAX_EXECUTORS=1`: one executor with both cores), measures what issue 19's
+item 3 asks: what the kernel adds to a multi-job cell with the same executors; the rows
+with the defaults add the price of sparkernel's 1-core executors (README).
+
 Each cell's time is the kernel's own: from its `execute_input` to its `execute_reply`, as
 nbclient records them in the executed notebook (record_timing). Median of --reps runs per
 kernel, kernels alternating which goes first; the cluster is free before every run.
@@ -43,14 +48,18 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import nbformat  # noqa: E402
 
 import bench_kernel as bk  # noqa: E402
+
+SAME = "sparkernel, same executors"
 import bench_notebooks as bn  # noqa: E402
 import bench_spark as bs  # noqa: E402
 from bench_wild import run_one  # noqa: E402
 from cluster import LocalCluster  # noqa: E402
 
-LABELS = ["sparkernel", "ipykernel"]
+LABELS = ["sparkernel", "ipykernel", SAME]
 # cell -> target ratio (issue 19, item 4)
 TARGETS = {"multi-job (20 count() calls)": 1.05, "CPU-bound aggregation": 1.02}
+# The same executors as ipykernel's session: one executor with every core of the worker.
+SAME_ENV = {"SPARKERNEL_EXECUTOR_CORES": "2", "SPARKERNEL_MAX_EXECUTORS": "1"}
 # The cell times its own loop too: what the kernel adds around it (the reply held for the
 # last progress poll included) is the cell's time minus that.
 MULTI = ("import time as _time\n_t0 = _time.perf_counter()\nfor _ in range(20):\n"
@@ -98,27 +107,29 @@ def main() -> int:
         bk.log("starting the cluster (1 worker, 2 cores, 2g)")
         cluster.start()
         specs, jupyter_path, envs = bn.kernel_envs(cluster, tmp, token)
+        specs[SAME], envs[SAME] = specs["sparkernel"], dict(envs["sparkernel"], **SAME_ENV)
         sources = {}
         for lb in LABELS:
-            d = tmp / lb
+            d = tmp / lb.replace(" ", "-").replace(",", "")
             d.mkdir(exist_ok=True)
-            nb = build(lb, cluster.master_url, args.rows)
+            nb = build("ipykernel" if lb == "ipykernel" else "sparkernel", cluster.master_url,
+                       args.rows)
             nb.metadata["kernelspec"] = {"name": specs[lb], "display_name": lb,
                                          "language": "python"}
             sources[lb] = d / "alone.ipynb"
             nbformat.write(nb, str(sources[lb]))
-        info = bn.side_by_side_info({lb: specs[lb] for lb in LABELS}, jupyter_path)
+        info = bn.side_by_side_info({lb: specs[lb] for lb in LABELS[:2]}, jupyter_path)
         for rep in range(args.reps):
-            for lb in bk.order(LABELS, rep):
+            for lb in bk.order(LABELS[:2], rep) + [SAME]:
                 what = "%s (rep %d)" % (lb, rep + 1)
                 bs.wait_cluster_free(cluster, 120.0)
-                run_one(sources[lb], specs[lb], envs[lb], tmp / lb, what)
+                run_one(sources[lb], specs[lb], envs[lb], sources[lb].parent, what)
                 left = bn.wait_unmarked(token, bn.GONE_TIMEOUT)
                 if left:
                     problems.append("%s: processes left after nbconvert: %s; killed"
                                     % (what, left))
                     bk.kill_pids(left)
-                done = nbformat.read(tmp / lb / "alone.executed.ipynb", as_version=4)
+                done = nbformat.read(sources[lb].parent / "alone.executed.ipynb", as_version=4)
                 for name, cell in zip(names, done.cells[1:]):
                     secs = cell_seconds(cell)
                     res[name][lb].append(secs)
@@ -145,16 +156,19 @@ def main() -> int:
              "(nbclient's record), median of %d per kernel; ratio = sparkernel / ipykernel. "
              "ipykernel's session: a builder with Spark's defaults (one executor with both "
              "cores); sparkernel's: its defaults (elastic share, 1-core executors added by "
-             "dynamic allocation)." % args.reps, "",
-             "| cell | sparkernel median (s) | ipykernel median (s) | ratio | target | met |",
-             "|---|---:|---:|---:|---|---|"]
+             "dynamic allocation), then with the same executors as ipykernel's (%s)."
+             % (args.reps, ", ".join("%s=%s" % kv for kv in SAME_ENV.items())), "",
+             "| cell | sparkernel | sparkernel median (s) | ipykernel median (s) | ratio "
+             "| target | met |",
+             "|---|---|---:|---:|---:|---|---|"]
     for name, target in TARGETS.items():
-        a = statistics.median(res[name]["sparkernel"]) if res[name]["sparkernel"] else None
         b = statistics.median(res[name]["ipykernel"]) if res[name]["ipykernel"] else None
-        ratio = a / b if a is not None and b else None
-        lines.append("| %s | %s | %s | %s | ratio ≤ %s | %s |" % (
-            name, bk.fmt(a, 3), bk.fmt(b, 3), bk.fmt(ratio, 3), target,
-            "" if ratio is None else ("yes" if ratio <= target else "no")))
+        for lb, how in (("sparkernel", "defaults"), (SAME, "same executors")):
+            a = statistics.median(res[name][lb]) if res[name][lb] else None
+            ratio = a / b if a is not None and b else None
+            lines.append("| %s | %s | %s | %s | %s | ratio ≤ %s | %s |" % (
+                name, how, bk.fmt(a, 3), bk.fmt(b, 3), bk.fmt(ratio, 3), target,
+                "" if ratio is None else ("yes" if ratio <= target else "no")))
     lines += ["", "Around the multi-job cell's own loop (the cell's time minus the time the loop "
               "measured itself; the reply held for the last progress poll is in it), median: "
               + ", ".join("%s %s ms" % (lb, bk.fmt(statistics.median(v) * 1000, 1)

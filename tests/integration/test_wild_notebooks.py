@@ -229,6 +229,28 @@ CORPUS = {
         "def local():\n    spark = 'a local of the same name'\n    return spark\n"
         "print(local(), type(spark).__name__)",
     ],
+    # Sessions built out of the cell's sight, as project notebooks do: a helper module's
+    # function called in the first cell (run while the kernel's own session still starts),
+    # then a setup script through %run with arguments.
+    "helpers_out_of_sight": [
+        "import sys\nsys.path.insert(0, {helpers!r})\nfrom spark_helpers import get_spark\n"
+        "spark = get_spark('helper-built', {master!r})\n"
+        "print(spark.sparkContext.appName, spark.range(10).count())",
+        "spark.stop()",
+        "%run {helpers}/setup_spark.py {master} run-built",
+        "print(spark.sparkContext.appName, spark.sparkContext.master == {master!r},"
+        " spark.range(4).count())\nspark.stop()",
+    ],
+}
+# The helpers' code: a module and a script, written next to the notebook's data.
+HELPERS = {
+    "spark_helpers.py": "from pyspark.sql import SparkSession\n\n\n"
+                        "def get_spark(name, master):\n"
+                        "    return SparkSession.builder.appName(name).master(master)"
+                        ".getOrCreate()\n",
+    "setup_spark.py": "import sys\nfrom pyspark.sql import SparkSession\n\n"
+                      "spark = SparkSession.builder.master(sys.argv[1]).appName(sys.argv[2])"
+                      ".getOrCreate()\n",
 }
 PAPERMILL = {"findspark_ml_papermill": {"app_name": "housing-pm", "rows": 40}}
 
@@ -321,7 +343,12 @@ def setup(cluster, tmp_path_factory):
     with socket.socket() as free:  # the user's own driver port (builder_settings)
         free.bind(("127.0.0.1", 0))
         driver_port = free.getsockname()[1]
-    values = {"master": cluster.master_url, "csv": str(csv), "driver_port": driver_port}
+    helpers = tmp / "helpers"
+    helpers.mkdir()
+    for name, text in HELPERS.items():
+        (helpers / name).write_text(text)
+    values = {"master": cluster.master_url, "csv": str(csv), "driver_port": driver_port,
+              "helpers": str(helpers)}
     yield {"envs": {"sparkernel": sparkernel, "ipykernel": common}, "values": values,
            "tmp": tmp}
 

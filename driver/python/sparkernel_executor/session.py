@@ -78,12 +78,12 @@ def _master_answers(master: str, timeout: float = 2.0) -> bool:
 
 class Session:
     def __init__(self, channel: Channel, shell: Any, cell: Cell, jvm: Jvm,
-                 on_gateway: Callable[[], None]) -> None:
+                 on_import: Callable[[], None]) -> None:
         self._channel = channel
         self._shell = shell
         self.cell = cell
         self._jvm = jvm
-        self._on_gateway = on_gateway  # the JVM is up, no session built in it yet
+        self._on_import = on_import  # pyspark imported, no JVM yet: hook its entry points
         self.lock = threading.Lock()  # current, state and problem, against the start job
         self._gen = 0  # bumped by every command: events of older ones are dropped
         self.state = "none"  # none starting ready failed stopped refused
@@ -107,6 +107,10 @@ class Session:
         self.stopped_by = 0  # the cell whose code stopped the session `spark` refers to
         self.announced = ""  # the application id the kernel was last told about
         self.importing = threading.Lock()  # held while the session's thread builds it
+        # Set once the session's thread has imported pyspark and hooked its entry points
+        # (and after a start that failed before): a cell that may import pyspark or build
+        # a session out of sight (a helper module, %run) waits for it at the kernel's start.
+        self.hooked = threading.Event()
         for name in NAMES:
             self.publish(name, Pending(self, name))
 
@@ -189,6 +193,7 @@ class Session:
                 used = ports
                 break
             except BaseException as exc:
+                self.hooked.set()  # nothing to wait for: the cells see the error
                 message = self._explain(exc)
                 self._teardown()
                 # A port taken by another kernel between the kernel's probe and our bind:
@@ -245,9 +250,13 @@ class Session:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
+        # The entry points are hooked before the JVM starts: a session a cell's code builds
+        # meanwhile (a helper function, %run) waits for this one and then replaces it
+        # (yield_warm), rather than racing it for the JVM or getting it back unasked.
+        self._on_import()
+        self.hooked.set()
         gateway, pairs = self._jvm.launch(conf)
         SparkContext._ensure_initialized(gateway=gateway)
-        self._on_gateway()
         builder = SparkSession.builder
         for k, v in pairs.items():
             builder = builder.config(k, v)

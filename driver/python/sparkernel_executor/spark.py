@@ -19,7 +19,7 @@ from .jvm import Jvm
 from .session import Pending, Session
 from .share import Share
 from .sql import Sql
-from .user_sessions import UserSessions, binds, builds_session, uses_predefined
+from .user_sessions import UserSessions, binds, builds_session, may_import, uses_predefined
 
 __all__ = ["Spark", "SparkDiskFull", "SparkSQLError", "SparkUnavailable",
            "cancel_cell_jobs", "stop_spark"]
@@ -49,7 +49,7 @@ class Spark:
         self._tracker: tuple[Any, Any, Any] | None = None  # (jsc, its tracker, Arrays)
         self._jvm = Jvm()
         self._session = Session(channel, shell, self._cell, self._jvm,
-                                on_gateway=lambda: self._hooks.install_sessions())
+                                on_import=lambda: self._hooks.install_sessions())
         self._interrupt = Interrupt(self._cell, self._session.active_context)
         self._hooks = Hooks(shell, self._cell, self._session, self._jvm, self._interrupt,
                             UserSessions(self._session, self._cell, self._jvm))
@@ -87,6 +87,12 @@ class Spark:
         cell.code = code
         cell.binds = binds(self._shell, code)
         cell.started = time.monotonic()
+        if session.state == "starting" and not session.hooked.is_set() and may_import(code):
+            # At the kernel's start its session's thread imports pyspark and then hooks it:
+            # a cell importing pyspark meanwhile, or a module that does, would race that
+            # import (PySpark 3.5's modules import each other in a cycle) and could build
+            # a session before the hooks are in. Half a second at most, once.
+            session.hooked.wait(30)
         self._hooks.install_java_errors()
         session.check_alive()
         # The names the cell reads that are still the kernel's (not rebound by the user).

@@ -14,6 +14,8 @@ from .session import NAMES, Session
 
 _SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
 _BUILDS = re.compile(r"\b(SparkSession|SparkContext|SparkConf|findspark|getOrCreate)\b")
+# What may import modules (pyspark among them) or run code out of the cell's sight.
+_IMPORTS = re.compile(r"\bimport\b|%run\b|\bexec\s*\(|\b__import__\b")
 
 
 _parsed: tuple[str, ast.AST | None] = ("", None)
@@ -106,6 +108,11 @@ def builds_session(code: str) -> bool:
     return _BUILDS.search(code) is not None
 
 
+def may_import(code: str) -> bool:
+    """Whether a cell's code may import pyspark, directly or through a module or script."""
+    return _IMPORTS.search(code) is not None
+
+
 def conf_pairs(conf: Any) -> dict[str, str]:
     """The settings a SparkConf holds (a JVM-backed one includes the JVM's defaults)."""
     if conf is None:
@@ -150,6 +157,12 @@ class UserSessions:
         user's starts in the same JVM (the JVM's start is what the warm-up saves). A
         request that names nothing new gets the warm session, which is then the user's."""
         life = self._session
+        if not life.claimed and life.state == "starting":
+            life.notice = ""  # about the kernel's request; plain PySpark prints nothing
+            try:  # built out of the cell's sight (a helper, %run): the warm one first
+                life.wait(quiet=True)
+            except Exception:
+                return  # it failed: the request goes its own way, as on plain PySpark
         session = life.current
         if life.claimed or session is None or life.state != "ready":
             return

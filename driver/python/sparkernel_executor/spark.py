@@ -90,8 +90,9 @@ class Spark:
         if session.state == "starting" and not session.hooked.is_set() and may_import(code):
             # At the kernel's start its session's thread imports pyspark and then hooks it:
             # a cell importing pyspark meanwhile, or a module that does, would race that
-            # import (PySpark 3.5's modules import each other in a cycle) and could build
-            # a session before the hooks are in. Half a second at most, once.
+            # import (pyspark's modules import each other in a cycle: a partly initialised
+            # module, ImportError, seen with PySpark 4) and could build a session before
+            # the hooks are in. Half a second at most, once.
             session.hooked.wait(30)
         self._hooks.install_java_errors()
         session.check_alive()

@@ -27,6 +27,26 @@ _AUTH_ENV = "_SPARK_AUTH_SECRET"  # where Spark's launcher and workers pass the 
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 
 
+class PerContext:
+    """JVM objects made from one SparkContext and kept while it lives, so that a call
+    made every cell costs only its own JVM call: made again for another context (its
+    `_jsc` differs), forgotten after a failure (the context is going away)."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make  # SparkContext -> the objects
+        self._key: Any = None
+        self._value: Any = None
+
+    def get(self, sc: Any) -> Any:
+        jsc = sc._jsc
+        if self._key is not jsc or self._key is None:
+            self._value, self._key = self._make(sc), jsc
+        return self._value
+
+    def forget(self) -> None:
+        self._key = self._value = None
+
+
 def _private_dir() -> pathlib.Path:
     """A directory only this user can enter (mkdtemp: 0700, a name no one can guess), in
     $XDG_RUNTIME_DIR when there is one, for the log4j configuration and Spark's log: in /tmp

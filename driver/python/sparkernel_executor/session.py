@@ -14,7 +14,7 @@ from .background import BackgroundJob
 from .cell import Cell
 from .errors import SparkUnavailable, java_message
 from .frames import Channel
-from .jvm import Jvm
+from .jvm import Jvm, PerContext
 
 NAMES = ("spark", "sc")
 _NEVER = ("No Spark session has been started in this kernel. Start one with "
@@ -99,7 +99,7 @@ class Session:
         self._quiet_wait = False  # the notice already says a session is starting
         self._published: dict[str, Any] = {}
         self._gone_master: str | None = None  # a lost master not back yet (check_alive)
-        self._jvm_context: tuple[Any, Any] | None = None  # (jsc, its JVM SparkContext)
+        self._jvm_context = PerContext(lambda sc: sc._jsc.sc())  # the JVM's SparkContext
         self.claimed = False  # a cell used the predefined spark/sc: PySpark's rules apply
         # The entry points are hooked (hooks.py): cells' jobs run in PySpark's active
         # context, whoever built it.
@@ -435,14 +435,11 @@ class Session:
         it is back."""
         why = None
         try:
-            # One JVM call a cell: the JVM's SparkContext is kept per session.
-            jsc = session.sparkContext._jsc
-            if self._jvm_context is None or self._jvm_context[0] is not jsc:
-                self._jvm_context = (jsc, jsc.sc())
-            if self._jvm_context[1].isStopped():
+            # One JVM call a cell: the JVM's SparkContext is kept per context.
+            if self._jvm_context.get(session.sparkContext).isStopped():
                 why = "The cluster stopped this notebook's Spark application"
         except Exception:
-            self._jvm_context = None
+            self._jvm_context.forget()
             return  # the JVM is going away: the next cell sees it dead
         master = str(self.conf.get("spark.master", "")) if self.conf else ""
         if why is None and master.startswith("spark://") \

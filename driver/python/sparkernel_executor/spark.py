@@ -15,7 +15,7 @@ from .errors import SparkDiskFull, SparkSQLError, SparkUnavailable
 from .frames import Channel
 from .hooks import Hooks
 from .interrupt import DropPy4jInterrupt, Interrupt
-from .jvm import Jvm
+from .jvm import Jvm, PerContext
 from .session import Pending, Session
 from .share import Share
 from .sql import Sql
@@ -46,7 +46,9 @@ class Spark:
         _instance = self
         self._shell = shell
         self._cell = Cell()
-        self._tracker: tuple[Any, Any, Any] | None = None  # (jsc, its tracker, Arrays)
+        # The job list's two JVM objects: the context's status tracker, java.util.Arrays.
+        self._tracker = PerContext(lambda sc: (sc._jsc.statusTracker(),
+                                               sc._jvm.java.util.Arrays))
         self._jvm = Jvm()
         self._session = Session(channel, shell, self._cell, self._jvm,
                                 on_import=lambda: self._hooks.install_sessions())
@@ -165,13 +167,10 @@ class Spark:
         try:
             # Two JVM calls whatever the number of jobs (iterating the int[] py4j hands
             # back would be one call per job), the tracker and the class kept per context.
-            jsc = sc._jsc
-            if self._tracker is None or self._tracker[0] is not jsc:
-                self._tracker = (jsc, jsc.statusTracker(), sc._jvm.java.util.Arrays)
-            _, tracker, arrays = self._tracker
+            tracker, arrays = self._tracker.get(sc)
             text = arrays.toString(tracker.getJobIdsForGroup(cell.group))
             ids = sorted(int(i) for i in text.strip("[]").split(",") if i.strip())
         except Exception:
-            self._tracker = None
+            self._tracker.forget()
             return  # the context is stopping: the kernel asks for every job instead
         self._session.send({"type": "cell_jobs", "group": cell.group, "ids": ids})

@@ -290,9 +290,40 @@ def ensure_cds_archive(env: dict, run) -> str:
     if not archive.exists():
         run()  # waits for the trainer it started
         made = ", made by the untimed run" if archive.exists() else ""
-    return ("`%s` (%.0f MB%s)" % (archive, archive.stat().st_size / 2**20, made)
+    note = ("`%s` (%.0f MB%s)" % (archive, archive.stat().st_size / 2**20, made)
             if archive.exists() else "`%s` not made (see %s)" % (
                 archive, archive.parent / "trainer.log"))
+    # The executors' archive (cds.executor_plan): dumped by the executors of a session
+    # that finds none, when they exit; the next session start moves it into place.
+    executors = executor_cds_archive(env)
+    if executors is not None:
+        from sparkernel_executor import cds
+        made = ""
+        if not cds.executor_ready(executors):
+            run()
+            made = ", dumped by an untimed run" if cds.executor_ready(executors) else ""
+        note += "; the executors': " + (
+            "`%s`%s" % (executors, made) if cds.executor_ready(executors)
+            else "`%s` not made" % executors)
+    return note
+
+
+def executor_cds_archive(env: dict) -> pathlib.Path | None:
+    """The executors' archive a sparkernel session under env maps or dumps (None: off)."""
+    if env.get("SPARKERNEL_EXECUTOR_CDS", "true").lower() in ("false", "0", "no", "off"):
+        return None
+    sys.path.insert(0, str(ROOT / "driver" / "python"))
+    from sparkernel_executor import cds
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k != MARKER})
+    try:
+        cds.use_cache_dir(env.get("SPARKERNEL_CACHE_DIR"))
+        return cds.executor_archive_path(
+            env.get("SPARKERNEL_EXECUTOR_CDS_DIR") or cds.cache_dir(),
+            env.get("SPARKERNEL_WORKER_SPARK_HOME") or cds.spark_home())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def kernel_envs(cluster: LocalCluster, tmp: pathlib.Path, token: str,

@@ -378,6 +378,25 @@ static void proxied_ui_url(struct spark *s)
         snprintf(s->ui_url, sizeof s->ui_url, "%s", url);
 }
 
+/* The UI the kernel polls for progress: the driver's bind address, loopback when it binds
+ * every interface. */
+static void set_poll_url(struct spark *s)
+{
+    const char *bind = settings_get(s->settings, "spark.driver.bindAddress");
+    snprintf(s->poll_url, sizeof s->poll_url, "http://%s:%d",
+             bind == NULL || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0 ? "127.0.0.1"
+                                                                                     : bind,
+             s->ports.ui);
+}
+
+/* A new application is followed: nothing of the sharing state of the one before holds. */
+static void reset_share(struct spark *s)
+{
+    s->yielded = s->yield_in_flight = s->shrunk = 0;
+    s->holding_since = s->contended_since = s->next_share_order = 0;
+    s->next_yield_poll = spark_now() + 0.5;
+}
+
 void session_on_state(struct kernel *k, json_t *ev)
 {
     struct spark *s = spark_of(k);
@@ -394,14 +413,11 @@ void session_on_state(struct kernel *k, json_t *ev)
         snprintf(s->ui_url, sizeof s->ui_url, "%s",
                  json_string_value(json_object_get(ev, "ui_url")) ?: "");
         json_t *ui = json_object_get(json_object_get(ev, "ports"), "ui");
-        if (json_is_integer(ui) && json_integer_value(ui) > 0) {
+        if (json_is_integer(ui) && json_integer_value(ui) > 0)
             s->ports.ui = (int)json_integer_value(ui);
-            const char *colon = strrchr(s->poll_url, ':');
-            if (colon != NULL)
-                snprintf(s->poll_url + (colon - s->poll_url),
-                         sizeof s->poll_url - (size_t)(colon - s->poll_url), ":%d", s->ports.ui);
-        }
+        set_poll_url(s);
         proxied_ui_url(s);
+        reset_share(s);
         log_info("following the session a cell built: %s, UI %s", s->app_id, s->ui_url);
         session_publish_record(s);
         progress_destroy(&s->progress);
@@ -420,17 +436,10 @@ void session_on_state(struct kernel *k, json_t *ev)
                 (int)json_integer_value(json_object_get(ports, "block_manager"));
             s->ports.ui = (int)json_integer_value(json_object_get(ports, "ui"));
         }
-        const char *bind = settings_get(s->settings, "spark.driver.bindAddress");
-        snprintf(s->poll_url, sizeof s->poll_url, "http://%s:%d",
-                 bind == NULL || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0
-                     ? "127.0.0.1"
-                     : bind,
-                 s->ports.ui);
+        set_poll_url(s);
         proxied_ui_url(s);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
-        s->yielded = s->yield_in_flight = s->shrunk = 0;
-        s->holding_since = s->contended_since = s->next_share_order = 0;
-        s->next_yield_poll = spark_now() + 0.5;
+        reset_share(s);
         session_publish_record(s);
         cell_follow(s); /* a cell that waited for the session has jobs to show */
     } else if (strcmp(state, "failed") == 0 && s->state == S_STARTING) {
@@ -455,8 +464,13 @@ void session_on_state(struct kernel *k, json_t *ev)
         utf8_copy(s->failure, sizeof s->failure, err);
         log_warn("Spark session failed: %.300s", err);
     } else if (strcmp(state, "stopped") == 0) {
-        if (s->state != S_NEGOTIATING && s->state != S_STARTING)
+        /* gave_way: the session never started, a cell's own takes its JVM (issue 15). */
+        if ((s->state != S_NEGOTIATING && s->state != S_STARTING) ||
+            (s->state == S_STARTING && json_is_true(json_object_get(ev, "gave_way")))) {
             s->state = S_STOPPED;
+            if (json_is_true(json_object_get(ev, "gave_way")))
+                log_info("the Spark session gave way to the one a cell builds");
+        }
     }
 }
 

@@ -437,6 +437,63 @@ Test(spark_extension, a_cells_jobs_become_displays_and_the_reply_waits_for_their
     free_answers(routes);
 }
 
+/* Issue 15: a first cell built its own session while the kernel's was starting, which gave
+ * way before its context was built; the kernel follows the cell's application (progress
+ * from its UI, the kill when the executor dies), though its own session was never ready. */
+Test(spark_extension, a_session_that_gave_way_follows_the_one_the_cell_built)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", recorded("master-json", "two-workers-idle.json")},
+        {"GET", "/api/v1/applications/app-2/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-2/stages", recorded("progress", "stages-03.json")},
+        {"POST", "/app/kill/", FOUND},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = attach(rest.port, sessions, NULL, NULL);
+    k->ext.executor_ready(k, k->ext.self);
+    cr_assert(run_until(k, started, 10));
+    json_t *gave =
+        json_pack("{s:s, s:s, s:b}", "type", "spark_state", "state", "stopped", "gave_way", 1);
+    cr_expect(k->ext.event(k, k->ext.self, "spark_state", gave));
+    json_decref(gave);
+    /* Not left starting: were the cell's own session to fail, %spark status says so. */
+    cr_expect(k->ext.cell_code(k, k->ext.self, "%spark status"));
+    double until = now_s() + 10;
+    while (json_array_size(k->published) == 0 && now_s() < until)
+        turn(k);
+    char *status = displayed(k);
+    cr_expect(strstr(status, "Spark session: stopped") != NULL, "%s", status);
+    free(status);
+    json_array_clear(k->published);
+    char ui[64];
+    snprintf(ui, sizeof ui, "http://127.0.0.1:%d", rest.port);
+    json_t *built =
+        json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:i}}", "type", "spark_state", "state", "ready",
+                  "app_id", "app-2", "ui_url", ui, "switch", 1, "ports", "ui", rest.port);
+    cr_expect(k->ext.event(k, k->ext.self, "spark_state", built));
+    json_decref(built);
+    k->running = 1;
+    k->ext.cell_begin(k, k->ext.self, 7);
+    double end = now_s() + 10;
+    while (json_array_size(k->published) == 0 && now_s() < end)
+        turn(k);
+    char *shown = displayed(k);
+    cr_expect(strstr(shown, "[Spark job 1]") != NULL, "%s", shown);
+    free(shown);
+    k->ext.cell_end(k, k->ext.self);
+    cr_expect(run_until(k, reply_released, 10));
+    k->running = 0;
+    k->ext.executor_died(k, k->ext.self);
+    for (int i = 0; i < 20; i++)
+        turn(k);
+    char *log = fake_http_stop(&rest, NULL);
+    cr_expect(strstr(log, "GET /api/v1/applications/app-2/jobs") != NULL, "%s", log);
+    cr_expect(strstr(log, "POST /app/kill/ id=app-2&terminate=true") != NULL, "%s", log);
+    free(log);
+    detach(k);
+    free_answers(routes);
+}
+
 Test(spark_extension, the_last_look_asks_only_for_the_jobs_of_the_cell_not_seen_ending)
 {
     struct fake_route routes[] = {

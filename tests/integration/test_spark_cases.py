@@ -389,6 +389,52 @@ def test_notebook_cells_with_their_own_sessions(cluster):
     assert not [a for a in state.get("activeapps", []) if a["name"].startswith("cell-")]
 
 
+def test_first_cell_builder_takes_the_starting_jvm(cluster):
+    """A notebook run straight after the kernel's start whose first cell builds its own
+    session (issue 15): the warm session gives way before its context is built, so no
+    `sparkernel` application registers with the master, the cell's session starts in the
+    JVM already launching (one line says so), and the kernel follows its application
+    (%spark status, live progress of its jobs). A request that names only another runtime
+    setting still gets the warm session, ready, as before."""
+    before = {a["id"] for key in ("activeapps", "completedapps")
+              for a in cluster.json().get(key, [])}
+    k = Kernel(env=spark_env(cluster))
+    try:
+        out = run_ok(k, "from pyspark.sql import SparkSession\n"
+                        "s = SparkSession.builder.appName('first-cell-own')"
+                        f".master({cluster.master_url!r}).getOrCreate()\n"
+                        "print(s.sparkContext.appName, s.range(7).count())")
+        text = stdout_text(out)
+        assert "first-cell-own 7" in text, text
+        assert "starting this cell's own Spark session 'first-cell-own'" in text, text
+        apps = [a for key in ("activeapps", "completedapps")
+                for a in cluster.json().get(key, []) if a["id"] not in before]
+        assert [a["name"] for a in apps] == ["first-cell-own"], apps
+        app_id = value(k, "s.sparkContext.applicationId").strip("'")
+        status = all_text(run_ok(k, "%spark status"))
+        assert app_id in status and "ready" in status, status
+        # the kernel's progress follows the cell's application
+        out = run_ok(k, "import time\n"
+                        "s.sparkContext.parallelize(range(8), 2)"
+                        ".map(lambda x: (time.sleep(0.4), x)[1]).sum()")
+        shown = [m for m in outputs_of(out, "display_data") if m["content"].get("transient")]
+        assert shown, all_text(out)
+        final = (outputs_of(out, "update_display_data") or shown)[-1]["content"]["data"]
+        assert "SUCCEEDED" in final["text/plain"] and "2/2" in final["text/plain"], final
+        run_ok(k, "s.stop()")
+    finally:
+        k.shutdown()
+    k = Kernel(env=spark_env(cluster))
+    try:
+        out = run_ok(k, "from pyspark.sql import SparkSession\n"
+                        "s = SparkSession.builder.config('spark.sql.shuffle.partitions', '3')"
+                        ".getOrCreate()\n"
+                        "print(s is spark, s.conf.get('spark.sql.shuffle.partitions'))")
+        assert "True 3" in stdout_text(out), all_text(out)
+    finally:
+        k.shutdown()
+
+
 def test_rpc_secret_never_on_a_command_line_nor_in_output():
     """Issue 14, item 8: on a cluster with RPC authentication, the session authenticates
     with the secret the kernel was given, the driver JVM gets it through its environment

@@ -89,7 +89,7 @@ class Hooks:
             built.adopt(sc, None)
 
         def context_get(cls: Any, conf: Any = None) -> Any:
-            if cell.user_call() and conf is not None:
+            if cell.user_call():  # without conf: the warm context, once it is there
                 built.yield_warm(conf_pairs(conf))
             sc = get_ctx(cls, conf)
             if cell.user_call():

@@ -111,6 +111,10 @@ class Session:
         # (and after a start that failed before): a cell that may import pyspark or build
         # a session out of sight (a helper module, %run) waits for it at the kernel's start.
         self.hooked = threading.Event()
+        # A cell's own session asked for the JVM while ours started and before its context
+        # was built (give_way): ours is then never built, and `spark` says this problem.
+        self._give_way = ""
+        self._decided = False  # the start job has decided whether to build its context
         for name in NAMES:
             self.publish(name, Pending(self, name))
 
@@ -146,6 +150,7 @@ class Session:
             self.state, self.problem = state, problem
             self.current, self.cell.group = None, None
             self._since = time.monotonic()
+            self._give_way, self._decided = "", False
         for name in NAMES:
             self.publish(name, Pending(self, name))
         prev = self._job
@@ -207,6 +212,14 @@ class Session:
                         self.state, self.problem = "failed", message
                 self.send({"type": "spark_state", "state": "failed", "error": message}, gen)
                 return
+        if session is None:  # it gave way before its context was built (give_way)
+            with self.lock:
+                if gen != self._gen:
+                    return
+                self.state, self.problem = "stopped", self._give_way
+                self._jvm.mark_ready()
+            self.send({"type": "spark_state", "state": "stopped", "gave_way": True}, gen)
+            return
         sc = session.sparkContext
         with self.lock:
             if gen != self._gen:
@@ -257,12 +270,38 @@ class Session:
         self.hooked.set()
         gateway, pairs = self._jvm.launch(conf)
         SparkContext._ensure_initialized(gateway=gateway)
+        with self.lock:
+            self._decided = True
+            gave_way = bool(self._give_way)
+        if gave_way:  # the JVM, with the kernel's settings, hosts a cell's own session
+            self._jvm.train_archive()
+            return None
         builder = SparkSession.builder
         for k, v in pairs.items():
             builder = builder.config(k, v)
         self.live = builder.getOrCreate()
         self._jvm.train_archive()
         return self.live
+
+    def give_way(self, problem: str) -> bool:
+        """Main thread, in a cell whose own session request names what ours will not have,
+        while ours starts: when its start has not begun building the context, it stops
+        once its JVM runs (with the kernel's settings as the JVM's defaults) and the cell's
+        session starts in that JVM. A context is not built only to be stopped (a second
+        or more: an application registered, an executor launched and killed). Returns
+        whether it will give way; then wait() for the JVM, and `spark` says `problem`."""
+        with self.lock:
+            if self.state != "starting" or self._decided:
+                return False
+            self._give_way = problem
+            return True
+
+    def keep_way(self) -> None:
+        """A cell interrupted while waiting after give_way: the session is built after all,
+        unless it already gave way."""
+        with self.lock:
+            if not self._decided:
+                self._give_way = ""
 
     def _explain(self, exc: BaseException) -> str:
         what = java_message(exc).rstrip(".")

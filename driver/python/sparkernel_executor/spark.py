@@ -89,20 +89,22 @@ class Spark:
         cell.code = code
         cell.binds = binds(self._shell, code)
         cell.started = time.monotonic()
-        if session.state == "starting" and not session.hooked.is_set() and may_import(code):
+        if session.state == "starting" and not session.hooked.is_set() and (
+                may_import(code) or builds_session(code)):
             # At the kernel's start its session's thread imports pyspark and then hooks it:
             # a cell importing pyspark meanwhile, or a module that does, would race that
             # import (pyspark's modules import each other in a cycle: a partly initialised
             # module, ImportError, seen with PySpark 4) and could build a session before
-            # the hooks are in. Half a second at most, once.
+            # the hooks are in. Half a second at most, once. A session the cell builds
+            # then waits in the hooked entry point, for the JVM only when it names another
+            # app or master (yield_warm), not here for the whole warm session.
             session.hooked.wait(30)
         self._hooks.install_java_errors()
         session.check_alive()
         # The names the cell reads that are still the kernel's (not rebound by the user).
         ns = self._shell.user_ns
         predefined = {n for n in uses_predefined(self._shell, code) if session.is_published(n)}
-        # A cell that builds its own session waits for the warm one (never two JVMs
-        # starting at once, nor two threads importing pyspark), then decides (yield_warm).
+        # A cell that may build its own session: the notice of ours is not for it.
         builds = not predefined and builds_session(code)
         if builds and not session.claimed:
             session.notice = ""  # about the kernel's request; plain PySpark prints nothing
@@ -111,7 +113,7 @@ class Spark:
         # second spark.stop() does nothing, as PySpark's.
         pending = any(isinstance(ns.get(n), Pending) for n in predefined)
         if (session.state not in ("ready", "stopped") and pending) or \
-                (session.notice and predefined) or (builds and session.state == "starting"):
+                (session.notice and predefined):
             try:
                 session.wait(quiet=not predefined)
             except SparkUnavailable as exc:

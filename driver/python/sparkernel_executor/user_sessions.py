@@ -139,6 +139,14 @@ def _differences(session: Any, request: dict[str, str]) -> list[str]:
     return out
 
 
+def _names_other(warm: dict[str, str], request: dict[str, str]) -> list[str]:
+    """The keys of a session request that the warm session, still starting with the
+    settings `warm`, will surely not have: another app name or master. (Whether another
+    setting is static needs the session; such a request waits for it, then decides.)"""
+    return [key for key in ("spark.app.name", "spark.master")
+            if request.get(key) not in (None, warm.get(key))]
+
+
 def _port_of(url: str | None) -> int:
     m = re.search(r":(\d+)/?$", url or "")
     return int(m.group(1)) if m else 0
@@ -159,6 +167,19 @@ class UserSessions:
         life = self._session
         if not life.claimed and life.state == "starting":
             life.notice = ""  # about the kernel's request; plain PySpark prints nothing
+            named = _names_other(life.conf or {}, request)
+            if named and life.give_way(self._gave_way()):
+                try:  # the JVM only: the warm session's context is not built
+                    life.wait(quiet=True)
+                except KeyboardInterrupt:
+                    life.keep_way()
+                    raise
+                except Exception:
+                    pass
+                if life.state == "stopped":
+                    self._announce(request, named)
+                    life.claimed = True
+                return  # (or it failed: the request goes its own way, as on plain PySpark)
             try:  # built out of the cell's sight (a helper, %run): the warm one first
                 life.wait(quiet=True)
             except Exception:
@@ -176,21 +197,27 @@ class UserSessions:
         if not differs:
             life.claimed = True
             return
-        name = request.get("spark.app.name")
-        print(f"sparkernel: starting this cell's own Spark session"
-              f"{f' {name!r}' if name else ''} in the kernel's running JVM (the warm session "
-              f"it replaces was never used; set {', '.join(differs[:3])}).", flush=True)
-        problem = (f"The kernel's unused Spark session gave way to the one cell "
-                   f"[{self._cell.count}] builds; use that one, or %spark restart.")
+        self._announce(request, differs)
         with life.lock:
             life.current, life.claimed = None, True
-            life.state, life.problem = "stopped", problem
+            life.state, life.problem = "stopped", self._gave_way()
         life.live = None  # the JVM stays: it hosts the user's session
         try:
             session.stop()
         except Exception:
             pass
         life.withdraw(session)
+
+    def _gave_way(self) -> str:
+        return (f"The kernel's unused Spark session gave way to the one cell "
+                f"[{self._cell.count}] builds; use that one, or %spark restart.")
+
+    @staticmethod
+    def _announce(request: dict[str, str], differs: list[str]) -> None:
+        name = request.get("spark.app.name")
+        print(f"sparkernel: starting this cell's own Spark session"
+              f"{f' {name!r}' if name else ''} in the kernel's running JVM (the warm session "
+              f"it replaces was never used; set {', '.join(differs[:3])}).", flush=True)
 
     def adopt(self, sc: Any, session: Any) -> None:
         """A session a cell built (or got back) is the one the kernel follows: the

@@ -465,12 +465,11 @@ void session_on_state(struct kernel *k, json_t *ev)
         log_warn("Spark session failed: %.300s", err);
     } else if (strcmp(state, "stopped") == 0) {
         /* gave_way: the session never started, a cell's own takes its JVM (issue 15). */
-        if ((s->state != S_NEGOTIATING && s->state != S_STARTING) ||
-            (s->state == S_STARTING && json_is_true(json_object_get(ev, "gave_way")))) {
+        int gave_way = s->state == S_STARTING && json_is_true(json_object_get(ev, "gave_way"));
+        if ((s->state != S_NEGOTIATING && s->state != S_STARTING) || gave_way)
             s->state = S_STOPPED;
-            if (json_is_true(json_object_get(ev, "gave_way")))
-                log_info("the Spark session gave way to the one a cell builds");
-        }
+        if (gave_way)
+            log_info("the Spark session gave way to the one a cell builds");
     }
 }
 

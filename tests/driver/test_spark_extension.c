@@ -266,6 +266,11 @@ static int reply_released(struct kernel *k)
     return k->released > 0;
 }
 
+static int published(struct kernel *k)
+{
+    return json_array_size(k->published) > 0;
+}
+
 static int continued(struct kernel *k)
 {
     return json_array_size(k->continued) > 0 || k->failed[0];
@@ -391,10 +396,7 @@ static struct kernel *cell_seven_displayed(struct fake_http *rest)
     json_decref(ready);
     k->running = 1;
     k->ext.cell_begin(k, k->ext.self, 7);
-    double end = now_s() + 10;
-    while (json_array_size(k->published) == 0 && now_s() < end)
-        turn(k);
-    cr_assert_gt(json_array_size(k->published), 0, "no job displayed");
+    cr_assert(run_until(k, published, 10), "no job displayed");
     return k;
 }
 
@@ -458,9 +460,7 @@ Test(spark_extension, a_session_that_gave_way_follows_the_one_the_cell_built)
     json_decref(gave);
     /* Not left starting: were the cell's own session to fail, %spark status says so. */
     cr_expect(k->ext.cell_code(k, k->ext.self, "%spark status"));
-    double until = now_s() + 10;
-    while (json_array_size(k->published) == 0 && now_s() < until)
-        turn(k);
+    cr_expect(run_until(k, published, 10), "no status shown");
     char *status = displayed(k);
     cr_expect(strstr(status, "Spark session: stopped") != NULL, "%s", status);
     free(status);
@@ -474,9 +474,7 @@ Test(spark_extension, a_session_that_gave_way_follows_the_one_the_cell_built)
     json_decref(built);
     k->running = 1;
     k->ext.cell_begin(k, k->ext.self, 7);
-    double end = now_s() + 10;
-    while (json_array_size(k->published) == 0 && now_s() < end)
-        turn(k);
+    cr_expect(run_until(k, published, 10), "no job displayed");
     char *shown = displayed(k);
     cr_expect(strstr(shown, "[Spark job 1]") != NULL, "%s", shown);
     free(shown);

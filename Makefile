@@ -154,11 +154,20 @@ core-ci: asan-core integration-core-plain
 # the kernel's executor, the cluster the tests start and the clients all run 3.5.
 COMPAT_VENV  ?= .venv-compat
 # What depends on PySpark's version: the executor's session code (executor_spark), the
-# notebooks' own sessions (the whole wild corpus of issue 15, against ipykernel + PySpark
-# 3.5) and the elastic share's calls into Spark's scheduler (issue 19). The driver suite,
+# notebooks' own sessions where PySpark 3.5 and 4 take different paths (builders, old-style
+# SparkContext calls, helper modules that build sessions, a builder whose settings differ
+# from the running session's, an interrupt while one starts: the rest of the wild corpus
+# of issue 15 goes through the same entry points and runs with PySpark 4 in the Spark
+# stage) and the elastic share's calls into Spark's scheduler (issue 19). The driver suite,
 # the WAITING report, the rest of sharing and the JVM archive are mostly the C side's and
 # the JVM's (`make test-compat-all` runs that longer list).
-COMPAT_TESTS := tests/integration/test_executor_spark.py tests/integration/test_wild_notebooks.py \
+WILD         := tests/integration/test_wild_notebooks.py
+COMPAT_TESTS := tests/integration/test_executor_spark.py \
+                '$(WILD)::test_same_as_plain_pyspark[four_cells]' \
+                '$(WILD)::test_same_as_plain_pyspark[old_style_contexts]' \
+                '$(WILD)::test_same_as_plain_pyspark[helpers_out_of_sight]' \
+                '$(WILD)::test_same_as_plain_pyspark[builder_settings]' \
+                $(WILD)::test_session_interrupted_while_it_starts \
                 tests/integration/test_sharing.py::test_elastic_share_grows_alone_and_gives_back_at_task_boundaries
 COMPAT_ALL   := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
                 tests/integration/test_executor_spark.py tests/integration/test_cds.py \

@@ -619,3 +619,71 @@ Test(spark_extension, behind_a_proxy_the_ui_links_and_spark_proxy_base_follow_th
     detach(k);
     free_answers(routes);
 }
+
+/* ---- issue 19: a lone session's long job asks for its executors at once ---------------- */
+
+#define GROW_MASTER(apps)                                                                          \
+    "{\"url\":\"spark://127.0.0.1:7077\",\"status\":\"ALIVE\",\"cores\":2,\"coresused\":1,"        \
+    "\"workers\":[{\"id\":\"worker-1\",\"host\":\"127.0.0.1\",\"port\":1,\"cores\":2,"             \
+    "\"coresused\":1,\"coresfree\":1,\"memory\":2048,\"memoryused\":1024,\"memoryfree\":1024,"     \
+    "\"state\":\"ALIVE\"}],\"activeapps\":[" apps "]}"
+#define GROW_ME                                                                                    \
+    "{\"id\":\"app-1\",\"name\":\"sparkernel 1234abcd\",\"cores\":1,\"state\":\"RUNNING\","        \
+    "\"starttime\":1795610740187}"
+#define GROW_WAITER                                                                                \
+    ",{\"id\":\"app-2\",\"name\":\"etl\",\"cores\":0,\"state\":\"WAITING\","                       \
+    "\"starttime\":1795610755582}"
+
+/* The most executors the kernel asked for (spark_grow with want) while cell 7 ran a job of
+ * `tasks` tasks, none done, for 4 s, the master answering master_json. */
+static int wanted_while(const char *master_json, int tasks)
+{
+    char jobs[400], stages[400];
+    snprintf(jobs, sizeof jobs,
+             "[{\"jobId\":1,\"name\":\"collect at <cell>:1\",\"jobGroup\":\"sparkernel-7\","
+             "\"submissionTime\":\"2026-11-25T12:54:55.517GMT\",\"stageIds\":[3],"
+             "\"status\":\"RUNNING\",\"numTasks\":%d,\"numActiveTasks\":1}]",
+             tasks);
+    snprintf(stages, sizeof stages,
+             "[{\"status\":\"ACTIVE\",\"stageId\":3,\"attemptId\":0,\"numTasks\":%d,"
+             "\"numActiveTasks\":1,\"numCompleteTasks\":0,\"name\":\"collect at <cell>:1\"}]",
+             tasks);
+    struct fake_route routes[] = {
+        {"GET", "/json/", fake_http_answer("200 OK", master_json)},
+        {"GET", "/api/v1/applications/app-1/jobs", fake_http_answer("200 OK", jobs)},
+        {"GET", "/api/v1/applications/app-1/stages", fake_http_answer("200 OK", stages)},
+        {"POST", "/app/kill/", FOUND},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = cell_seven_displayed(&rest);
+    double until = now_s() + 4.0;
+    while (now_s() < until)
+        turn(k);
+    int most = 0;
+    size_t i;
+    json_t *cmd;
+    json_array_foreach(k->controls, i, cmd)
+    {
+        json_t *want = json_object_get(cmd, "want");
+        if (strcmp(json_string_value(json_object_get(cmd, "type")), "spark_grow") == 0 && want &&
+            json_integer_value(want) > most)
+            most = (int)json_integer_value(want);
+    }
+    k->ext.cell_end(k, k->ext.self);
+    run_until(k, reply_released, 10);
+    k->running = 0;
+    free(fake_http_stop(&rest, NULL));
+    detach(k);
+    free_answers(routes);
+    return most;
+}
+
+Test(spark_extension, a_lone_sessions_long_job_asks_for_its_executors_at_once)
+{
+    /* 8 tasks left on the 1 core held of 2: both executors, before Spark's 3 s timer */
+    cr_expect_eq(wanted_while(GROW_MASTER(GROW_ME), 8), 2);
+    /* 2 tasks (the ML fit's first job, a count()): left to Spark's timer */
+    cr_expect_leq(wanted_while(GROW_MASTER(GROW_ME), 2), 1);
+    /* another application waits: nothing more (a shrink instead) */
+    cr_expect_leq(wanted_while(GROW_MASTER(GROW_ME GROW_WAITER), 8), 1);
+}

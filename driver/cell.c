@@ -62,9 +62,8 @@ static void on_stages(void *ctx, int status, long code, const char *body, size_t
 {
     (void)code, (void)error;
     struct kernel *k = spark_call_take(ctx, status);
-    if (k != NULL && spark_of(k)->progress && status == HTTP_OK &&
-        progress_update_stages(spark_of(k)->progress, body, len) == 0)
-        share_grow_for_cell(k);
+    if (k != NULL && spark_of(k)->progress && status == HTTP_OK)
+        progress_update_stages(spark_of(k)->progress, body, len);
 }
 
 static void ask_stages(struct kernel *k, long timeout_ms)

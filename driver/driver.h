@@ -65,8 +65,6 @@ struct spark {
     int yield_in_flight, yielded, give_back_sent, executors_noticed;
     int shrunk;              /* an elastic share gave cores back mid-job (0: grown) */
     double next_share_order; /* monotonic: the next shrink may be sent then */
-    double next_grow;        /* monotonic: the next growth for a long job may be asked then */
-    int held_cores;          /* the session's cores, as the master last said */
 };
 
 /* An HTTP request's context: its answer matters only to the session of its generation. */
@@ -148,8 +146,6 @@ void cell_tick(struct kernel *k);
 int share_observe(struct kernel *k, const struct master_status *ms, const struct master_app **mine,
                   char *who, size_t len);
 enum share_rule share_rule_of(const struct settings *st);
-/* The elastic share's growth for a long job of the running cell (after each /stages answer). */
-void share_grow_for_cell(struct kernel *k);
 const char *share_rule_text(const struct spark *s, char *buf, size_t len);
 /* Whether the idle session's yield poll is on, and its answer's handler. */
 int share_yield_armed(const struct spark *s);

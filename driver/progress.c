@@ -916,25 +916,6 @@ double progress_waiting_since(const struct progress *p)
     return since;
 }
 
-int progress_tasks_left(const struct progress *p)
-{
-    int left = 0;
-    for (size_t i = 0; p != NULL && i < p->nstages; i++) {
-        const struct stage *st = &p->stages[i];
-        int mine = 0;
-        for (size_t j = 0; j < p->njobs && !mine; j++) {
-            const struct job *jb = p->jobs[j];
-            for (size_t k = 0; jb->status == JOB_RUNNING && k < jb->nstage_ids && !mine; k++)
-                mine = jb->stage_ids[k] == st->id;
-        }
-        if (!mine || (i + 1 < p->nstages && p->stages[i + 1].id == st->id))
-            continue; /* another cell's, or an older attempt of the same stage */
-        if (st->tasks > st->complete_tasks)
-            left += st->tasks - st->complete_tasks;
-    }
-    return left;
-}
-
 int progress_running(const struct progress *p)
 {
     for (size_t i = 0; p != NULL && i < p->njobs; i++)

@@ -112,14 +112,6 @@ double progress_waiting_since(const struct progress *p);
  * asking for, and the next look soon), else 0. Accepts NULL (0). */
 int progress_running(const struct progress *p);
 
-/* Tasks of the cell's running jobs not done yet (the latest attempt of each of their active
- * stages: numTasks minus numCompleteTasks, as the last /stages answer gave them). Not split
- * into running and waiting: Spark's status store writes a stage's task counts at most every
- * 100 ms and flushes a quiet stage only after a second or more, so a stage whose few tasks
- * all started at once can show none running for seconds. The elastic share grows on it
- * (sharing_wanted_executors). Accepts NULL (0). */
-int progress_tasks_left(const struct progress *p);
-
 /* Seconds until the kernel's next look at the jobs, on the caller's clock: 0.25 while a job
  * of the cell has run for less than 2 s (the newest running job counts), 0.5 up to 10 s,
  * then 1 s; 0.5 when none runs. Each look costs the driver JVM a few ms of CPU, which a long

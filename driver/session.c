@@ -393,8 +393,7 @@ static void set_poll_url(struct spark *s)
 static void reset_share(struct spark *s)
 {
     s->yielded = s->yield_in_flight = s->shrunk = 0;
-    s->holding_since = s->contended_since = s->next_share_order = s->next_grow = 0;
-    s->held_cores = 0;
+    s->holding_since = s->contended_since = s->next_share_order = 0;
     s->next_yield_poll = spark_now() + 0.5;
 }
 

@@ -68,13 +68,6 @@ static const struct def defs[] = {
     {"spark.dynamicAllocation.initialExecutors", "SPARKERNEL_INITIAL_EXECUTORS", "1", K_INT,
      "the warm session asks for one executor at start, so the first cell does not wait for it", 0,
      10000},
-    {"spark.dynamicAllocation.schedulerBacklogTimeout", NULL, "3s", K_STRING,
-     "tasks have waited this long for a core: ask for another executor. Spark's 1 s started "
-     "executors for short jobs that came as the job ended and ran its last task cold; the "
-     "kernel asks at once for what a long job needs, and for a first executor",
-     0, 0},
-    {"spark.dynamicAllocation.sustainedSchedulerBacklogTimeout", NULL, "1s", K_STRING,
-     "then again every this long while tasks still wait", 0, 0},
     {"spark.dynamicAllocation.executorIdleTimeout", "SPARKERNEL_IDLE_TIMEOUT", "60s", K_STRING,
      "an idle notebook gives its executors back after this", 0, 0},
     {"spark.dynamicAllocation.cachedExecutorIdleTimeout", "SPARKERNEL_CACHED_IDLE_TIMEOUT", "60s",

@@ -191,19 +191,6 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
     return found;
 }
 
-int sharing_wanted_executors(int left, int held, int per, int max)
-{
-    if (left <= 0)
-        return 0;
-    if (held <= 0)
-        return 1;
-    per = per > 0 ? per : 1;
-    long need = ((long)left + per - 1) / per;
-    if (max > 0 && need > max)
-        need = max;
-    return left >= 3L * held && need * per > held ? (int)need : 0;
-}
-
 int sharing_fair_cores(const struct master_status *ms, const char *my_app, const char *dir)
 {
     if (ms == NULL || ms->cores <= 0)
@@ -400,34 +387,6 @@ static void share_cluster(struct kernel *k, const struct master_status *ms,
     json_decref(cmd);
 }
 
-/* The elastic share's growth, at each answer about the cell's active stages: a lone session
- * asks at once for the executors a long job needs (sharing_wanted_executors), on the control
- * pipe (a cell runs). Never while another application waits or after a shrink (then the
- * share follows the master's answers), at most once a second; the executor asks the master
- * for that total only when it holds fewer executors and dynamic allocation's own target is
- * lower, so a repeat costs nothing. */
-void share_grow_for_cell(struct kernel *k)
-{
-    struct spark *s = spark_of(k);
-    double now = spark_now();
-    if (share_rule_of(s->settings) != SHARE_ELASTIC || s->shrunk || s->contended_since > 0 ||
-        now < s->next_grow)
-        return;
-    int left = progress_tasks_left(s->progress);
-    int want = sharing_wanted_executors(
-        left, s->held_cores, settings_get_int(s->settings, "spark.executor.cores", 1),
-        settings_get_int(s->settings, "spark.dynamicAllocation.maxExecutors", 0));
-    if (want == 0)
-        return;
-    json_t *cmd = json_pack("{s:s, s:i}", "type", "spark_grow", "want", want);
-    if (cmd && kernel_control_executor(k, cmd) == 0) {
-        log_debug("%d task(s) left on %d core(s): asking for %d executor(s)", left, s->held_cores,
-                  want);
-        s->next_grow = now + 1.0;
-    }
-    json_decref(cmd);
-}
-
 /* While the notebook is idle and its session holds executors, the master is asked every
  * 2 s whether another application waits for cores. If one does, the session gives its
  * executors back now rather than after Spark's idle timeout: when the notebook has been
@@ -451,7 +410,6 @@ int share_observe(struct kernel *k, const struct master_status *ms, const struct
 {
     struct spark *s = spark_of(k);
     *mine = master_find_app(ms, s->app_id);
-    s->held_cores = *mine ? (*mine)->cores : 0;
     int contended = share_track(s, ms, *mine, who, len);
     share_cluster(k, ms, *mine, contended);
     return contended;

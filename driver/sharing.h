@@ -64,19 +64,6 @@ int sharing_contended(const struct master_status *ms, const char *my_app, const 
  * holder rather than going idle), at least 1. */
 int sharing_fair_cores(const struct master_status *ms, const char *my_app, const char *dir);
 
-/* How many executors a lone session should hold now for its running jobs, asked at once
- * rather than after Spark's backlog timer (spark.dynamicAllocation.schedulerBacklogTimeout,
- * which the kernel sets to 3 s): left is the tasks of the cell's active stages not done yet
- * (progress_tasks_left), held the cores the master last said the session holds, per the
- * cores of one executor, max the session's maxExecutors (0: no cap). With no core held (after
- * the idle timeout, a turn in sharing) one executor now. With some, a long job (at least
- * three rounds of the held cores left: an executor started now, in 2-3 s, still finds work)
- * wants an executor for each task left. A short job is left to Spark's timer: an executor
- * asked for it arrives as it ends and runs its last task cold. Returns a total number of
- * executors, or 0 (nothing to ask); the executor asks the master only for more than the
- * session has and dynamic allocation wants. */
-int sharing_wanted_executors(int left, int held, int per, int max);
-
 /* A sparkernel application younger than this without a record is a session starting (it
  * registers with the master, asking for its first executor, before its record is written):
  * its notebook does not wait for cores yet. */

@@ -729,36 +729,6 @@ Test(progress, stages_of_other_status_are_not_active)
     progress_destroy(&p);
 }
 
-Test(progress, tasks_left_count_the_running_jobs_stages)
-{
-    struct progress *p = tracker("g");
-    cr_expect_eq(progress_tasks_left(NULL), 0);
-    cr_expect_eq(progress_tasks_left(p), 0, "no answer yet");
-    cr_assert_eq(feed(p, RUNNING(",\"stageIds\":[1,2]"), 0), PROGRESS_OK);
-    /* stage 2's latest attempt: 8 tasks, 2 done: 6 left; its old attempt and another job's
-     * stage 9 do not count */
-    const char *stages =
-        "[{\"stageId\":2,\"attemptId\":1,\"status\":\"ACTIVE\",\"numTasks\":8,"
-        "\"numActiveTasks\":1,\"numCompleteTasks\":2},"
-        "{\"stageId\":2,\"attemptId\":0,\"status\":\"ACTIVE\",\"numTasks\":8,"
-        "\"numActiveTasks\":4,\"numCompleteTasks\":0},"
-        "{\"stageId\":9,\"status\":\"ACTIVE\",\"numTasks\":50,\"numActiveTasks\":0}]";
-    cr_assert_eq(progress_update_stages(p, stages, strlen(stages)), PROGRESS_OK);
-    cr_expect_eq(progress_tasks_left(p), 6);
-    /* more done than tasks (answers of two moments): none left */
-    const char *over = "[{\"stageId\":1,\"status\":\"ACTIVE\",\"numTasks\":2,"
-                       "\"numActiveTasks\":0,\"numCompleteTasks\":3}]";
-    cr_assert_eq(progress_update_stages(p, over, strlen(over)), PROGRESS_OK);
-    cr_expect_eq(progress_tasks_left(p), 0);
-    /* the job ended: its stages (still in the last answer) no longer count */
-    cr_assert_eq(progress_update_stages(p, stages, strlen(stages)), PROGRESS_OK);
-    cr_assert_eq(
-        feed(p, JOB("\"status\":\"SUCCEEDED\",\"stageIds\":[1,2]," DONE_AFTER("01.000")), 1),
-        PROGRESS_OK);
-    cr_expect_eq(progress_tasks_left(p), 0);
-    progress_destroy(&p);
-}
-
 /* ---- rendering -------------------------------------------------------------------------- */
 
 Test(progress, text_plain_line)

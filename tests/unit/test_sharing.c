@@ -332,27 +332,6 @@ Test(sharing, long_non_ascii_names_are_cut_on_characters)
     master_status_destroy(&ms);
 }
 
-Test(sharing, a_long_job_asks_for_its_executors_at_once)
-{
-    /* nothing left: nothing to ask */
-    cr_expect_eq(sharing_wanted_executors(0, 1, 1, 2), 0);
-    /* no core held (after the idle timeout, a turn): one executor now, whatever the job */
-    cr_expect_eq(sharing_wanted_executors(1, 0, 1, 2), 1);
-    cr_expect_eq(sharing_wanted_executors(8, 0, 1, 2), 1);
-    /* a short job (the ML fit's two tasks, a count()): left to Spark's timer */
-    cr_expect_eq(sharing_wanted_executors(2, 1, 1, 2), 0);
-    cr_expect_eq(sharing_wanted_executors(5, 2, 1, 4), 0);
-    /* a long job: an executor per task left, capped by maxExecutors (0: none) */
-    cr_expect_eq(sharing_wanted_executors(3, 1, 1, 2), 2);
-    cr_expect_eq(sharing_wanted_executors(8, 1, 1, 2), 2);
-    cr_expect_eq(sharing_wanted_executors(8, 1, 1, 0), 8);
-    cr_expect_eq(sharing_wanted_executors(6, 2, 1, 16), 6);
-    cr_expect_eq(sharing_wanted_executors(8, 2, 2, 16), 4, "8 tasks on 2-core executors");
-    /* already every core the cap allows: nothing */
-    cr_expect_eq(sharing_wanted_executors(8, 2, 1, 2), 0);
-    cr_expect_eq(sharing_wanted_executors(-1, 1, 1, 2), 0);
-}
-
 Test(sharing, a_fair_share_counts_holders_and_waiters)
 {
     /* 2 cores; app-1 holds them, app-2 (etl) waits, app-3 (sparkernel, no record) runs

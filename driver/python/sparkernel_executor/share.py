@@ -36,13 +36,9 @@ def _shrink(jsc: Any, keep: int) -> None:
         backend.decommissionExecutor(executor, info, True, False)
 
 
-def _grow(jsc: Any, want: int = 0) -> None:
+def _grow(jsc: Any) -> None:
     """Gives the master back the target dynamic allocation holds (a shrink lowered the
-    master's, not the allocation manager's): the session may take free cores again. With
-    `want`, asks for that many executors in all now, for a long job, when the session holds
-    fewer and dynamic allocation's target is lower (its backlog timer would ask later); the
-    allocation manager's next change of target replaces it, and executors it finds idle
-    leave after the idle timeout as any other."""
+    master's, not the allocation manager's): the session may take free cores again."""
     manager = jsc.executorAllocationManager()
     if manager.isEmpty():
         return
@@ -51,13 +47,8 @@ def _grow(jsc: Any, want: int = 0) -> None:
     target = targets.get(default_id)
     if target.isEmpty():
         return
-    total = int(target.get())
-    if want:
-        if want <= total:
-            return
-        total = want
     empty = getattr(getattr(_jvm().scala.collection.immutable, "Map$"), "MODULE$").empty()
-    jsc.requestTotalExecutors(total, 0, empty)
+    jsc.requestTotalExecutors(int(target.get()), 0, empty)
 
 
 class Share:
@@ -104,23 +95,12 @@ class Share:
             pass  # the session is stopping: nothing to give
 
     def grow(self, msg: dict) -> None:
-        """Lets the session grow again: nobody waits any more. With `want` (a long job of
-        a lone session), asks for that many executors in all now, capped by the session's
-        maxExecutors."""
-        sc, jsc = self._context()
+        """Lets the session grow again: nobody waits any more."""
+        _, jsc = self._context()
         if jsc is None:
             return
-        want = msg.get("want", 0)
         try:
-            if not isinstance(want, int) or isinstance(want, bool) or want < 0:
-                return
-            if want:
-                if want <= jsc.getExecutorIds().size() or not self._elastic(sc):
-                    return
-                cap = sc.getConf().get("spark.dynamicAllocation.maxExecutors")
-                if cap is not None and cap.strip().isdigit():
-                    want = min(want, int(cap))
-            _grow(jsc, want)
+            _grow(jsc)
         except Exception:
             pass  # the session is stopping: nothing to take
 

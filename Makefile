@@ -162,16 +162,13 @@ COMPAT_VENV  ?= .venv-compat
 # the WAITING report, the rest of sharing and the JVM archive are mostly the C side's and
 # the JVM's (`make test-compat-all` runs that longer list).
 WILD         := tests/integration/test_wild_notebooks.py
+COMPAT_WILD  := four_cells old_style_contexts helpers_out_of_sight builder_settings
 COMPAT_TESTS := tests/integration/test_executor_spark.py \
-                '$(WILD)::test_same_as_plain_pyspark[four_cells]' \
-                '$(WILD)::test_same_as_plain_pyspark[old_style_contexts]' \
-                '$(WILD)::test_same_as_plain_pyspark[helpers_out_of_sight]' \
-                '$(WILD)::test_same_as_plain_pyspark[builder_settings]' \
+                $(foreach n,$(COMPAT_WILD),'$(WILD)::test_same_as_plain_pyspark[$(n)]') \
                 $(WILD)::test_session_interrupted_while_it_starts \
                 tests/integration/test_sharing.py::test_elastic_share_grows_alone_and_gives_back_at_task_boundaries
 COMPAT_ALL   := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
-                tests/integration/test_executor_spark.py tests/integration/test_cds.py \
-                tests/integration/test_wild_notebooks.py
+                tests/integration/test_executor_spark.py tests/integration/test_cds.py $(WILD)
 
 $(COMPAT_VENV)/.sparkernel-deps: requirements-compat.txt
 	@VENV=$(VENV) COMPAT_VENV=$(COMPAT_VENV) bash tests/support/deps.sh test

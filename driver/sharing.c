@@ -350,37 +350,42 @@ const char *share_rule_text(const struct spark *s, char *buf, size_t len)
     return buf;
 }
 
-/* The elastic share, at every answer of the master while the session holds cores: when
- * another application waits and this session holds more than a fair share, the executors
- * above it are decommissioned (they finish their running tasks, take no new one and exit;
- * the master's target for this application drops, so their cores go to the waiter). Sent
- * on the control pipe, which the executor reads while a cell runs; again every 2 s while it
- * lasts (an executor that registered late). When nobody waits any more, the session may
- * grow again. */
+/* The elastic share, at every answer of the master: while another application waits for
+ * cores, this session is held to a fair share (the cluster's cores divided among the
+ * applications that hold or want cores). Executors above it are decommissioned (they finish
+ * their running tasks, take no new one and exit); a session at or under it asks the master
+ * for no more than that, so the cores another one gives back go to the waiter and not to
+ * whichever application registered first (the master serves those wanting cores in the
+ * order they registered: without the cap, two busy notebooks passed their cores to each
+ * other while a third, registered last, waited for ever). Sent on the control pipe, which
+ * the executor reads while a cell runs; again every 2 s while it lasts (dynamic allocation
+ * raises its request as a backlog lasts). When nobody waits any more, the session may grow
+ * again. */
 static void share_cluster(struct kernel *k, const struct master_status *ms,
-                          const struct master_app *mine, int contended)
+                          const struct master_app *mine)
 {
     struct spark *s = spark_of(k);
     if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
         return;
-    if (!contended) {
+    char who[400];
+    if (!sharing_contended(ms, s->app_id, s->sessions_dir, who, sizeof who, NULL)) {
         json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
         if (grow && kernel_control_executor(k, grow) == 0)
             s->shrunk = 0;
         json_decref(grow);
         return;
     }
-    int fair = sharing_fair_cores(ms, s->app_id, s->sessions_dir);
-    if (mine->cores <= fair || spark_now() < s->next_share_order)
+    if (spark_now() < s->next_share_order)
         return;
+    int fair = sharing_fair_cores(ms, s->app_id, s->sessions_dir);
     int per = settings_get_int(s->settings, "spark.executor.cores", 1);
     int keep = fair / (per > 0 ? per : 1);
     json_t *cmd = json_pack("{s:s, s:i}", "type", "spark_shrink", "keep", keep > 0 ? keep : 1);
     if (cmd && kernel_control_executor(k, cmd) == 0) {
-        if (!s->shrunk)
-            log_info("another application waits: giving back %d of %d cores at the next task "
-                     "boundary (fair share %d)",
-                     mine->cores - fair, mine->cores, fair);
+        if (mine->cores > fair && !s->shrunk)
+            log_info("%s waits: giving back %d of %d cores at the next task boundary (fair "
+                     "share %d)",
+                     who, mine->cores - fair, mine->cores, fair);
         s->shrunk = 1;
         s->next_share_order = spark_now() + 2.0;
     }
@@ -411,7 +416,7 @@ int share_observe(struct kernel *k, const struct master_status *ms, const struct
     struct spark *s = spark_of(k);
     *mine = master_find_app(ms, s->app_id);
     int contended = share_track(s, ms, *mine, who, len);
-    share_cluster(k, ms, *mine, contended);
+    share_cluster(k, ms, *mine);
     return contended;
 }
 

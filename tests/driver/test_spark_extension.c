@@ -619,3 +619,66 @@ Test(spark_extension, behind_a_proxy_the_ui_links_and_spark_proxy_base_follow_th
     detach(k);
     free_answers(routes);
 }
+
+/* ---- issue 19: while another application waits, every session keeps to a fair share ------ */
+
+#define SHARE_MASTER(apps)                                                                         \
+    "{\"url\":\"spark://127.0.0.1:7077\",\"status\":\"ALIVE\",\"cores\":2,\"coresused\":2,"        \
+    "\"workers\":[{\"id\":\"worker-1\",\"host\":\"127.0.0.1\",\"port\":1,\"cores\":2,"             \
+    "\"coresused\":2,\"coresfree\":0,\"memory\":2048,\"memoryused\":2048,\"memoryfree\":0,"        \
+    "\"state\":\"ALIVE\"}],\"activeapps\":[" apps "]}"
+#define SHARE_ME(cores)                                                                            \
+    "{\"id\":\"app-1\",\"name\":\"sparkernel 1234abcd\",\"cores\":" #cores ","                     \
+    "\"state\":\"RUNNING\",\"starttime\":1795610740187}"
+#define SHARE_HOLDER                                                                               \
+    ",{\"id\":\"app-3\",\"name\":\"report\",\"cores\":2,\"state\":\"RUNNING\","                    \
+    "\"starttime\":1795610700000}"
+#define SHARE_WAITER                                                                               \
+    ",{\"id\":\"app-2\",\"name\":\"etl\",\"cores\":0,\"state\":\"WAITING\","                       \
+    "\"starttime\":1795610755582}"
+
+/* The smallest `keep` of the spark_shrink commands the kernel sent while cell 7 ran for 3 s,
+ * the master answering master_json; -1 when it sent none. */
+static int kept_while(const char *master_json)
+{
+    struct fake_route routes[] = {
+        {"GET", "/json/", fake_http_answer("200 OK", master_json)},
+        {"GET", "/api/v1/applications/app-1/jobs", recorded("progress", "jobs-03.json")},
+        {"GET", "/api/v1/applications/app-1/stages", recorded("progress", "stages-03.json")},
+        {"POST", "/app/kill/", FOUND},
+        {NULL, NULL, NULL}};
+    struct fake_http rest = fake_http_start(routes);
+    struct kernel *k = cell_seven_displayed(&rest);
+    double until = now_s() + 3.0;
+    while (now_s() < until)
+        turn(k);
+    int least = -1;
+    size_t i;
+    json_t *cmd;
+    json_array_foreach(k->controls, i, cmd)
+    {
+        json_t *keep = json_object_get(cmd, "keep");
+        if (strcmp(json_string_value(json_object_get(cmd, "type")), "spark_shrink") == 0 &&
+            json_is_integer(keep) && (least < 0 || json_integer_value(keep) < least))
+            least = (int)json_integer_value(keep);
+    }
+    k->ext.cell_end(k, k->ext.self);
+    run_until(k, reply_released, 10);
+    k->running = 0;
+    free(fake_http_stop(&rest, NULL));
+    detach(k);
+    free_answers(routes);
+    return least;
+}
+
+Test(spark_extension, while_another_waits_a_session_without_cores_asks_for_no_more_than_its_share)
+{
+    /* The master hands freed cores out in registration order: a session with none that
+     * wants some is held to its share (2 cores, three applications: 1) so that cores given
+     * back reach the one waiting too, not only the oldest. */
+    cr_expect_eq(kept_while(SHARE_MASTER(SHARE_ME(0) SHARE_HOLDER SHARE_WAITER)), 1);
+    /* Holding its share and more: the rest goes back (as before). */
+    cr_expect_eq(kept_while(SHARE_MASTER(SHARE_ME(2) SHARE_WAITER)), 1);
+    /* Nobody else waits: no cap. */
+    cr_expect_eq(kept_while(SHARE_MASTER(SHARE_ME(0) SHARE_HOLDER)), -1);
+}

@@ -16,10 +16,12 @@ def _jvm() -> Any:
 
 
 def _shrink(jsc: Any, keep: int) -> None:
-    """Decommissions the executors above `keep` (the newest first: the oldest hold the most
-    cached blocks and warm JIT code). A decommissioned executor takes no new task, ends the
-    ones it runs and exits; the target the master holds for the application drops with it,
-    so the master gives the cores to the application that waits, not back to this one.
+    """Holds the session to `keep` executors while another application waits. Those above
+    it are decommissioned (the newest first: the oldest hold the most cached blocks and warm
+    JIT code): a decommissioned executor takes no new task, ends the ones it runs and exits,
+    and the target the master holds for the application drops with it. A session at or under
+    `keep` asks the master for no more than `keep` (nor more than dynamic allocation wants),
+    so that cores given back by another go to the application that waits, not to this one.
     Nothing is killed: needs spark.decommission.enabled, which the kernel sets."""
     backend = jsc.schedulerBackend()
     pending = backend.executorsPendingDecommission()
@@ -28,6 +30,9 @@ def _shrink(jsc: Any, keep: int) -> None:
     live = sorted((i for i in ids if not pending.contains(i)), key=lambda i: (len(i), i))
     excess = live[keep:]
     if not excess:
+        wanted = _allocation_target(jsc)
+        if wanted is not None and wanted > keep:
+            jsc.requestTotalExecutors(keep, 0, _empty_map())
         return
     info_cls = _jvm().org.apache.spark.scheduler.ExecutorDecommissionInfo
     host = getattr(info_cls, "apply$default$2")()
@@ -36,19 +41,27 @@ def _shrink(jsc: Any, keep: int) -> None:
         backend.decommissionExecutor(executor, info, True, False)
 
 
-def _grow(jsc: Any) -> None:
-    """Gives the master back the target dynamic allocation holds (a shrink lowered the
-    master's, not the allocation manager's): the session may take free cores again."""
+def _allocation_target(jsc: Any) -> int | None:
+    """The executors dynamic allocation wants for the session now (None: not known)."""
     manager = jsc.executorAllocationManager()
     if manager.isEmpty():
-        return
+        return None
     targets = manager.get().numExecutorsTargetPerResourceProfileId()
     default_id = jsc.resourceProfileManager().defaultResourceProfile().id()
     target = targets.get(default_id)
-    if target.isEmpty():
-        return
-    empty = getattr(getattr(_jvm().scala.collection.immutable, "Map$"), "MODULE$").empty()
-    jsc.requestTotalExecutors(int(target.get()), 0, empty)
+    return None if target.isEmpty() else int(target.get())
+
+
+def _empty_map() -> Any:
+    return getattr(getattr(_jvm().scala.collection.immutable, "Map$"), "MODULE$").empty()
+
+
+def _grow(jsc: Any) -> None:
+    """Gives the master back the target dynamic allocation holds (a shrink lowered the
+    master's, not the allocation manager's): the session may take free cores again."""
+    wanted = _allocation_target(jsc)
+    if wanted is not None:
+        jsc.requestTotalExecutors(wanted, 0, _empty_map())
 
 
 class Share:
@@ -81,8 +94,8 @@ class Share:
     # state lasts, so one lost or refused here costs one poll.
 
     def shrink(self, msg: dict) -> None:
-        """Gives back every executor above `keep` at its next task boundary: another
-        application waits and this session holds more than its fair share."""
+        """Holds the session to `keep` executors: those above it go at their next task
+        boundary, and no more are asked for (another application waits)."""
         sc, jsc = self._context()
         if jsc is None:
             return

@@ -1,6 +1,7 @@
 """Executors given back to the cluster while another application waits for cores: the
-idle notebook's (spark_give_back), and an elastic share's above its fair part at the next
-task boundary (spark_shrink) until nobody waits (spark_grow)."""
+idle notebook's (spark_give_back), and an elastic share held to its fair part, the
+executors above it gone at their next task boundary and no more asked for (spark_shrink),
+until nobody waits (spark_grow)."""
 from __future__ import annotations
 
 from typing import Any

@@ -256,19 +256,17 @@ void sharing_holder(const struct master_app *a, const char *my_app, const char *
 
 /* What an answer of the master says about sharing: since when this session has held cores
  * (published in its record, so the sessions can tell whose turn it is to give them back)
- * and since when another application has waited for them (its id and name in who).
- * Returns whether one waits while this session holds cores. */
-static int share_track(struct spark *s, const struct master_status *ms,
-                       const struct master_app *mine, char *who, size_t len)
+ * and since when another application has waited for them (waiting: one does; since: its
+ * record's wall clock, 0 when it does not say). Returns whether one waits while this
+ * session holds cores. */
+static int share_track(struct spark *s, const struct master_app *mine, int waiting, double since)
 {
     int holds = mine != NULL && mine->cores > 0;
     if (holds != (s->holding_since > 0)) {
         s->holding_since = holds ? spark_wall() : 0;
         session_publish_record(s);
     }
-    who[0] = '\0';
-    double since = 0; /* wall clock; 0: the waiter's record does not say */
-    if (holds && sharing_contended(ms, s->app_id, s->sessions_dir, who, len, &since)) {
+    if (holds && waiting) {
         /* How long the waiter has waited, as its record says (this session may have held
          * its cores through another's turn just before), else as seen from here. */
         double waited = since > 0 ? spark_wall() - since : 0;
@@ -362,13 +360,12 @@ const char *share_rule_text(const struct spark *s, char *buf, size_t len)
  * raises its request as a backlog lasts). When nobody waits any more, the session may grow
  * again. */
 static void share_cluster(struct kernel *k, const struct master_status *ms,
-                          const struct master_app *mine)
+                          const struct master_app *mine, int waiting, const char *who)
 {
     struct spark *s = spark_of(k);
     if (mine == NULL || share_rule_of(s->settings) != SHARE_ELASTIC)
         return;
-    char who[400];
-    if (!sharing_contended(ms, s->app_id, s->sessions_dir, who, sizeof who, NULL)) {
+    if (!waiting) {
         json_t *grow = s->shrunk ? json_pack("{s:s}", "type", "spark_grow") : NULL;
         if (grow && kernel_control_executor(k, grow) == 0)
             s->shrunk = 0;
@@ -415,8 +412,13 @@ int share_observe(struct kernel *k, const struct master_status *ms, const struct
 {
     struct spark *s = spark_of(k);
     *mine = master_find_app(ms, s->app_id);
-    int contended = share_track(s, ms, *mine, who, len);
-    share_cluster(k, ms, *mine);
+    /* Whether another application waits, read once (the records are files) for both the
+     * turns and the elastic share. */
+    double since = 0;
+    who[0] = '\0';
+    int waiting = sharing_contended(ms, s->app_id, s->sessions_dir, who, len, &since);
+    int contended = share_track(s, *mine, waiting, since);
+    share_cluster(k, ms, *mine, waiting, who);
     return contended;
 }
 

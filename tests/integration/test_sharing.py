@@ -299,9 +299,12 @@ def test_executor_death_mid_job_leaves_no_cell_state(cluster, sessions_dir):
     wait_cluster_empty(cluster)
 
 
-# Many short tasks (0.25 s each): about 120 s on one core, 60 s on two.
-LONG_JOB = ("import time\nspark.sparkContext.parallelize(range(480), 480)"
-            ".map(lambda x: (time.sleep(0.25), x)[1]).sum()")
+# Many short tasks (0.25 s each): about 120 s on one core, 60 s on two; once the file
+# {done} exists, the tasks left run without sleeping (the test has seen what it waits for,
+# and the rest of the job would only cost minutes of CI).
+LONG_JOB = ("import os, time\n_done = {done!r}\n"
+            "spark.sparkContext.parallelize(range(480), 480)"
+            ".map(lambda x: (os.path.exists(_done) or time.sleep(0.25), x)[1]).sum()")
 KILLED_OR_FAILED = (
     "import json, urllib.request\n"
     "_port = spark.sparkContext.uiWebUrl.rsplit(':', 1)[1]\n"
@@ -310,7 +313,8 @@ KILLED_OR_FAILED = (
     "sum(s['numKilledTasks'] + s['numFailedTasks'] for s in _stages)")
 
 
-def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, sessions_dir):
+def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, sessions_dir,
+                                                                     tmp_path):
     """Issue 19: a lone session grows to both cores of the worker (two 1-core executors,
     seen on the master); while it runs a long job of short tasks, a second notebook's
     first job gets a core at the first one's next task boundary and finishes long before
@@ -322,7 +326,8 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         reply, out = first.execute(JOB, timeout=240)
         assert reply["content"]["status"] == "ok", out
         ident = app_id(first)
-        msg_id = first.kc.execute(LONG_JOB)
+        done = tmp_path / "second-done"
+        msg_id = first.kc.execute(LONG_JOB.format(done=str(done)))
         wait_for("the lone session to hold both cores",
                  lambda: apps(cluster)[ident]["cores"] == 2, 60)
         second = Kernel(env=env_for(cluster, sessions_dir, "second.ipynb"))
@@ -334,9 +339,12 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         mine = apps(cluster)
         assert mine[ident]["cores"] == 1, mine  # the first gave one back, kept one
         second_done = reply["header"]["date"]
-        # 480 tasks of 0.25 s: 60 s on two cores, 120 s on the one core kept. The bound is
-        # for a hang, not a speed: at a load average of 17 on two cores (a CI run, a
-        # container stack and this suite) the job took longer than 240 s.
+        # The long job still runs (its tasks sleep until the file is there): the second's
+        # cell got its core from a running job, at a task boundary.
+        assert not first.kc.shell_channel.msg_ready(), "the long job ended before the second"
+        done.touch()
+        # The bound is for a hang, not a speed: at a load average of 17 on two cores (a CI
+        # run, a container stack and this suite) the whole job took longer than 240 s.
         reply, out = first.collect(msg_id, timeout=600)
         assert reply["content"]["status"] == "ok", out
         assert result(out) == str(sum(range(480)))

@@ -100,6 +100,11 @@ CORPUS = {
         "sc = SparkContext.getOrCreate(conf)\n"
         "print(sc.appName, sc.parallelize([1, 2, 3]).count())",
         "print(SparkContext.getOrCreate() is sc)\nsc.stop()",
+        # No master named: PySpark's default (the first context named none to launch the
+        # JVM with: local[*] here, as spark-submit gives), not the kernel's cluster.
+        "from pyspark.sql import SparkSession\n"
+        "later = SparkSession.builder.appName('no-master-named').getOrCreate()\n"
+        "print(later.sparkContext.master, later.range(3).count())\nlater.stop()",
     ],
     # The predefined spark used first, a builder later (PySpark's getOrCreate returns the
     # active session), then the user stops it and asks for another: %spark restart
@@ -228,6 +233,10 @@ CORPUS = {
         "print([n for n in get_ipython().run_line_magic('who_ls', '') if n in ('spark', 'sc')])",
         "def local():\n    spark = 'a local of the same name'\n    return spark\n"
         "print(local(), type(spark).__name__)",
+        # A builder naming no master after the first session of the notebook stopped: the
+        # master the first one named (plain PySpark launched its JVM with it).
+        "spark = SparkSession.builder.appName('stops-no-master').getOrCreate()\n"
+        "print(spark.sparkContext.master == {master!r}, spark.range(2).count())\nspark.stop()",
     ],
     # Sessions built out of the cell's sight, as project notebooks do: a helper module's
     # function called in the first cell (run while the kernel's own session still starts),

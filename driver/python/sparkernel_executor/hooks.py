@@ -79,12 +79,13 @@ class Hooks:
             except TypeError:
                 bound = {}
             if bound.get("jsc") is None and bound.get("gateway") is None:
-                request = conf_pairs(bound.get("conf"))
+                launch = conf_pairs(bound.get("conf"))  # what plain PySpark launches with
+                request = dict(launch)
                 if bound.get("master"):
                     request["spark.master"] = str(bound["master"])
                 if bound.get("appName"):
                     request["spark.app.name"] = str(bound["appName"])
-                built.yield_warm(request)
+                built.yield_warm(request, launch)
             interrupt.guard_start(lambda: init(sc, *args, **kwargs), lambda: stop(sc))
             built.adopt(sc, None)
 

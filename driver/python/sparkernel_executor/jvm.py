@@ -227,9 +227,16 @@ class Jvm:
             pairs["spark.authenticate.secret"] = "${env:%s}" % _AUTH_ENV
         else:
             auth_secret = None
+        # Every pair becomes a system property of the JVM, the defaults of every SparkConf
+        # made in it, a cell's own sessions' too, except the master and the app name: those
+        # the kernel's session passes to its builder, and a session a cell builds without
+        # naming them gets what plain PySpark's JVM would give it (spark-submit's: the
+        # deployment's spark-defaults.conf or MASTER, else local[*]; "pyspark-shell"), not
+        # the kernel's cluster and name.
         spark_conf = SparkConf(loadDefaults=False)
         for k, v in pairs.items():
-            spark_conf.set(k, v)
+            if k not in ("spark.master", "spark.app.name"):
+                spark_conf.set(k, v)
         # The JVM is launched here rather than by the builder only to pipe its stderr.
         read_end, write_end = os.pipe()
         # Drained even while the debugger holds the cell at a breakpoint: a full pipe

@@ -147,6 +147,24 @@ def _names_other(warm: dict[str, str], request: dict[str, str]) -> list[str]:
             if request.get(key) not in (None, warm.get(key))]
 
 
+def _as_first_launch(launch: dict[str, str]) -> None:
+    """The JVM's defaults as if plain PySpark had launched it for the first session a cell
+    builds. Plain PySpark starts its JVM with that session's conf as system properties, so
+    a later session that names no master or app name gets the first one's (or, when the
+    first named none, spark-submit's: the deployment's spark.master or local[*], and
+    "pyspark-shell", which the kernel's JVM starts with: jvm.launch). Only the master and
+    the app name: the kernel's other settings are what it adds to every session."""
+    from pyspark import SparkContext
+
+    try:
+        system = SparkContext._jvm.java.lang.System
+        for key in ("spark.master", "spark.app.name"):
+            if launch.get(key):
+                system.setProperty(key, str(launch[key]))
+    except Exception:
+        pass  # the JVM is going away: the request fails on its own
+
+
 def _port_of(url: str | None) -> int:
     m = re.search(r":(\d+)/?$", url or "")
     return int(m.group(1)) if m else 0
@@ -158,12 +176,15 @@ class UserSessions:
         self._cell = cell
         self._jvm = jvm
 
-    def yield_warm(self, request: dict[str, str]) -> None:
+    def yield_warm(self, request: dict[str, str], launch: dict[str, str] | None = None) -> None:
         """Until a cell uses the predefined `spark`/`sc`, a request that names something
         the warm session does not have (an app name, another master, a static setting)
         gets its own session, as on plain PySpark: the warm context stops here and the
         user's starts in the same JVM (the JVM's start is what the warm-up saves). A
-        request that names nothing new gets the warm session, which is then the user's."""
+        request that names nothing new gets the warm session, which is then the user's.
+        `launch`: the settings plain PySpark would launch its JVM with for this request
+        (its conf: a builder's options; not SparkContext's master and appName arguments);
+        default `request`."""
         life = self._session
         if not life.claimed and life.state == "starting":
             life.notice = ""  # about the kernel's request; plain PySpark prints nothing
@@ -179,6 +200,7 @@ class UserSessions:
                 if life.state == "stopped":
                     self._announce(request, named)
                     life.claimed = True
+                    _as_first_launch(request if launch is None else launch)
                 return  # (or it failed: the request goes its own way, as on plain PySpark)
             try:  # built out of the cell's sight (a helper, %run): the warm one first
                 life.wait(quiet=True)
@@ -207,6 +229,7 @@ class UserSessions:
         except Exception:
             pass
         life.withdraw(session)
+        _as_first_launch(request if launch is None else launch)
 
     def _gave_way(self) -> str:
         return (f"The kernel's unused Spark session gave way to the one cell "

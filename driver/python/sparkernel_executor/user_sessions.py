@@ -165,6 +165,49 @@ def _as_first_launch(launch: dict[str, str]) -> None:
         pass  # the JVM is going away: the request fails on its own
 
 
+# JVM-wide counters that name what a query shows (`id#0L` in a plan, `[plan_id=3]` of an
+# exchange): the warm session's warm-up query advanced them. (RDD, job and shuffle ids are
+# the context's own and start again with the user's.)
+_COUNTERS = (("org.apache.spark.sql.catalyst.expressions.NamedExpression$", "curId"),
+             ("org.apache.spark.sql.execution.SparkPlan$", "nextPlanId"))
+
+
+def _fresh_ids() -> None:
+    """When the unused warm session has given way: the query counters back to 0, so that
+    `df.explain()` in the cell's own session prints the ids it prints in a fresh JVM, as
+    on plain PySpark. Safe then: no query of a live session exists (the warm one is
+    stopped and no cell used it). The counters are private fields of Scala objects
+    (static in Spark 4, on the object in 3.5), set through method handles because py4j
+    hands an AtomicLong back to Python as a number. Nothing happens where a Spark version
+    has no such field."""
+    from pyspark import SparkContext
+
+    jvm = SparkContext._jvm
+    gateway = SparkContext._gateway
+    if jvm is None or gateway is None:
+        return
+    handles = jvm.java.lang.invoke.MethodHandles
+    for owner, name in _COUNTERS:
+        try:
+            cls = jvm.java.lang.Class.forName(owner)
+            field = cls.getDeclaredField(name)
+            field.setAccessible(True)
+            kind = field.getType()
+            prim = (jvm.java.lang.Long.TYPE if kind.getName().endswith("AtomicLong")
+                    else jvm.java.lang.Integer.TYPE)
+            lookup = handles.publicLookup()
+            setter = lookup.findVirtual(kind, "set", jvm.java.lang.invoke.MethodType.methodType(
+                jvm.java.lang.Void.TYPE, prim))
+            reset = handles.collectArguments(setter, 0, lookup.unreflectGetter(field))
+            args = gateway.new_array(jvm.java.lang.Object, reset.type().parameterCount())
+            if len(args) == 2:  # an instance field: of the object's MODULE$
+                args[0] = cls.getDeclaredField("MODULE$").get(None)
+            args[len(args) - 1] = 0
+            reset.invokeWithArguments(args)
+        except Exception:
+            continue
+
+
 def _port_of(url: str | None) -> int:
     m = re.search(r":(\d+)/?$", url or "")
     return int(m.group(1)) if m else 0
@@ -201,6 +244,7 @@ class UserSessions:
                     self._announce(request, named)
                     life.claimed = True
                     _as_first_launch(request if launch is None else launch)
+                    _fresh_ids()
                 return  # (or it failed: the request goes its own way, as on plain PySpark)
             try:  # built out of the cell's sight (a helper, %run): the warm one first
                 life.wait(quiet=True)
@@ -230,6 +274,7 @@ class UserSessions:
             pass
         life.withdraw(session)
         _as_first_launch(request if launch is None else launch)
+        _fresh_ids()
 
     def _gave_way(self) -> str:
         return (f"The kernel's unused Spark session gave way to the one cell "

@@ -122,6 +122,10 @@ CORPUS = {
          "ipykernel": "spark = SparkSession.builder.master({master!r})"
                       ".appName('sparkernel-peer-2').getOrCreate()"},
         "print(spark.range(4).count(), spark.sparkContext.master == {master!r})",
+        # Stopped again, a builder naming no master: the first session's (the JVM was
+        # launched for it), the cluster on both kernels.
+        "spark.stop()\nagain = SparkSession.builder.appName('no-master-again').getOrCreate()\n"
+        "print(again.sparkContext.master == {master!r}, again.range(2).count())\nagain.stop()",
     ],
     # findspark before the imports, one builder never stopped, an ML fit: run by papermill
     # with parameters (PAPERMILL), its first cell tagged "parameters".
@@ -221,8 +225,8 @@ CORPUS = {
     # kernel's session is up by then and has run its warm-up query, and the plan the
     # user's session explains numbers its columns as in a fresh JVM.
     "own_names_after_stop": [
-        "print([n for n in get_ipython().run_line_magic('who_ls', '') if n in ('spark', 'sc')])\n"
-        "import time\ntime.sleep(10)",
+        "print([n for n in get_ipython().run_line_magic('who_ls', '') if n in ('spark', 'sc')])",
+        {"sparkernel": "import time\ntime.sleep(10)", "ipykernel": "pass"},
         "from pyspark.sql import SparkSession\n"
         "spark = SparkSession.builder.master({master!r}).appName('stops').getOrCreate()\n"
         "spark.range(5).selectExpr('id * 2 AS x').groupBy('x').count().explain()\n"

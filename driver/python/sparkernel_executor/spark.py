@@ -19,7 +19,8 @@ from .jvm import Jvm, PerContext
 from .session import Pending, Session
 from .share import Share
 from .sql import Sql
-from .user_sessions import UserSessions, binds, builds_session, may_import, uses_predefined
+from .user_sessions import (UserSessions, binds, builds_session, first_launch_of, may_import,
+                            uses_predefined)
 
 __all__ = ["Spark", "SparkDiskFull", "SparkSQLError", "SparkUnavailable",
            "cancel_cell_jobs", "stop_spark"]
@@ -131,6 +132,8 @@ class Spark:
             except Exception:
                 pass  # pyspark is not importable: the cell says so itself
         if predefined and session.current is not None:
+            if not session.claimed:  # the first session used: the JVM's, as if launched for it
+                first_launch_of(session.current)
             session.claimed = True
         cell.group = None
         cell.join_group(session.active_context())

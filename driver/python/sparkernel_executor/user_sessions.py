@@ -172,6 +172,17 @@ _COUNTERS = (("org.apache.spark.sql.catalyst.expressions.NamedExpression$", "cur
              ("org.apache.spark.sql.execution.SparkPlan$", "nextPlanId"))
 
 
+def first_launch_of(session: Any) -> None:
+    """The kernel's session is the first one a cell uses (the predefined `spark`/`sc`): the
+    JVM's master and app name are its own, as if plain PySpark had launched the JVM for
+    it, so a later builder naming none gets them after a stop."""
+    try:
+        sc = session.sparkContext
+        _as_first_launch({"spark.master": sc.master, "spark.app.name": sc.appName})
+    except Exception:
+        pass  # stopped meanwhile: the cell's use of it says so
+
+
 def _fresh_ids() -> None:
     """When the unused warm session has given way: the query counters back to 0, so that
     `df.explain()` in the cell's own session prints the ids it prints in a fresh JVM, as
@@ -262,6 +273,7 @@ class UserSessions:
             return  # the JVM is going away: the request fails on its own
         if not differs:
             life.claimed = True
+            _as_first_launch(request if launch is None else launch)
             return
         self._announce(request, differs)
         with life.lock:

@@ -165,13 +165,6 @@ def _as_first_launch(launch: dict[str, str]) -> None:
         pass  # the JVM is going away: the request fails on its own
 
 
-# JVM-wide counters that name what a query shows (`id#0L` in a plan, `[plan_id=3]` of an
-# exchange): the warm session's warm-up query advanced them. (RDD, job and shuffle ids are
-# the context's own and start again with the user's.)
-_COUNTERS = (("org.apache.spark.sql.catalyst.expressions.NamedExpression$", "curId"),
-             ("org.apache.spark.sql.execution.SparkPlan$", "nextPlanId"))
-
-
 def first_launch_of(session: Any) -> None:
     """The kernel's session is the first one a cell uses (the predefined `spark`/`sc`): the
     JVM's master and app name are its own, as if plain PySpark had launched the JVM for
@@ -181,6 +174,13 @@ def first_launch_of(session: Any) -> None:
         _as_first_launch({"spark.master": sc.master, "spark.app.name": sc.appName})
     except Exception:
         pass  # stopped meanwhile: the cell's use of it says so
+
+
+# JVM-wide counters that name what a query shows (`id#0L` in a plan, `[plan_id=3]` of an
+# exchange): the warm session's warm-up query advanced them. (RDD, job and shuffle ids are
+# the context's own and start again with the user's.)
+_COUNTERS = (("org.apache.spark.sql.catalyst.expressions.NamedExpression$", "curId"),
+             ("org.apache.spark.sql.execution.SparkPlan$", "nextPlanId"))
 
 
 def _fresh_ids() -> None:
@@ -239,6 +239,7 @@ class UserSessions:
         `launch`: the settings plain PySpark would launch its JVM with for this request
         (its conf: a builder's options; not SparkContext's master and appName arguments);
         default `request`."""
+        launch = request if launch is None else launch
         life = self._session
         if not life.claimed and life.state == "starting":
             life.notice = ""  # about the kernel's request; plain PySpark prints nothing
@@ -254,7 +255,7 @@ class UserSessions:
                 if life.state == "stopped":
                     self._announce(request, named)
                     life.claimed = True
-                    _as_first_launch(request if launch is None else launch)
+                    _as_first_launch(launch)
                     _fresh_ids()
                 return  # (or it failed: the request goes its own way, as on plain PySpark)
             try:  # built out of the cell's sight (a helper, %run): the warm one first
@@ -273,7 +274,7 @@ class UserSessions:
             return  # the JVM is going away: the request fails on its own
         if not differs:
             life.claimed = True
-            _as_first_launch(request if launch is None else launch)
+            _as_first_launch(launch)
             return
         self._announce(request, differs)
         with life.lock:
@@ -285,7 +286,7 @@ class UserSessions:
         except Exception:
             pass
         life.withdraw(session)
-        _as_first_launch(request if launch is None else launch)
+        _as_first_launch(launch)
         _fresh_ids()
 
     def _gave_way(self) -> str:

@@ -259,6 +259,31 @@ CORPUS = {
         "print(spark.sparkContext.appName, spark.sparkContext.master == {master!r},"
         " spark.range(4).count())\nspark.stop()",
     ],
+    # Settings a driver JVM takes only at its launch (its heap, from PYSPARK_SUBMIT_ARGS;
+    # its java options, here the JVM's time zone, which Spark's session time zone
+    # follows), in a SparkConf made after a pause (on sparkernel the warm JVM is up then,
+    # and the SparkConf is made in it):
+    # plain PySpark launches its JVM with them, and sparkernel launches one for them. A
+    # later session gets the running JVM on both, its launch settings doing nothing.
+    "launch_settings": [
+        {"sparkernel": "import time\ntime.sleep(10)", "ipykernel": "pass"},
+        "import os\nos.environ['PYSPARK_SUBMIT_ARGS'] = '--driver-memory 1536m pyspark-shell'\n"
+        "from pyspark import SparkConf, SparkContext\n"
+        "from pyspark.sql import SparkSession\n"
+        "conf = (SparkConf().setMaster({master!r}).setAppName('launch-settings')\n"
+        "        .set('spark.driver.extraJavaOptions',\n"
+        "             '-Duser.timezone=America/New_York -Dwild.flag=on'))\n"
+        "sc = SparkContext(conf=conf)\nspark = SparkSession(sc)\njava = sc._jvm.java.lang\n"
+        "print(java.System.getProperty('wild.flag'),\n"
+        "      java.Runtime.getRuntime().maxMemory() > 1400 * 2 ** 20,\n"
+        "      spark.conf.get('spark.sql.session.timeZone'),\n"
+        "      spark.sql(\"select cast(timestamp'2024-01-01 12:00:00' as long) t\").first().t)",
+        "sc.stop()",
+        "spark = (SparkSession.builder.master({master!r}).appName('launch-again')\n"
+        "         .config('spark.driver.memory', '1g').getOrCreate())\n"
+        "print(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() > 1400 * 2 ** 20,\n"
+        "      spark.conf.get('spark.sql.session.timeZone'))\nspark.stop()",
+    ],
 }
 # The helpers' code: a module and a script, written next to the notebook's data.
 HELPERS = {

@@ -85,13 +85,13 @@ class Hooks:
                     request["spark.master"] = str(bound["master"])
                 if bound.get("appName"):
                     request["spark.app.name"] = str(bound["appName"])
-                built.yield_warm(request, launch)
+                built.yield_warm(request, launch, bound.get("conf"))
             interrupt.guard_start(lambda: init(sc, *args, **kwargs), lambda: stop(sc))
             built.adopt(sc, None)
 
         def context_get(cls: Any, conf: Any = None) -> Any:
             if cell.user_call():  # without conf: the warm context, once it is there
-                built.yield_warm(conf_pairs(conf))
+                built.yield_warm(conf_pairs(conf), conf=conf)
             sc = get_ctx(cls, conf)
             if cell.user_call():
                 built.adopt(sc, None)

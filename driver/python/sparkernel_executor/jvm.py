@@ -154,6 +154,9 @@ class Jvm:
             "PYSPARK_SUBMIT_ARGS",
             f"--driver-java-options -Dlog4j2.configurationFile={self._props.as_uri()} "
             "--conf spark.ui.showConsoleProgress=false pyspark-shell")
+        # What the environment said when the kernel started: a cell that sets another
+        # asks for a JVM launched with it, as plain PySpark's next launch would be.
+        self.submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS")
         self.log_file = ""
         self._log_seen = 0  # how far log_since_ready has read the log (set when ready)
         self._log_level = "warn"  # of Spark's log file (sparkernel.log.level)
@@ -174,9 +177,11 @@ class Jvm:
         level = str(msg.get("log_level") or "warn").lower()
         self._log_level = level if level in _LOG_LEVELS else "warn"
 
-    def launch(self, conf: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    def launch(self, conf: dict[str, str],
+               submit_args: str | None = None) -> tuple[Any, dict[str, str]]:
         """Starts the driver JVM for a session with `conf`; returns its py4j gateway and the
-        spark.* settings for the session's builder."""
+        spark.* settings for the session's builder. `submit_args`: a notebook's own
+        PYSPARK_SUBMIT_ARGS, for a JVM launched for the session a cell builds."""
         from pyspark import SparkConf
         from pyspark.java_gateway import launch_gateway
 
@@ -245,12 +250,15 @@ class Jvm:
                                   daemon=True)).start()
         # The kernel's own session passes its java options in the conf; the environment's
         # --driver-java-options (for user-built sessions) would override them.
-        submit_args = os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+        saved_args = os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+        args = submit_args or "pyspark-shell"
         saved_conf_dir = os.environ.get("SPARK_CONF_DIR")
         if archive is not None and conf_dir:  # class-data sharing: see cds.conf_dir_plan
             os.environ["SPARK_CONF_DIR"] = conf_dir
             if props_file:
-                os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {props_file} pyspark-shell"
+                args = f"--properties-file {props_file} {args}"
+        if args != "pyspark-shell":
+            os.environ["PYSPARK_SUBMIT_ARGS"] = args
         saved_secret = os.environ.get(_AUTH_ENV)
         if auth_secret is not None:
             os.environ[_AUTH_ENV] = auth_secret
@@ -264,8 +272,8 @@ class Jvm:
                     os.environ[_AUTH_ENV] = saved_secret
             os.close(write_end)
             os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
-            if submit_args is not None:
-                os.environ["PYSPARK_SUBMIT_ARGS"] = submit_args
+            if saved_args is not None:
+                os.environ["PYSPARK_SUBMIT_ARGS"] = saved_args
             if saved_conf_dir is None:
                 os.environ.pop("SPARK_CONF_DIR", None)
             else:

@@ -5,6 +5,7 @@ adopted (the predefined names, the cell's job group, the kernel's progress and c
 from __future__ import annotations
 
 import ast
+import os
 import re
 from typing import Any
 
@@ -165,6 +166,38 @@ def _as_first_launch(launch: dict[str, str]) -> None:
         pass  # the JVM is going away: the request fails on its own
 
 
+# Settings the driver JVM takes at its launch only (spark-submit reads them: its heap, its
+# options and class path, the jars put on the driver's class loader), and Spark's default
+# where it has one.
+_LAUNCH_ONLY = {"spark.driver.memory": "1g", "spark.driver.extraJavaOptions": None,
+                "spark.driver.defaultJavaOptions": None, "spark.driver.extraClassPath": None,
+                "spark.driver.extraLibraryPath": None, "spark.jars": None,
+                "spark.jars.packages": None, "spark.jars.repositories": None,
+                "spark.jars.excludes": None, "spark.jars.ivy": None,
+                "spark.jars.ivySettings": None}
+
+
+_SUBMIT_ARGS = "PYSPARK_SUBMIT_ARGS"
+
+
+def _launch_changes(launch: dict[str, str], jvm: Jvm) -> dict[str, str]:
+    """The launch-only settings of a request that the running JVM was not launched with
+    (its system properties are what spark-submit gave it), and PYSPARK_SUBMIT_ARGS when
+    the notebook set its own (plain PySpark hands it to spark-submit at the launch)."""
+    from pyspark import SparkContext
+
+    try:
+        system = SparkContext._jvm.java.lang.System
+        out = {key: str(launch[key]) for key, default in _LAUNCH_ONLY.items()
+               if key in launch and str(launch[key]) != (system.getProperty(key) or default)}
+    except Exception:
+        return {}  # the JVM is going away: the request fails on its own
+    args = os.environ.get(_SUBMIT_ARGS)
+    if args and args != jvm.submit_args:
+        out[_SUBMIT_ARGS] = args
+    return out
+
+
 def first_launch_of(session: Any) -> None:
     """The kernel's session is the first one a cell uses (the predefined `spark`/`sc`): the
     JVM's master and app name are its own, as if plain PySpark had launched the JVM for
@@ -230,7 +263,8 @@ class UserSessions:
         self._cell = cell
         self._jvm = jvm
 
-    def yield_warm(self, request: dict[str, str], launch: dict[str, str] | None = None) -> None:
+    def yield_warm(self, request: dict[str, str], launch: dict[str, str] | None = None,
+                   conf: Any = None) -> None:
         """Until a cell uses the predefined `spark`/`sc`, a request that names something
         the warm session does not have (an app name, another master, a static setting)
         gets its own session, as on plain PySpark: the warm context stops here and the
@@ -238,7 +272,7 @@ class UserSessions:
         request that names nothing new gets the warm session, which is then the user's.
         `launch`: the settings plain PySpark would launch its JVM with for this request
         (its conf: a builder's options; not SparkContext's master and appName arguments);
-        default `request`."""
+        default `request`. `conf`: the request's SparkConf, if any."""
         launch = request if launch is None else launch
         life = self._session
         if not life.claimed and life.state == "starting":
@@ -253,10 +287,8 @@ class UserSessions:
                 except Exception:
                     pass
                 if life.state == "stopped":
-                    self._announce(request, named)
                     life.claimed = True
-                    _as_first_launch(launch)
-                    _fresh_ids()
+                    self._given_way(request, named, launch, conf)
                 return  # (or it failed: the request goes its own way, as on plain PySpark)
             try:  # built out of the cell's sight (a helper, %run): the warm one first
                 life.wait(quiet=True)
@@ -276,29 +308,63 @@ class UserSessions:
             life.claimed = True
             _as_first_launch(launch)
             return
-        self._announce(request, differs)
         with life.lock:
             life.current, life.claimed = None, True
             life.state, life.problem = "stopped", self._gave_way()
-        life.live = None  # the JVM stays: it hosts the user's session
+        life.live = None  # the JVM stays (unless the request needs its own): see _given_way
         try:
             session.stop()
         except Exception:
             pass
         life.withdraw(session)
+        self._given_way(request, differs, launch, conf)
+
+    def _given_way(self, request: dict[str, str], differs: list[str], launch: dict[str, str],
+                   conf: Any) -> None:
+        """The warm session has given way to a cell's request (its context stopped or never
+        built): the JVM is made what plain PySpark's would be for the request, launched
+        for it. A setting the JVM takes only at its launch (its heap, options, class path,
+        jars) with another value than the running JVM's needs a new JVM, started with the
+        kernel's settings and the request's; else the running one hosts the session, its
+        defaults and query counters as a fresh JVM's. One line in the cell says which."""
+        changes = _launch_changes(launch, self._jvm)
+        self._announce(request, differs + [k for k in changes if k not in differs],
+                       bool(changes))
+        if changes:
+            self._relaunch(changes, conf)
         _as_first_launch(launch)
         _fresh_ids()
+
+    def _relaunch(self, changes: dict[str, str], conf: Any) -> None:
+        """A new driver JVM in place of the running one (which no session uses): the
+        kernel's settings with the request's launch settings over them. A SparkConf the
+        cell made in the old JVM gets its settings again in the new one."""
+        from pyspark import SparkContext
+
+        held = conf_pairs(conf) if getattr(conf, "_jconf", None) is not None else None
+        self._jvm.stop()
+        settings = dict(self._session.conf or {})
+        settings.update(changes)
+        gateway, _ = self._jvm.launch(settings, settings.pop(_SUBMIT_ARGS, None))
+        SparkContext._ensure_initialized(gateway=gateway)
+        if held is not None:
+            jconf = SparkContext._jvm.SparkConf(False)
+            for k, v in held.items():
+                jconf.set(k, v)
+            conf._jconf = jconf
 
     def _gave_way(self) -> str:
         return (f"The kernel's unused Spark session gave way to the one cell "
                 f"[{self._cell.count}] builds; use that one, or %spark restart.")
 
     @staticmethod
-    def _announce(request: dict[str, str], differs: list[str]) -> None:
+    def _announce(request: dict[str, str], differs: list[str], fresh: bool) -> None:
         name = request.get("spark.app.name")
+        where = ("in a new driver JVM, as its launch settings ask" if fresh
+                 else "in the kernel's running JVM")
         print(f"sparkernel: starting this cell's own Spark session"
-              f"{f' {name!r}' if name else ''} in the kernel's running JVM (the warm session "
-              f"it replaces was never used; set {', '.join(differs[:3])}).", flush=True)
+              f"{f' {name!r}' if name else ''} {where} (the warm session it replaces was "
+              f"never used; set {', '.join(differs[:3])}).", flush=True)
 
     def adopt(self, sc: Any, session: Any) -> None:
         """A session a cell built (or got back) is the one the kernel follows: the

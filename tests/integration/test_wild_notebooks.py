@@ -174,7 +174,8 @@ CORPUS = {
         "spark.stop()",
     ],
     # A builder's runtime and static settings, the user's own driver host and port,
-    # newSession, getActiveSession, a later builder returning the active session.
+    # newSession, getActiveSession, a later builder returning the active session, the
+    # notebook's own job descriptions.
     "builder_settings": [
         "from pyspark.sql import SparkSession\n"
         "spark = (SparkSession.builder.appName('api-tour').master({master!r})\n"
@@ -194,7 +195,17 @@ CORPUS = {
         " other.conf.get('spark.sql.shuffle.partitions'))",
         "print(SparkSession.getActiveSession() is spark)\n"
         "again = SparkSession.builder.appName('ignored-name').getOrCreate()\n"
-        "print(again is spark, again.sparkContext.appName)\n"
+        "print(again is spark, again.sparkContext.appName)",
+        # The notebook's own job description stays, cell after cell, until it clears it.
+        "sc = spark.sparkContext\nprint(spark.range(1).count(), sc.getLocalProperty("
+        "'spark.job.description'), sc.getLocalProperty('spark.jobGroup.id'))\n"
+        "sc.setJobDescription('count the numbers')\n"
+        "print(spark.range(5).count(), sc.getLocalProperty('spark.job.description'))",
+        "print(spark.range(2).count(), sc.getLocalProperty('spark.job.description'))\n"
+        "sc.setJobGroup('etl', 'load step')\n"
+        "print(spark.range(3).count(), sc.getLocalProperty('spark.job.description'))\n"
+        "sc.setJobDescription(None)\nprint(sc.getLocalProperty('spark.job.description'),"
+        " sc.getLocalProperty('spark.jobGroup.id'))\n"
         "spark.stop()",
     ],
     # A SparkContext built first and a session wrapped around it (SparkSession(sc)), the

@@ -25,6 +25,11 @@ class Cell:
         self.title: tuple[int, str] | None = None  # the context's last title
         self.fixed_title = False  # %%sql titles its jobs itself
         self.jvm_used = False  # a JVM call from this thread since the job group was set
+        # The job description the notebook set (setJobDescription, setJobGroup's, or the
+        # local property), with its context's id: it stays the jobs' description, cell
+        # after cell, as on PySpark; the kernel's titles give way to it.
+        self.described: tuple[int, str] | None = None
+        self.joining = False  # the kernel's own setJobGroup is running
 
     def user_call(self) -> bool:
         """Whether the caller is the cell's own code (main thread, in a cell)."""
@@ -36,8 +41,18 @@ class Cell:
         if sc is None or not self.running or self.count <= 0:
             return
         group = f"sparkernel-{self.count}"
+        described = self.described
+        text = described[1] if described is not None and \
+            described[0] == id(getattr(sc, "_jsc", None)) else first_line(self.code)
+        self.joining = True
         try:
-            sc.setJobGroup(group, first_line(self.code), interruptOnCancel=True)
+            sc.setJobGroup(group, text, interruptOnCancel=True)
             self.group, self.title, self.jvm_used = group, None, False
         except Exception:
             self.group = None
+        finally:
+            self.joining = False
+
+    def own_description(self, jsc: Any) -> bool:
+        """Whether the notebook set its own job description in context `jsc`."""
+        return self.described is not None and self.described[0] == id(jsc)

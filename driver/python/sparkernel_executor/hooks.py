@@ -123,12 +123,49 @@ class Hooks:
         `count at cell [3] line 14: raw_rows = raw.count()`, set once per line and
         method (one more JVM call then). Without it a job is named after a JVM frame
         (`$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768`) or our own
-        file, and every job of a cell carried the cell's first line."""
+        file, and every job of a cell carried the cell's first line. A description the
+        notebook sets itself (setJobDescription, setJobGroup, the local property) is
+        left alone until it clears it, as on PySpark."""
         import py4j.java_gateway as gateway
         from pyspark import SparkContext
 
         owner, cell = self, self._cell
         call = gateway.JavaMember.__call__
+        set_desc, set_group = SparkContext.setJobDescription, SparkContext.setJobGroup
+        set_prop, get_prop = SparkContext.setLocalProperty, SparkContext.getLocalProperty
+
+        def noted(sc: Any, value: Any) -> None:
+            if cell.user_call() and not cell.joining and not cell.fixed_title:  # %%sql's
+                jsc = getattr(sc, "_jsc", None)
+                cell.described = (id(jsc), str(value)) \
+                    if value is not None and jsc is not None else None
+                cell.title = None
+
+        def set_job_description(sc: Any, value: Any) -> None:
+            set_desc(sc, value)
+            noted(sc, value)
+
+        def set_job_group(sc: Any, group_id: Any, description: Any,
+                          interruptOnCancel: bool = False) -> None:
+            set_group(sc, group_id, description, interruptOnCancel)
+            noted(sc, description)
+
+        def set_local_property(sc: Any, key: Any, value: Any) -> None:
+            set_prop(sc, key, value)
+            if key == "spark.job.description":
+                noted(sc, value)
+
+        def get_local_property(sc: Any, key: Any) -> Any:
+            """What the notebook set, as on PySpark: the kernel's own job group and
+            titles are not the notebook's."""
+            value = get_prop(sc, key)
+            if value is not None and cell.user_call():
+                if key == "spark.job.description" and \
+                        not cell.own_description(getattr(sc, "_jsc", None)):
+                    return None
+                if key == "spark.jobGroup.id" and value == cell.group:
+                    return None
+            return value
 
         def member_call(member: Any, *args: Any) -> Any:
             if not cell.running or threading.current_thread() is not threading.main_thread():
@@ -138,7 +175,7 @@ class Hooks:
                 return call(member, *args)
             sc = SparkContext._active_spark_context
             jsc = getattr(sc, "_jsc", None)
-            if jsc is not None:
+            if jsc is not None and not cell.own_description(jsc):
                 title = _cell_site(sys._getframe(1))
                 if title is not None and (id(jsc), title) != cell.title:
                     owner._titling = True
@@ -152,6 +189,10 @@ class Hooks:
             return call(member, *args)
 
         gateway.JavaMember.__call__ = member_call  # type: ignore[method-assign]
+        SparkContext.setJobDescription = set_job_description  # type: ignore[method-assign]
+        SparkContext.setJobGroup = set_job_group  # type: ignore[method-assign]
+        SparkContext.setLocalProperty = set_local_property  # type: ignore[method-assign]
+        SparkContext.getLocalProperty = get_local_property  # type: ignore[method-assign]
 
     def install_java_errors(self) -> None:
         """Java errors a cell does not catch go through _java_error (IPython's custom

@@ -192,10 +192,16 @@ def _launch_changes(launch: dict[str, str], jvm: Jvm) -> dict[str, str]:
                if key in launch and str(launch[key]) != (system.getProperty(key) or default)}
     except Exception:
         return {}  # the JVM is going away: the request fails on its own
-    args = os.environ.get(_SUBMIT_ARGS)
-    if args and args != jvm.submit_args:
+    args = _own_submit_args(jvm)
+    if args:
         out[_SUBMIT_ARGS] = args
     return out
+
+
+def _own_submit_args(jvm: Jvm) -> str | None:
+    """PYSPARK_SUBMIT_ARGS, when a cell set other ones than the kernel started with."""
+    args = os.environ.get(_SUBMIT_ARGS)
+    return args if args and args != jvm.submit_args else None
 
 
 def first_launch_of(session: Any) -> None:
@@ -304,6 +310,8 @@ class UserSessions:
             differs = _differences(session, request)
         except Exception:
             return  # the JVM is going away: the request fails on its own
+        if _own_submit_args(self._jvm):  # a JVM launched with them, as plain PySpark's
+            differs.append(_SUBMIT_ARGS)
         if not differs:
             life.claimed = True
             _as_first_launch(launch)

@@ -45,8 +45,8 @@ def pair():
 
 def norm_reply(content: dict) -> dict:
     c = dict(content)
-    if "traceback" in c:
-        c["traceback"] = bool(c["traceback"])  # frames differ (the executor's file names)
+    # Tracebacks as they are: the kernel's own frames are left out of what a cell shows,
+    # and a cell's code is named as ipykernel's compiler names it.
     if "engine_info" in c:
         c["engine_info"] = sorted(c["engine_info"])
     return c
@@ -56,8 +56,6 @@ def norm_iopub(msgs: list[dict]) -> list[tuple[str, Any]]:
     out = []
     for m in msgs:
         c = dict(m["content"])
-        if m["msg_type"] == "error":
-            c["traceback"] = bool(c["traceback"])
         if "transient" in c and "display_id" in c["transient"]:
             c["transient"] = {"display_id": "<id>"}
         out.append((m["msg_type"], c))

@@ -324,6 +324,16 @@ def notebook(cells: list, kernel: str, values: dict,
     return nb, compared
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|File [^\n]*, in [^\n(]*)")
+
+
+def frames(traceback: list[str]) -> list[str]:
+    """Where an error's traceback passes: the cell's lines and the libraries' functions
+    (the kernel's own frames would show here)."""
+    return [m.group(1) for t in traceback if (m := FRAME.match(ANSI.sub("", t)))]
+
+
 def normal(outputs: list) -> list[tuple[str, str]]:
     """Streams joined per name, results and errors; masked. Display data (sparkernel's
     progress) is not compared."""
@@ -336,6 +346,7 @@ def normal(outputs: list) -> list[tuple[str, str]]:
             out.append(("result", o.data.get("text/plain", "")))
         elif o.output_type == "error":
             out.append(("error", f"{o.ename}: {o.evalue}"))
+            out.append(("frames", "\n".join(frames(o.traceback))))
     for name, text in sorted(streams.items()):
         text = ONE_SIDED.sub("", CONSOLE_BAR.sub("", text))
         if text:

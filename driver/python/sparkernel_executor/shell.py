@@ -8,6 +8,7 @@ import getpass
 import importlib
 import os
 import sys
+import types
 from typing import Any, Iterator
 
 from IPython.core.displayhook import DisplayHook
@@ -34,6 +35,28 @@ def _send(obj: dict) -> None:
     _flush_streams()
     assert _channel is not None
     _channel.send(obj)
+
+
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _without_own_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """A traceback without the kernel's frames: its wrappers of PySpark's and py4j's entry
+    points sit between a cell's line and the library it calls, and a cell's traceback on
+    ipykernel shows no such frame (nor a path of the kernel's)."""
+    kept, n = [], 0
+    t = tb
+    while t is not None:
+        n += 1
+        if not t.tb_frame.f_code.co_filename.startswith(_OWN):
+            kept.append(t)
+        t = t.tb_next
+    if len(kept) == n or not kept:
+        return tb
+    out = None
+    for t in reversed(kept):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
 
 
 class FrameDisplayPublisher(DisplayPublisher):
@@ -117,6 +140,20 @@ class ZMQInteractiveShell(InteractiveShell):
 
     def get_parent(self) -> dict:
         return self._parent
+
+    def _get_exc_info(self, exc_tuple: Any = None) -> Any:
+        """The exception to show (and sys.last_traceback, which %tb and %debug read),
+        without the kernel's own frames, its chained exceptions' neither."""
+        etype, value, tb = super()._get_exc_info(exc_tuple)
+        tb = _without_own_frames(tb)
+        seen: set[int] = set()
+        exc = value
+        while isinstance(exc, BaseException) and id(exc) not in seen:
+            seen.add(id(exc))
+            exc.__traceback__ = tb if exc is value else _without_own_frames(exc.__traceback__)
+            exc = exc.__cause__ or exc.__context__
+        sys.last_traceback = tb
+        return etype, value, tb
 
     def _showtraceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
         err = {"ename": getattr(etype, "__name__", str(etype)), "evalue": str(evalue),

@@ -202,7 +202,7 @@ CORPUS = {
         "sc.setJobDescription('count the numbers')\n"
         "print(spark.range(5).count(), sc.getLocalProperty('spark.job.description'))",
         "print(spark.range(2).count(), sc.getLocalProperty('spark.job.description'))\n"
-        "sc.setJobGroup('etl', 'load step')\n"
+        "sc.setJobGroup(groupId='etl', description='load step', interruptOnCancel=False)\n"
         "print(spark.range(3).count(), sc.getLocalProperty('spark.job.description'))\n"
         "sc.setJobDescription(None)\nprint(sc.getLocalProperty('spark.job.description'),"
         " sc.getLocalProperty('spark.jobGroup.id'))\n"

@@ -145,9 +145,9 @@ class Hooks:
             set_desc(sc, value)
             noted(sc, value)
 
-        def set_job_group(sc: Any, group_id: Any, description: Any,
-                          interruptOnCancel: bool = False) -> None:
-            set_group(sc, group_id, description, interruptOnCancel)
+        def set_job_group(sc: Any, groupId: Any, description: Any,  # PySpark's names:
+                          interruptOnCancel: bool = False) -> None:  # keyword calls
+            set_group(sc, groupId, description, interruptOnCancel)
             noted(sc, description)
 
         def set_local_property(sc: Any, key: Any, value: Any) -> None:

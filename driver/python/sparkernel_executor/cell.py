@@ -41,9 +41,8 @@ class Cell:
         if sc is None or not self.running or self.count <= 0:
             return
         group = f"sparkernel-{self.count}"
-        described = self.described
-        text = described[1] if described is not None and \
-            described[0] == id(getattr(sc, "_jsc", None)) else first_line(self.code)
+        text = self.described[1] if self.described is not None and \
+            self.own_description(getattr(sc, "_jsc", None)) else first_line(self.code)
         self.joining = True
         try:
             sc.setJobGroup(group, text, interruptOnCancel=True)

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import time
 import urllib.request
 from queue import Empty
@@ -431,6 +432,41 @@ def test_first_cell_builder_takes_the_starting_jvm(cluster):
                         ".getOrCreate()\n"
                         "print(s is spark, s.conf.get('spark.sql.shuffle.partitions'))")
         assert "True 3" in stdout_text(out), all_text(out)
+    finally:
+        k.shutdown()
+
+
+def test_builder_at_an_unreachable_master_says_what_to_do(cluster):
+    """A cell's own builder names a master nothing answers at (a typo in the port):
+    Spark's standalone client retries for about a minute, gives up and stops the context,
+    and the cell would fail with whichever exception the stopping context raised (on
+    ipykernel too, timing-dependent: "Cannot call methods on a stopped SparkContext",
+    "Can only call getServletHandlers on a running MetricsSystem", a cancelled job). It
+    shows one paragraph instead: which master, what to check, what to do. The next cell's
+    builder at the right master gets its session."""
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        nowhere = f"spark://127.0.0.1:{free.getsockname()[1]}"
+    k = Kernel(env=spark_env(cluster))
+    try:
+        reply, out = k.execute("from pyspark.sql import SparkSession\n"
+                               "s = SparkSession.builder.appName('nowhere')"
+                               f".master({nowhere!r}).getOrCreate()\n"
+                               "s.range(3).count()", timeout=300)
+        assert reply["content"]["status"] == "error", all_text(out)
+        errs = [e["content"] for e in errors(out)]
+        assert [e["ename"] for e in errs] == ["SparkMasterUnreachable"], all_text(out)
+        said = errs[0]["evalue"]
+        for part in (nowhere, "did not answer", "does not answer now either",
+                     "the master is running", "run the cell again", "Spark said: "):
+            assert part in said, said
+        shown = "\n".join(errs[0]["traceback"]) + "\n" + all_text(out)
+        assert "\tat " not in shown and "py4j" not in "\n".join(errs[0]["traceback"]), shown
+        assert len([line for line in shown.splitlines() if line.strip()]) < 12, shown
+        out = run_ok(k, "s = SparkSession.builder.appName('somewhere')"
+                        f".master({cluster.master_url!r}).getOrCreate()\n"
+                        "print(s.sparkContext.appName, s.range(4).count())", timeout=240)
+        assert "somewhere 4" in stdout_text(out), all_text(out)
     finally:
         k.shutdown()
 

@@ -30,6 +30,14 @@ class SparkDiskFull(SparkUnavailable):
     __module__ = _PUBLIC_MODULE
 
 
+class SparkMasterUnreachable(SparkUnavailable):
+    """A session a cell built could not register with its master (Spark's standalone
+    client gave up: "All masters are unresponsive"): one paragraph that names the master
+    and says what to do, instead of whichever exception the stopping context raised."""
+
+    __module__ = _PUBLIC_MODULE
+
+
 def java_message(exc: BaseException) -> str:
     """The Java exception's first line for a py4j error, else the Python one's."""
     try:

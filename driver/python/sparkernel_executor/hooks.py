@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any
 
 from .cell import Cell
-from .errors import SparkDiskFull, java_message
+from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
-from .jvm import Jvm
-from .session import Session
+from .jvm import Heard, Jvm
+from .session import Session, master_answers
 from .user_sessions import UserSessions, conf_pairs
 
 _DISK_FULL = "No space left on device"
@@ -52,13 +53,18 @@ class Hooks:
         self._built = built
         self._java_errors_hooked = False
         self._titling = False  # a title is being set (its own JVM call)
+        # The context a cell's code last started, and when (time.monotonic()): a Java
+        # error after its master gave up on it is explained (_java_error).
+        self._user_context: tuple[float, Any] = (0.0, None)
 
     def install_sessions(self) -> None:
         """Wraps the entry points a notebook builds sessions with (SparkSession.builder's
         getOrCreate, SparkContext(...), SparkContext.getOrCreate, SparkContext.stop), so
         the warm session gives way to a user's request (yield_warm), a session the user
         builds becomes the kernel's to follow (adopt), and a stop is remembered with its
-        cell. The kernel's own thread passes straight through. Once per process."""
+        cell. The kernel's own thread passes straight through. Once per process. The
+        caller holds session.importing."""
+        self._hook_java_errors()
         if self._session.follows_built:
             return
         import inspect
@@ -86,6 +92,7 @@ class Hooks:
                 if bound.get("appName"):
                     request["spark.app.name"] = str(bound["appName"])
                 built.yield_warm(request, launch, bound.get("conf"))
+            self._user_context = (time.monotonic(), sc)
             interrupt.guard_start(lambda: init(sc, *args, **kwargs), lambda: stop(sc))
             built.adopt(sc, None)
 
@@ -205,21 +212,44 @@ class Hooks:
                 or not importing.acquire(blocking=False):
             return
         try:
-            from py4j.protocol import Py4JJavaError
-            from pyspark.errors.exceptions.captured import CapturedException
-
-            self._java_errors_hooked = True
-            self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+            self._hook_java_errors()
         finally:
             importing.release()
 
+    def _hook_java_errors(self) -> None:
+        """install_java_errors with session.importing held by the caller: also from
+        install_sessions, on the session's thread, so that a cell that runs while the warm
+        session's JVM starts (the lock held all along) gets its Java errors explained."""
+        if self._java_errors_hooked:
+            return
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors.exceptions.captured import CapturedException
+
+        self._java_errors_hooked = True
+        self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
+
     def _java_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
                     tb_offset: int | None = None) -> None:
-        """A full disk becomes SparkDiskFull; any other Java error shows as before."""
+        """A full disk becomes SparkDiskFull, a master that never answered a session the
+        cell's code started SparkMasterUnreachable; any other Java error shows as before."""
         try:
             text = str(value)
         except Exception:  # Py4JJavaError asks the JVM, which may be gone
             text = ""
+        master, sc = self._master_gave_up()
+        if master:
+            err = self._unreachable(master, value)
+            # The JVM stopped the context; PySpark's Python side still holds it as the
+            # active one, so the next builder would get it back and fail again (plain
+            # PySpark's notebook then needs a restart). Stopped here too: the cell run
+            # again builds a new session.
+            self._user_context = (0.0, None)
+            try:
+                sc.stop()
+            except Exception:
+                pass
+            shell.showtraceback((SparkMasterUnreachable, err, None))
+            return
         if _DISK_FULL not in text:
             shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
             return
@@ -241,3 +271,31 @@ class Hooks:
             f"a shuffle). The session still works. Spark said: "
             f"{java_message(value).rstrip('.')}.{log}")
         shell.showtraceback((SparkDiskFull, err, None))
+
+    def _master_gave_up(self) -> tuple[str, Any]:
+        """The spark:// master and the context a cell's code last started, when Spark's
+        standalone client gave up registering it since (its context is then stopped, and
+        the cell fails with whichever exception the stopping context raised); else ""."""
+        started, sc = self._user_context
+        if not started or Heard.masters_gave_up < started:
+            return "", None
+        try:
+            master = str(sc._conf.get("spark.master") or "")
+        except Exception:
+            return "", None
+        return (master, sc) if master.startswith("spark://") else ("", None)
+
+    def _unreachable(self, master: str, value: BaseException) -> SparkMasterUnreachable:
+        now = ("It answers now (it may have started late)." if master_answers(master, 1.0)
+               else "It does not answer now either.")
+        log_file = self._jvm.log_file
+        log = f" Spark's log: {log_file}." if log_file else ""
+        return SparkMasterUnreachable(
+            f"The Spark master at {master} did not answer: Spark gave up registering the "
+            f"session's application after its retries (about a minute) and stopped the "
+            f"session. {now} Check the master URL given to the builder or SparkContext (the "
+            f"spark://host:port the master's web UI shows at its top; port 7077 unless the "
+            f"master was started with another) and that the master is running and "
+            f"reachable from here (for example nc -vz <host> <port>), then run the cell "
+            f"again: it builds a new session. Spark said: "
+            f"{java_message(value).rstrip('.')}.{log}")

@@ -17,12 +17,14 @@ import os
 import pathlib
 import tempfile
 import threading
+import time
 from typing import Any
 
 from .debugger import untraced
 
 _JDK_NOISE = (b"WARNING: Using incubator modules",)
 _JAVA_FRAMES = (b"\tat ", b"\t... ")  # stack frame lines of a logged Java exception
+_GAVE_UP = b"All masters are unresponsive"  # the standalone client's last word
 _AUTH_ENV = "_SPARK_AUTH_SECRET"  # where Spark's launcher and workers pass the secret
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 
@@ -125,6 +127,13 @@ logger.taskrun.appenderRef.file.ref = file
 """
 
 
+class Heard:
+    """What the JVM's stderr said that the cells' errors explain (hooks.Hooks._java_error):
+    when the standalone client last gave up on its masters (time.monotonic(), 0 never)."""
+
+    masters_gave_up = 0.0
+
+
 def _pump(fd: int) -> None:
     """The JVM's stderr to fd 2, without the JDK's incubator warning. Read from before
     the launch, so nothing the JVM says while starting is lost or blocks it. ERROR lines
@@ -133,6 +142,8 @@ def _pump(fd: int) -> None:
     disk under spark.local.dir: over 100 lines before the error itself)."""
     with open(fd, "rb") as stream:
         for line in iter(stream.readline, b""):
+            if _GAVE_UP in line:
+                Heard.masters_gave_up = time.monotonic()
             if not line.startswith(_JDK_NOISE) and not line.startswith(_JAVA_FRAMES):
                 try:
                     os.write(2, line)

@@ -62,7 +62,7 @@ def _stopped_again(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-def _master_answers(master: str, timeout: float = 2.0) -> bool:
+def master_answers(master: str, timeout: float = 2.0) -> bool:
     """Whether any master of a spark://h1:p1,h2:p2 URL accepts a connection."""
     import socket
 
@@ -421,7 +421,7 @@ class Session:
         session = self.current
         if session is None:
             if (self._gone_master and self.state == "failed" and self.conf is not None
-                    and _master_answers(self._gone_master)):
+                    and master_answers(self._gone_master)):
                 self._quiet_wait = True  # the master is back: see _cluster_dropped
                 self.start(self.conf, "The Spark master is back; a new Spark session is "
                                       "starting\u2026")
@@ -488,7 +488,7 @@ class Session:
         if why is None:
             return
         if self.conf is not None and (not master.startswith("spark://")
-                                      or _master_answers(master)):
+                                      or master_answers(master)):
             self._quiet_wait = True
             self.start(self.conf, f"{why}; a new Spark session is starting\u2026")
             return

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable
 
 from .cell import Cell
-from .errors import SparkDiskFull, SparkSQLError, SparkUnavailable
+from .errors import SparkDiskFull, SparkMasterUnreachable, SparkSQLError, SparkUnavailable
 from .frames import Channel
 from .hooks import Hooks
 from .interrupt import DropPy4jInterrupt, Interrupt
@@ -22,8 +22,8 @@ from .sql import Sql
 from .user_sessions import (UserSessions, binds, builds_session, first_launch_of, may_import,
                             uses_predefined)
 
-__all__ = ["Spark", "SparkDiskFull", "SparkSQLError", "SparkUnavailable",
-           "cancel_cell_jobs", "stop_spark"]
+__all__ = ["Spark", "SparkDiskFull", "SparkMasterUnreachable", "SparkSQLError",
+           "SparkUnavailable", "cancel_cell_jobs", "stop_spark"]
 
 _instance: "Spark | None" = None
 

@@ -66,6 +66,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    k.sup.cfg.connection_file = conn_file;
     log_init();
     const char *allow = getenv("SPARKERNEL_ALLOW_EMPTY_KEY");
     k.allow_empty_key = allow && strcmp(allow, "1") == 0;

@@ -235,7 +235,11 @@ int executor_start(struct executor *ex)
         setenv("PYTHONIOENCODING", "utf-8", 1);
         if (getenv("MPLBACKEND") == NULL)
             setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline", 1);
-        execlp(ex->cfg.python, ex->cfg.python, "-m", "sparkernel_executor", (char *)NULL);
+        if (ex->cfg.connection_file != NULL)
+            execlp(ex->cfg.python, ex->cfg.python, "-m", "sparkernel_executor", "-f",
+                   ex->cfg.connection_file, (char *)NULL);
+        else
+            execlp(ex->cfg.python, ex->cfg.python, "-m", "sparkernel_executor", (char *)NULL);
         dprintf(2, "sparkernel: cannot run the Python executor with %s: %s\n", ex->cfg.python,
                 strerror(errno));
         _exit(127);

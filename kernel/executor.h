@@ -27,6 +27,9 @@ enum executor_stream { EXECUTOR_STDOUT = 0, EXECUTOR_STDERR = 1 };
 struct executor_config {
     const char *python;     /* interpreter to run */
     const char *pythonpath; /* directory holding the sparkernel_executor package */
+    /* The kernel's connection file, or NULL: the child's sys.argv ends in `-f <file>`, as
+     * ipykernel's does (notebooks' argparse calls and libraries read it). */
+    const char *connection_file;
     size_t max_frame;
 };
 

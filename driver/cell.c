@@ -129,9 +129,21 @@ static void poll_jobs(struct kernel *k, long timeout_ms)
         s->jobs_in_flight = 1;
 }
 
+/* Whether no alive worker can ever run one of this application's executors: its memory
+ * per executor as the master lists it, its cores as the session was built with (a session
+ * a cell builds itself with spark.executor.memory=100g waits forever on PySpark too). The
+ * verdict says what was asked, what the workers offer and what to set instead. */
+static int cannot_fit(const struct spark *s, const struct master_status *ms,
+                      const struct master_app *mine, char *verdict, size_t len)
+{
+    return mine != NULL && mine->memoryperexecutor > 0 &&
+           master_check_request(ms, s->executor_cores, (long)mine->memoryperexecutor, verdict,
+                                len) == MASTER_ETOOBIG;
+}
+
 /* Says why the master still gives this notebook's application no executors while a job
- * waits: other applications hold the cores (named, with who holds them), or the executors
- * granted cannot reach this driver. */
+ * waits: its executors fit no worker (what to set instead), other applications hold the
+ * cores (named, with who holds them), or the executors granted cannot reach this driver. */
 static void report_waiting(struct kernel *k, const struct master_status *ms,
                            const struct master_app *mine, double waited)
 {
@@ -149,7 +161,15 @@ static void report_waiting(struct kernel *k, const struct master_status *ms,
            s->app_id, waited);
     doc_say(&d, ", the endless \"Initial job has not accepted any resources\".");
     doc_mark(&d, "<br>", "\n");
-    if (others > 0) {
+    char verdict[1024];
+    if (cannot_fit(s, ms, mine, verdict, sizeof verdict)) {
+        doc_in(&d, "b", "No worker can ever run its executors");
+        doc_say(&d, ": %s Then stop this session (", verdict);
+        doc_in(&d, "code", "spark.stop()");
+        doc_say(&d, ") and build it again with the smaller setting, or ");
+        doc_in(&d, "code", "%%spark restart");
+        doc_say(&d, " for the kernel's own.");
+    } else if (others > 0) {
         doc_say(&d, "Likely cause: other applications hold the cluster's cores (%d of %d in use):",
                 ms->coresused, ms->cores);
         doc_mark(&d, "<ul>", "\n");
@@ -209,6 +229,9 @@ static void executors_notice(struct kernel *k, const struct master_status *ms, d
 {
     struct spark *s = spark_of(k);
     int free_cores = ms->cores - ms->coresused;
+    char verdict[2];
+    if (cannot_fit(s, ms, master_find_app(ms, s->app_id), verdict, sizeof verdict))
+        return; /* the report says why at once */
     if (ms->aliveworkers > 0 && free_cores > 0 && waited < 3.0)
         return;
     s->executors_noticed = 1;
@@ -258,8 +281,13 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     double now = spark_now();
     if (since > 0 && mine && mine->cores == 0 && !s->executors_noticed && now - since >= 1.0)
         executors_notice(k, ms, now - since);
+    /* Executors no worker can run: said at once, not after the report's threshold. */
+    char verdict[2];
+    int never = since > 0 && mine && mine->cores == 0 && now - since >= 1.0 &&
+                cannot_fit(s, ms, mine, verdict, sizeof verdict);
     if (since > 0 && !s->waiting_reported &&
-        now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10)) {
+        (never ||
+         now - since >= settings_get_int(s->settings, "sparkernel.waiting.report.s", 10))) {
         s->waiting_reported = 1;
         report_waiting(k, ms, mine, now - since);
     }

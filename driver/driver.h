@@ -64,6 +64,7 @@ struct spark {
     double next_yield_poll; /* monotonic */
     int yield_in_flight, yielded, give_back_sent, executors_noticed;
     int shrunk;              /* an elastic share gave cores back mid-job (0: grown) */
+    int executor_cores;      /* spark.executor.cores of the session followed (0: not set) */
     double next_share_order; /* monotonic: the next shrink may be sent then */
 };
 

@@ -728,12 +728,15 @@ static char *render_html(const struct progress *p, const struct job *j, const st
     return sb_take(&b);
 }
 
-/* [Spark job 3] collect at <cell>:1 — [#######.............] 37/200 tasks, stage 2/3, 4.1 s */
+/* [Spark job 3] count at cell [4] line 2: n = df.count() — [#######.............] 37/200
+ * tasks, stage 2/3, 4.1 s. The title is the HTML's: the description (the cell's line the
+ * kernel names a job by, or the notebook's own), else Spark's name (for a DataFrame's
+ * job often a JVM frame, $anonfun$withThreadLocalCaptured$2 at CompletableFuture.java). */
 static char *render_text(const struct job *j, const struct view *v, const char *elapsed)
 {
     struct sb b = {0};
     sb_add(&b, "[Spark job %d] ", j->id);
-    sb_plain(&b, j->name[0] ? j->name : j->description ? j->description : "");
+    sb_plain(&b, j->description ? j->description : j->name);
     sb_add(&b, "%s", DASH);
     if (v->status != JOB_RUNNING)
         sb_add(&b, "%s ", status_names[v->status]);

@@ -415,6 +415,11 @@ void session_on_state(struct kernel *k, json_t *ev)
         json_t *ui = json_object_get(json_object_get(ev, "ports"), "ui");
         if (json_is_integer(ui) && json_integer_value(ui) > 0)
             s->ports.ui = (int)json_integer_value(ui);
+        json_t *cores = json_object_get(ev, "executor_cores");
+        s->executor_cores = json_is_integer(cores) && json_integer_value(cores) > 0 &&
+                                    json_integer_value(cores) < 1 << 20
+                                ? (int)json_integer_value(cores)
+                                : 0;
         set_poll_url(s);
         proxied_ui_url(s);
         reset_share(s);
@@ -438,6 +443,7 @@ void session_on_state(struct kernel *k, json_t *ev)
         }
         set_poll_url(s);
         proxied_ui_url(s);
+        s->executor_cores = settings_get_int(s->settings, "spark.executor.cores", 0);
         log_info("Spark session ready: %s, UI %s", s->app_id, s->ui_url);
         reset_share(s);
         session_publish_record(s);

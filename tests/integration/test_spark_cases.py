@@ -229,6 +229,53 @@ def test_waiting_report_names_the_application_holding_the_core():
             holder.shutdown()
 
 
+def test_own_session_whose_executors_fit_no_worker_is_told_at_once(cluster):
+    """A cell builds its own session asking executors bigger than any worker
+    (spark.executor.memory=100g on 1 GB workers): as on PySpark its job waits for ever, and
+    within seconds, not after the report's 10 s, the report says that no worker can run
+    them, what the workers offer and what to set, rather than blaming the network. The cell
+    is interrupted; the session built again with a fitting setting runs the job."""
+    k = Kernel(env=spark_env(cluster))
+    try:
+        run_ok(k, "spark.range(3).count()")  # the warm session used: the builder replaces it
+        msg_id = k.kc.execute(
+            "from pyspark.sql import SparkSession\n"
+            "spark.stop()\n"
+            f"s = SparkSession.builder.appName('too-big').master({cluster.master_url!r})"
+            ".config('spark.executor.memory', '100g').getOrCreate()\n"
+            "s.range(10).count()")
+        t0 = time.monotonic()
+        report = job_seen = None
+        while report is None and time.monotonic() - t0 < 60:
+            try:
+                m = k.kc.get_iopub_msg(timeout=1)
+            except Empty:
+                continue
+            if m["parent_header"].get("msg_id") != msg_id or \
+                    m["msg_type"] not in ("display_data", "update_display_data"):
+                continue
+            text = m["content"]["data"].get("text/plain", "")
+            if "[Spark job" in text and job_seen is None:
+                job_seen = time.monotonic()
+            if "no executors" in text:
+                report = (time.monotonic(), text)
+        assert report is not None, "no report within 60 s"
+        assert job_seen is not None and report[0] - job_seen < 8, (report[0] - job_seen)
+        text = report[1]
+        assert "No worker can ever run its executors" in text, text
+        assert "102400 MB" in text and "spark.executor.memory to at most 1024m" in text, text
+        assert "cannot reach this driver" not in text, text
+        k.km.interrupt_kernel()
+        assert k.shell_reply(msg_id, timeout=60)["content"]["status"] == "error"
+        out = run_ok(k, "s.stop()\n"
+                        f"s = SparkSession.builder.appName('fits').master({cluster.master_url!r})"
+                        ".config('spark.executor.memory', '512m').getOrCreate()\n"
+                        "print(s.range(10).count())", timeout=240)
+        assert stdout_text(out).strip().splitlines()[-1] == "10", all_text(out)
+    finally:
+        k.shutdown()
+
+
 def test_interrupt_long_job_cancels_its_tasks(cluster):
     k = Kernel(env=spark_env(cluster))
     try:

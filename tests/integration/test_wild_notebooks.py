@@ -494,7 +494,14 @@ def test_job_titles_and_stopped_spark(cluster, setup):
             assert reply["content"]["status"] == "ok", (code, out)
             return text
 
-        run_ok("x = 1\nn = spark.range(10).count()")  # execution count 1
+        reply, out = k.execute("x = 1\nn = spark.range(10).count()", timeout=600)  # cell [1]
+        assert reply["content"]["status"] == "ok", out
+        # The displays say it too, in text as in HTML (nbconvert to text, consoles).
+        shown = [m["content"]["data"]["text/plain"] for m in out
+                 if m["msg_type"] in ("display_data", "update_display_data")
+                 and "[Spark job" in m["content"].get("data", {}).get("text/plain", "")]
+        assert shown and all("] count at cell [1] line 2: n = spark.range(10).count() \u2014"
+                             in t for t in shown), shown
         run_ok("%%sql\nselect 1 as one")
         run_ok("print('rows', spark.range(5).collect()[0])")
         titles = run_ok(

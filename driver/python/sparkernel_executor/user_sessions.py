@@ -402,11 +402,16 @@ class UserSessions:
         if app and app != life.announced:
             life.announced = app
             port = _port_of(sc.uiWebUrl)
+            try:  # what the WAITING report checks against the workers
+                cores = int(sc._conf.get("spark.executor.cores") or 0)
+            except Exception:
+                cores = 0
             life.send({"type": "spark_state", "state": "ready", "app_id": app,
                        "ui_url": sc.uiWebUrl or "", "master": sc.master,
                        "spark_version": sc.version, "seconds": 0,
                        "log_file": self._jvm.log_file,
-                       "ports": {"ui": port} if port else None, "switch": True})
+                       "ports": {"ui": port} if port else None, "switch": True,
+                       "executor_cores": cores})
 
     def note_stop(self, sc: Any) -> None:
         """A cell stops context `sc`: remembered when it is the one `spark` refers to."""

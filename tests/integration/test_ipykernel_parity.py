@@ -198,12 +198,12 @@ def test_notebook_detection(pair):
                               "from tqdm.auto import tqdm\ntqdm.__module__")
     # The command line a notebook's argparse sees: ipykernel's ends in `-f <connection
     # file>`, which parse_known_args() leaves over and a bare parse_args() refuses.
-    assert_same_execute(pair, "import os, sys\n(len(sys.argv), sys.argv[1], "
+    assert_same_execute(pair, "import os, sys\n(len(sys.argv), sys.argv[0], sys.argv[1], "
                               "os.path.basename(sys.argv[2]).startswith('kernel-'), "
                               "os.path.isfile(sys.argv[2]))")
     assert_same_execute(pair, "import argparse\np = argparse.ArgumentParser()\n"
                               "p.add_argument('--rows', type=int, default=3)\n"
-                              "args, rest = p.parse_known_args()\n(args.rows, rest[:1])")
+                              "args, rest = p.parse_known_args()\n(args.rows, rest[:1], p.prog)")
 
 
 def test_kernel_magics_store_and_environment(pair):

@@ -295,7 +295,24 @@ def _control(ctl: Channel, executor: Executor) -> None:
         dispatch(executor.control, msg)
 
 
+def _argv_as_ipykernel() -> None:
+    """sys.argv as ipykernel's in this Python: its launcher's path, then `-f <connection
+    file>` (passed on by the kernel). argparse's usage and error lines then name
+    ipykernel_launcher.py as there, and code that tells a notebook by
+    `sys.argv[0].endswith("ipykernel_launcher.py")` finds one. Looked up without importing
+    ipykernel; our own path stays where it is not installed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("ipykernel_launcher")
+    except (ImportError, ValueError):
+        return
+    if spec is not None and spec.origin:
+        sys.argv[0] = spec.origin
+
+
 def main() -> None:
+    _argv_as_ipykernel()
     cmd_fd = int(os.environ.pop("SPARKERNEL_CMD_FD", "3"))
     event_fd = int(os.environ.pop("SPARKERNEL_EVENT_FD", "4"))
     os.set_inheritable(cmd_fd, False)

@@ -18,11 +18,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Pair:
-    def __init__(self) -> None:
-        self.ours = Kernel()
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.ours = Kernel(env=env)
         # the peer's IPython history in a fresh directory: only this session's cells
         self.ipython_dir = tempfile.mkdtemp(prefix="parity-ipython-")
-        self.peer = Kernel(name="python3", env={"IPYTHONDIR": self.ipython_dir})
+        self.peer = Kernel(name="python3", env={**(env or {}), "IPYTHONDIR": self.ipython_dir})
 
     def both(self, fn: Callable[[Kernel], Any]) -> tuple[Any, Any]:
         return fn(self.ours), fn(self.peer)
@@ -204,6 +204,30 @@ def test_notebook_detection(pair):
     assert_same_execute(pair, "import argparse\np = argparse.ArgumentParser()\n"
                               "p.add_argument('--rows', type=int, default=3)\n"
                               "args, rest = p.parse_known_args()\n(args.rows, rest[:1], p.prog)")
+
+
+def test_connection_file_session_name_and_connect_info():
+    """What notebooks (and ipynbname) find their kernel and notebook by: the connection
+    file from ipykernel.connect.get_connection_file(), the notebook's path in __session__
+    (jupyter_server's JPY_SESSION_NAME). %connect_info prints the connection file's
+    contents as ipykernel's does, but not its key."""
+    env = {"JPY_SESSION_NAME": "/home/jovyan/work/analysis.ipynb"}
+    pair = Pair(env)
+    try:
+        assert_same_execute(pair, "__session__")
+        assert_same_execute(pair, "from ipykernel.connect import get_connection_file\n"
+                                  "import sys\nget_connection_file() == sys.argv[2]")
+        reply, out = pair.ours.execute("%connect_info")
+        shown = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+        key = pair.ours.km.session.key.decode()
+        assert key and key not in shown, shown
+        assert f'"shell_port": {pair.ours.km.shell_port},' in shown, shown
+        assert f"--existing {pair.ours.km.connection_file}" in shown, shown
+        reply, out = pair.peer.execute("%connect_info")  # the peer's shows its key
+        assert pair.peer.km.session.key.decode() in "".join(
+            m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+    finally:
+        pair.shutdown()
 
 
 def test_kernel_magics_store_and_environment(pair):

@@ -222,10 +222,12 @@ class Hooks:
         session's JVM starts (the lock held all along) gets its Java errors explained."""
         if self._java_errors_hooked:
             return
-        from py4j.protocol import Py4JJavaError
-        from pyspark.errors.exceptions.captured import CapturedException
-
         self._java_errors_hooked = True
+        try:
+            from py4j.protocol import Py4JJavaError
+            from pyspark.errors.exceptions.captured import CapturedException
+        except ImportError:  # a PySpark without pyspark.errors: its errors show as they are
+            return
         self._shell.set_custom_exc((Py4JJavaError, CapturedException), self._java_error)
 
     def _java_error(self, shell: Any, etype: type, value: BaseException, tb: Any,

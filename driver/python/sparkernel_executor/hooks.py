@@ -288,8 +288,10 @@ class Hooks:
         return (master, sc) if master.startswith("spark://") else ("", None)
 
     def _unreachable(self, master: str, value: BaseException) -> SparkMasterUnreachable:
-        now = ("It answers now (it may have started late)." if master_answers(master, 1.0)
-               else "It does not answer now either.")
+        now = ("Something accepts connections there now, but it did not register the "
+               "application: a master that started late (run the cell again), or another "
+               "service, such as the master's web UI (port 8080 by default)."
+               if master_answers(master, 1.0) else "It does not answer now either.")
         log_file = self._jvm.log_file
         log = f" Spark's log: {log_file}." if log_file else ""
         return SparkMasterUnreachable(

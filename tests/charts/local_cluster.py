@@ -47,11 +47,26 @@ from check_rendered import read_settings  # noqa: E402
 LOCALHOST = "127.0.0.1"
 
 
+def ephemeral_low():
+    """The first port of the range the kernel hands out for bind(0) and outgoing
+    connections (32768 unless configured otherwise)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n, slots):
     """n free single ports, and two free runs of ports for the port slots: 2*slots for the
     driver and block manager ports (interleaved, as blockManagerPort = driverPort + 1) and
-    slots for the UI ports. Returns (singles, driver base, UI base)."""
+    slots for the UI ports. Returns (singles, driver base, UI base). All below the
+    ephemeral range: a port that is free now, inside it, can be handed to any process's
+    bind(0) before the daemon it is meant for binds it (seen: the worker's own RPC server
+    took the port chosen for its web UI, and its readiness probe met the RPC server)."""
     held = []
+    low = ephemeral_low()
+    top = min(60000, low) if low > 12000 else 60000
 
     def grab(port):
         s = socket.socket()
@@ -66,7 +81,7 @@ def free_ports(n, slots):
     def run_of(length):
         rng = random.Random()
         for _ in range(500):
-            base = rng.randrange(20000, 60000 - length)
+            base = rng.randrange(10000, top - length)
             mark = len(held)
             if all(grab(base + k) for k in range(length)):
                 return base
@@ -78,7 +93,7 @@ def free_ports(n, slots):
     try:
         driver = run_of(2 * slots)
         ui = run_of(slots)
-        singles = [grab(0) for _ in range(n)]
+        singles = [run_of(1) for _ in range(n)]
         return singles, driver, ui
     finally:
         for s in held:

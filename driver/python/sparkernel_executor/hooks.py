@@ -3,6 +3,7 @@ sessions with (handed to user_sessions.py), job titles from the cell's line, and
 errors a cell does not catch."""
 from __future__ import annotations
 
+import select
 import sys
 import threading
 import time
@@ -16,6 +17,45 @@ from .session import Session, master_answers
 from .user_sessions import UserSessions, conf_pairs
 
 _DISK_FULL = "No space left on device"
+_ACCUMULATOR_POLL_S = 0.05
+
+
+class _ShortSelect:
+    """The `select` module as PySpark's accumulator server sees it: its waits end within
+    _ACCUMULATOR_POLL_S (data that arrives still ends them at once)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(select, name)
+
+    @staticmethod
+    def select(r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
+        wait = _ACCUMULATOR_POLL_S if timeout is None else min(timeout, _ACCUMULATOR_POLL_S)
+        return select.select(r, w, x, wait)
+
+
+def prompt_accumulator_stop() -> None:
+    """Every SparkContext.stop() waits for PySpark's accumulator server to notice it: its
+    accept loop looks every 0.5 s (socketserver's poll), and the connection the JVM keeps
+    open once a job has sent updates is read with a 1 s select, so a stop waited up to
+    1.5 s, 0.5-0.9 s measured, on ipykernel as here: in a cell's spark.stop() and at the
+    kernel's shutdown. Both loops wake every 50 ms here instead; updates are read as they
+    arrive, as before, and nothing else changes. A PySpark built otherwise is left as
+    it is."""
+    try:
+        from pyspark import accumulators
+    except ImportError:
+        return
+    server = getattr(accumulators, "AccumulatorServer", None)
+    if server is None or getattr(accumulators, "select", None) is not select or \
+            getattr(server, "serve_forever", None) is None:
+        return
+    forever = server.serve_forever
+
+    def serve_forever(self: Any, poll_interval: float = _ACCUMULATOR_POLL_S) -> None:
+        forever(self, min(poll_interval, _ACCUMULATOR_POLL_S))
+
+    server.serve_forever = serve_forever
+    accumulators.select = _ShortSelect()  # type: ignore[assignment]
 
 
 def _cell_site(frame: Any) -> str | None:
@@ -67,6 +107,7 @@ class Hooks:
         self._hook_java_errors()
         if self._session.follows_built:
             return
+        prompt_accumulator_stop()
         import inspect
 
         from pyspark import SparkContext

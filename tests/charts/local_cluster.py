@@ -42,19 +42,11 @@ import urllib.request
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from check_rendered import read_settings  # noqa: E402
+from cluster import ephemeral_low  # noqa: E402
 
 LOCALHOST = "127.0.0.1"
-
-
-def ephemeral_low():
-    """The first port of the range the kernel hands out for bind(0) and outgoing
-    connections (32768 unless configured otherwise)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
 
 
 def free_ports(n, slots):

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import psutil
 import pyspark
 import pytest
+from cluster import free_port
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,12 +31,10 @@ CHATTER = re.compile(r"\b(INFO|WARN|WARNING|DEBUG)\b|log4j|Setting default log l
 
 
 def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """n distinct ports for a driver started later (below the ephemeral range: cluster.py)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        ports.append(free_port(taken=frozenset(ports)))
     return ports
 
 

@@ -15,7 +15,6 @@ import os
 import random
 import re
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
-from cluster import LocalCluster
+from cluster import LocalCluster, free_port
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -405,9 +404,7 @@ def setup(cluster, tmp_path_factory):
                       SPARKERNEL_BLOCKMANAGER_PORT=str(base + 1),
                       SPARKERNEL_UI_PORT=str(base + 25000),
                       SPARKERNEL_WAITING_REPORT_S="120")
-    with socket.socket() as free:  # the user's own driver port (builder_settings)
-        free.bind(("127.0.0.1", 0))
-        driver_port = free.getsockname()[1]
+    driver_port = free_port()  # the user's own driver port (builder_settings)
     helpers = tmp / "helpers"
     helpers.mkdir()
     for name, text in HELPERS.items():

@@ -104,10 +104,35 @@ def find_java(env: Optional[dict] = None) -> str:
     return java
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def ephemeral_low() -> int:
+    """The first port of the range the kernel hands out for bind(0) and outgoing
+    connections (32768 unless configured otherwise)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1", taken: frozenset = frozenset()) -> int:
+    """A port free now for a daemon started later, below the ephemeral range: one chosen
+    with bind(0) lies inside it, where any process's bind(0) or outgoing connection may be
+    handed it before the daemon binds it (a CI flake of the charts test: a worker's own RPC
+    server took the port chosen for its web UI). `taken`: ports not to return."""
+    low = ephemeral_low()
+    top = min(60000, low) if low > 12000 else 60000
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, top)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise ClusterError("no free port on %s between 10000 and %d" % (host, top))
 
 
 def port_holder(port: int) -> str:
@@ -311,9 +336,7 @@ class LocalCluster:
         if self.master_port is None:
             self.master_port = free_port(self.host)
         if self.ui_port is None:
-            self.ui_port = free_port(self.host)
-            while self.ui_port == self.master_port:
-                self.ui_port = free_port(self.host)
+            self.ui_port = free_port(self.host, frozenset([self.master_port]))
         check_port_free(self.host, self.master_port, "master RPC port", "--master-port")
         check_port_free(self.host, self.ui_port, "master web UI port", "--ui-port")
 

@@ -44,7 +44,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from check_rendered import read_settings  # noqa: E402
-from cluster import ephemeral_low  # noqa: E402
+from cluster import below_ephemeral  # noqa: E402
 
 LOCALHOST = "127.0.0.1"
 
@@ -57,8 +57,7 @@ def free_ports(n, slots):
     bind(0) before the daemon it is meant for binds it (seen: the worker's own RPC server
     took the port chosen for its web UI, and its readiness probe met the RPC server)."""
     held = []
-    low = ephemeral_low()
-    top = min(60000, low) if low > 12000 else 60000
+    top = below_ephemeral()
 
     def grab(port):
         s = socket.socket()

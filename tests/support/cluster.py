@@ -114,13 +114,20 @@ def ephemeral_low() -> int:
         return 32768
 
 
+def below_ephemeral() -> int:
+    """The end (exclusive) of the ports tests choose for daemons started later, from 10000:
+    the start of the ephemeral range, at most 60000 (60000 when the range starts too low
+    to leave room below it)."""
+    low = ephemeral_low()
+    return min(60000, low) if low > 12000 else 60000
+
+
 def free_port(host: str = "127.0.0.1", taken: frozenset = frozenset()) -> int:
     """A port free now for a daemon started later, below the ephemeral range: one chosen
     with bind(0) lies inside it, where any process's bind(0) or outgoing connection may be
     handed it before the daemon binds it (a CI flake of the charts test: a worker's own RPC
     server took the port chosen for its web UI). `taken`: ports not to return."""
-    low = ephemeral_low()
-    top = min(60000, low) if low > 12000 else 60000
+    top = below_ephemeral()
     rng = random.Random()
     for _ in range(1000):
         port = rng.randrange(10000, top)

@@ -300,9 +300,9 @@ void cell_follow(struct spark *s)
     if (!s->cell_active || s->progress != NULL || s->state != S_READY || !s->app_id[0] ||
         !s->ui_url[0])
         return;
-    char group[64];
-    snprintf(group, sizeof group, "sparkernel-%d", s->cell_count);
-    s->progress = progress_new(group, s->ui_url, s->app_id);
+    char tag[64];
+    snprintf(tag, sizeof tag, "sparkernel-%d", s->cell_count);
+    s->progress = progress_new(tag, s->ui_url, s->app_id);
     s->next_jobs_poll = spark_now() + 0.25;
     s->next_master_poll = spark_now() + 1.0;
 }
@@ -323,10 +323,10 @@ void cell_on_jobs(struct kernel *k, json_t *ev)
 {
     struct spark *s = spark_of(k);
     json_t *ids = json_object_get(ev, "ids");
-    char group[32];
-    snprintf(group, sizeof group, "sparkernel-%d", s->cell_count);
-    const char *of = json_string_value(json_object_get(ev, "group"));
-    if (!s->cell_active || !json_is_array(ids) || of == NULL || strcmp(of, group) != 0)
+    char tag[32];
+    snprintf(tag, sizeof tag, "sparkernel-%d", s->cell_count);
+    const char *of = json_string_value(json_object_get(ev, "tag"));
+    if (!s->cell_active || !json_is_array(ids) || of == NULL || strcmp(of, tag) != 0)
         return; /* another cell's, or not understood: the last look asks for every job */
     json_decref(s->cell_jobs);
     s->cell_jobs = json_incref(ids);

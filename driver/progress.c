@@ -1,5 +1,5 @@
 /* progress: the Spark jobs of one running cell, from the driver UI's REST answers to Jupyter
- * displays. Parsing keeps the jobs of the cell's job group in a jobId-sorted array and the
+ * displays. Parsing keeps the jobs tagged with the cell's tag in a jobId-sorted array and the
  * active stages in a stageId-sorted one; progress_next() applies the emission policy of
  * progress.h and renders each display as inline-styled HTML (no CSS or JS, so JupyterLab, the
  * classic notebook and nbconvert all show it) with a one-line text/plain fallback. Field names
@@ -89,7 +89,7 @@ struct stage {
 };
 
 struct progress {
-    char *job_group, *ui_url, *app_id;
+    char *job_tag, *ui_url, *app_id;
     struct job **jobs; /* sorted by id; pointers, so an insertion moves little */
     size_t njobs, cap;
     struct stage *stages; /* active stages, sorted by (id, attempt) */
@@ -243,12 +243,40 @@ static int get_int(json_t *obj, const char *key, int min, int *dst, int *present
 /* One JobData, checked; strings and stage_ids borrowed from the parsed answer. */
 struct job_in {
     int id;
-    const char *name, *description, *group, *status, *submitted, *completed;
+    const char *name, *description, *status, *submitted, *completed;
+    int tagged;        /* its jobTags hold the cell's tag */
     json_t *stage_ids; /* an array of integers in 0..INT_MAX, or NULL */
     struct job_counts n;
 };
 
-static int parse_job(json_t *obj, size_t i, struct job_in *in, char *detail, size_t dlen)
+/* Whether the job's "jobTags" hold tag: an array of strings, absent or null for none. */
+static int get_tagged(json_t *obj, const char *tag, int *tagged, char *detail, size_t dlen,
+                      size_t i)
+{
+    json_t *tags = json_object_get(obj, "jobTags");
+    *tagged = 0;
+    if (tags == NULL || json_is_null(tags))
+        return PROGRESS_OK;
+    if (!json_is_array(tags)) {
+        snprintf(detail, dlen, "entry %zu: \"jobTags\" is not an array", i);
+        return PROGRESS_EFIELD;
+    }
+    size_t k;
+    json_t *v;
+    json_array_foreach(tags, k, v)
+    {
+        if (!json_is_string(v)) {
+            snprintf(detail, dlen, "entry %zu: \"jobTags\" holds a non-string", i);
+            return PROGRESS_EFIELD;
+        }
+        if (strcmp(json_string_value(v), tag) == 0)
+            *tagged = 1;
+    }
+    return PROGRESS_OK;
+}
+
+static int parse_job(json_t *obj, size_t i, const char *tag, struct job_in *in, char *detail,
+                     size_t dlen)
 {
     int rc, present;
     memset(in, 0, sizeof *in);
@@ -264,7 +292,7 @@ static int parse_job(json_t *obj, size_t i, struct job_in *in, char *detail, siz
     }
     if ((rc = get_str(obj, "name", &in->name, detail, dlen, i)) ||
         (rc = get_str(obj, "description", &in->description, detail, dlen, i)) ||
-        (rc = get_str(obj, "jobGroup", &in->group, detail, dlen, i)) ||
+        (rc = get_tagged(obj, tag, &in->tagged, detail, dlen, i)) ||
         (rc = get_str(obj, "status", &in->status, detail, dlen, i)) ||
         (rc = get_str(obj, "submissionTime", &in->submitted, detail, dlen, i)) ||
         (rc = get_str(obj, "completionTime", &in->completed, detail, dlen, i)))
@@ -354,8 +382,8 @@ static int merge_job(struct progress *p, const struct job_in *in, double now)
     if (j == NULL) {
         if (p->njobs >= PROGRESS_MAX_JOBS) {
             if (!p->warned_full)
-                log_warn("progress: more than %d jobs in job group %s; later ones not shown",
-                         PROGRESS_MAX_JOBS, p->job_group);
+                log_warn("progress: more than %d jobs tagged %s; later ones not shown",
+                         PROGRESS_MAX_JOBS, p->job_tag);
             p->warned_full = 1;
             return PROGRESS_OK;
         }
@@ -430,11 +458,10 @@ int progress_update_jobs(struct progress *p, const char *json, size_t len, doubl
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        if ((rc = parse_job(json_array_get(root, i), i, &in[i], detail, sizeof detail)))
+        if ((rc = parse_job(json_array_get(root, i), i, p->job_tag, &in[i], detail, sizeof detail)))
             goto done;
     for (size_t i = 0; i < n; i++)
-        if (in[i].group != NULL && strcmp(in[i].group, p->job_group) == 0 &&
-            (rc = merge_job(p, &in[i], now)))
+        if (in[i].tagged && (rc = merge_job(p, &in[i], now)))
             goto done;
     p->last_error = PROGRESS_OK;
 done:
@@ -800,18 +827,18 @@ static int emit(struct progress *p, struct job *j, double now, int update, int f
 
 /* ---- life and emission ------------------------------------------------------------------ */
 
-struct progress *progress_new(const char *job_group, const char *ui_url, const char *app_id)
+struct progress *progress_new(const char *job_tag, const char *ui_url, const char *app_id)
 {
-    if (job_group == NULL || ui_url == NULL || app_id == NULL || job_group[0] == '\0' ||
+    if (job_tag == NULL || ui_url == NULL || app_id == NULL || job_tag[0] == '\0' ||
         ui_url[0] == '\0' || app_id[0] == '\0' || strlen(app_id) > PROGRESS_MAX_APP_ID)
         return NULL;
     struct progress *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NULL;
-    p->job_group = strdup(job_group);
+    p->job_tag = strdup(job_tag);
     p->ui_url = strdup(ui_url);
     p->app_id = strdup(app_id);
-    if (p->job_group == NULL || p->ui_url == NULL || p->app_id == NULL) {
+    if (p->job_tag == NULL || p->ui_url == NULL || p->app_id == NULL) {
         progress_destroy(&p);
         return NULL;
     }
@@ -834,7 +861,7 @@ void progress_destroy(struct progress **pp)
     }
     free(p->jobs);
     free_stages(p->stages, p->nstages);
-    free(p->job_group);
+    free(p->job_tag);
     free(p->ui_url);
     free(p->app_id);
     free(p);

@@ -4,7 +4,7 @@
  * feeds them here with a monotonic time, and sends what progress_next() hands back as
  * display_data / update_display_data on iopub. No I/O, no globals, no clock of its own.
  *
- * Emission policy, per Spark job of the cell's job group (one display each):
+ * Emission policy, per Spark job tagged with the cell's tag (one display each):
  * - a job is first displayed once it has run for at least PROGRESS_SHOW_AFTER seconds: seen
  *   RUNNING that long, or finished with a Spark-reported duration (completionTime -
  *   submissionTime) that long. A job that ends sooner is never displayed;
@@ -51,17 +51,18 @@ struct progress_out {
 
 struct progress;
 
-/* Returns a new tracker for the jobs whose jobGroup is job_group (the cell's), or NULL when an
+/* Returns a new tracker for the jobs whose jobTags hold job_tag (the cell's: a Spark job tag,
+ * so that a job group the notebook sets stays its own), or NULL when an
  * argument is NULL or empty, app_id is longer than PROGRESS_MAX_APP_ID, or memory runs out.
  * ui_url is the driver UI ("http://host:4040", a trailing slash is fine), used for the
  * "Spark UI" links. Copies all three strings. Caller progress_destroy()s. */
-struct progress *progress_new(const char *job_group, const char *ui_url, const char *app_id);
+struct progress *progress_new(const char *job_tag, const char *ui_url, const char *app_id);
 
 /* Frees the tracker and nulls *p. Accepts NULL and *p == NULL. */
 void progress_destroy(struct progress **p);
 
 /* Takes len bytes (need not be NUL-terminated) of a /jobs answer: a JSON array of JobData.
- * Keeps the jobs of p's job group, adds new ones, and refreshes known ones; a job that left
+ * Keeps the jobs of p's tag, adds new ones, and refreshes known ones; a job that left
  * the answer (Spark drops old jobs past spark.ui.retainedJobs) keeps its last state. Only
  * jobId is required; any other field may be absent or null (counts read 0, status UNKNOWN).
  * Present with a wrong type or a negative count, it rejects the whole answer and p is left

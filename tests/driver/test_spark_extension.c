@@ -400,9 +400,9 @@ static struct kernel *cell_seven_displayed(struct fake_http *rest)
     return k;
 }
 
-static void cell_jobs(struct kernel *k, const char *group, json_t *ids)
+static void cell_jobs(struct kernel *k, const char *tag, json_t *ids)
 {
-    json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "cell_jobs", "group", group, "ids", ids);
+    json_t *ev = json_pack("{s:s, s:s, s:o}", "type", "cell_jobs", "tag", tag, "ids", ids);
     cr_expect(k->ext.event(k, k->ext.self, "cell_jobs", ev));
     json_decref(ev);
 }

@@ -1,6 +1,6 @@
 """The executor's Spark side, driven directly over its pipes as the kernel drives it:
 spark_start/spark_stop/spark_refused, the warm session awaited only by cells that use it,
-job groups and their cancellation on SIGINT, %%sql, log4j kept out of the cells, and a
+job tags and their cancellation on SIGINT, %%sql, log4j kept out of the cells, and a
 clean stop when the kernel closes the command pipe. Sessions run on local[2]."""
 from __future__ import annotations
 
@@ -167,8 +167,8 @@ def rest(ready: dict, what: str) -> Any:
         return json.load(r)
 
 
-def group_jobs(ready: dict, group: str) -> list[dict]:
-    return [j for j in rest(ready, "jobs") if j.get("jobGroup") == group]
+def tagged_jobs(ready: dict, tag: str) -> list[dict]:
+    return [j for j in rest(ready, "jobs") if tag in (j.get("jobTags") or [])]
 
 
 @pytest.fixture(scope="module")
@@ -255,11 +255,11 @@ def test_spark_is_predefined_and_sigint_stays_ours(started):
     assert cell.result == "('SparkContext', 'SparkSession', 'sparkernel_executor.main')"
 
 
-def test_job_group_per_cell(started):
+def test_job_tag_per_cell(started):
     ex, ready = started["ex"], started["ready"]
     code = "\n   \ndf = spark.range(100)\ndf.count()"
     assert ex.execute(code, 42).result == "100"
-    jobs = group_jobs(ready, "sparkernel-42")
+    jobs = tagged_jobs(ready, "sparkernel-42")
     # Each job is titled by the line that started it (issue 15), numbered as IPython's
     # tracebacks number it (IPython drops a cell's leading blank lines).
     assert jobs and {j["description"] for j in jobs} == {"count at cell [42] line 2: df.count()"}
@@ -272,7 +272,7 @@ def test_cell_jobs_listed_only_after_a_jvm_call(started):
     ex = started["ex"]
     listed = ex.execute("import time\nspark.range(7).count()\ntime.sleep(0.3)", 75).of(
         "cell_jobs")
-    assert len(listed) == 1 and listed[0]["group"] == "sparkernel-75" and listed[0]["ids"]
+    assert len(listed) == 1 and listed[0]["tag"] == "sparkernel-75" and listed[0]["ids"]
     assert ex.execute("import time\ntime.sleep(0.3)", 76).of("cell_jobs") == []
     assert ex.execute("import time\ntime.sleep(0.3)\nspark.range(3).count()", 77).of(
         "cell_jobs")[0]["ids"], "a job after the sleep"
@@ -303,7 +303,7 @@ def test_interrupt_cancels_the_cells_job(started):
     # within seconds and the job fails on its own.
     start = ex.submit("spark.range(10**13).selectExpr('max(id)').collect()", 60)
     deadline = time.monotonic() + 120
-    while not [j for j in group_jobs(ready, "sparkernel-60") if j["status"] == "RUNNING"]:
+    while not [j for j in tagged_jobs(ready, "sparkernel-60") if j["status"] == "RUNNING"]:
         assert time.monotonic() < deadline, "the long job never ran"
         time.sleep(0.5)
     sent = time.monotonic()
@@ -314,11 +314,13 @@ def test_interrupt_cancels_the_cells_job(started):
     assert len(cell.of("error")) == 1
     assert not cell.of("stream"), cell.events  # no py4j complaints
     deadline = time.monotonic() + 30
-    while [j["status"] for j in group_jobs(ready, "sparkernel-60")] != ["FAILED"]:
-        assert time.monotonic() < deadline, group_jobs(ready, "sparkernel-60")
+    while [j["status"] for j in tagged_jobs(ready, "sparkernel-60")] != ["FAILED"]:
+        assert time.monotonic() < deadline, tagged_jobs(ready, "sparkernel-60")
         time.sleep(0.5)
-    (job,) = group_jobs(ready, "sparkernel-60")
-    assert "cancelled job group sparkernel-60" in " ".join(job["killedTasksSummary"])
+    (job,) = tagged_jobs(ready, "sparkernel-60")
+    # "part of cancelled job tags sparkernel-60" (Spark 4; 3.5: "job tag")
+    assert "cancelled job tag" in " ".join(job["killedTasksSummary"])
+    assert "sparkernel-60" in " ".join(job["killedTasksSummary"])
     assert ex.execute("spark.range(5).count()", 61).result == "5"
 
 

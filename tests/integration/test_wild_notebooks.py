@@ -174,7 +174,7 @@ CORPUS = {
     ],
     # A builder's runtime and static settings, the user's own driver host and port,
     # newSession, getActiveSession, a later builder returning the active session, the
-    # notebook's own job descriptions.
+    # notebook's own job descriptions, job group and tags.
     "builder_settings": [
         "from pyspark.sql import SparkSession\n"
         "spark = (SparkSession.builder.appName('api-tour').master({master!r})\n"
@@ -204,7 +204,17 @@ CORPUS = {
         "sc.setJobGroup(groupId='etl', description='load step', interruptOnCancel=False)\n"
         "print(spark.range(3).count(), sc.getLocalProperty('spark.job.description'))\n"
         "sc.setJobDescription(None)\nprint(sc.getLocalProperty('spark.job.description'),"
-        " sc.getLocalProperty('spark.jobGroup.id'))\n"
+        " sc.getLocalProperty('spark.jobGroup.id'))",
+        # The notebook's own job group and tags stay its own from cell to cell (the
+        # kernel follows a cell's jobs by a tag of its own, which the notebook never sees).
+        "print(sc.getLocalProperty('spark.jobGroup.id'),"
+        " sc.getLocalProperty('spark.job.interruptOnCancel'))\n"
+        "sc.addJobTag('nightly')\nprint(spark.range(4).count(),"
+        " len(sc.statusTracker().getJobIdsForGroup('etl')), sorted(sc.getJobTags()))",
+        "print(spark.range(6).count(), len(sc.statusTracker().getJobIdsForGroup('etl')),"
+        " sorted(sc.getJobTags()), sc.getLocalProperty('spark.job.tags'))\n"
+        "sc.clearJobTags()\nprint(sorted(sc.getJobTags()), sc.getLocalProperty('spark.job.tags'),"
+        " spark.range(7).count(), len(sc.statusTracker().getJobIdsForGroup('etl')))\n"
         "spark.stop()",
     ],
     # A SparkContext built first and a session wrapped around it (SparkSession(sc)), the

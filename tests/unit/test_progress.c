@@ -1,8 +1,10 @@
 /* test_progress: live Spark progress, from the driver's REST answers to displays. Real answers
  * recorded from a PySpark 4.0.1 application (tests/unit/data/progress/: local[2], UI port
- * 4077; job group sparkernel-7 ran a two-stage collect (jobs 1), the same shuffle again with
- * its map stage skipped (job 3) and a job whose task raised (job 4); job 0 belongs to
- * sparkernel-6, job 2 to no group, job 5 to sparkernel-9 whose description is hostile HTML)
+ * 4077; the cell tagged sparkernel-7 ran a two-stage collect (jobs 1), the same shuffle again
+ * with its map stage skipped (job 3) and a job whose task raised (job 4); job 0 is tagged
+ * sparkernel-6, job 2 has no tag, job 5 sparkernel-9 whose description is hostile HTML. They
+ * were recorded when the kernel named cells by job group: the group of each job was moved
+ * into its "jobTags", where the kernel's tag is now, and nothing else changed)
  * are replayed at their recorded times and faster; small hand-written answers pin each rule:
  * the 200 ms rule, the 250 ms throttle, change detection, the final update, errors. */
 #include <criterion/criterion.h>
@@ -111,8 +113,8 @@ static const char *text(const struct progress_out *o)
     return json_string_value(json_object_get(o->data, "text/plain"));
 }
 
-/* One job of group "g" as a /jobs answer. */
-#define JOB(fields)    "[{\"jobId\":1,\"jobGroup\":\"g\"," fields "}]"
+/* One job tagged "g" as a /jobs answer. */
+#define JOB(fields)    "[{\"jobId\":1,\"jobTags\":[\"g\"]," fields "}]"
 #define T0             "\"submissionTime\":\"2026-11-25T12:00:00.000GMT\""
 #define DONE_AFTER(ms) T0 ",\"completionTime\":\"2026-11-25T12:00:" ms "GMT\""
 
@@ -186,9 +188,9 @@ static const struct bad_case bad_jobs[] = {
     {"null", PROGRESS_ETYPE},
     {"[1]", PROGRESS_ETYPE},
     {"[[]]", PROGRESS_ETYPE},
-    {"[{\"jobId\":1,\"jobGroup\":\"g\"}, null]", PROGRESS_ETYPE},
+    {"[{\"jobId\":1,\"jobTags\":[\"g\"]}, null]", PROGRESS_ETYPE},
     {"[{}]", PROGRESS_EFIELD},
-    {"[{\"name\":\"collect\",\"jobGroup\":\"g\"}]", PROGRESS_EFIELD},
+    {"[{\"name\":\"collect\",\"jobTags\":[\"g\"]}]", PROGRESS_EFIELD},
     {"[{\"jobId\":null}]", PROGRESS_EFIELD},
     {"[{\"jobId\":\"1\"}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1.0}]", PROGRESS_EFIELD},
@@ -202,13 +204,14 @@ static const struct bad_case bad_jobs[] = {
     {"[{\"jobId\":1,\"stageIds\":3}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"stageIds\":[1,\"2\"]}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"stageIds\":[-1]}]", PROGRESS_EFIELD},
-    {"[{\"jobId\":1,\"jobGroup\":7}]", PROGRESS_EFIELD},
+    {"[{\"jobId\":1,\"jobTags\":\"g\"}]", PROGRESS_EFIELD},
+    {"[{\"jobId\":1,\"jobTags\":[\"g\",7]}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"status\":[\"RUNNING\"]}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"name\":{}}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"description\":false}]", PROGRESS_EFIELD},
     {"[{\"jobId\":1,\"submissionTime\":1764072000000}]", PROGRESS_EFIELD},
-    /* A good job of the group first: the whole answer is refused all the same. */
-    {"[{\"jobId\":1,\"jobGroup\":\"g\",\"status\":\"RUNNING\"},{\"jobId\":2,\"numTasks\":\"x\"}]",
+    /* A good job of the tag first: the whole answer is refused all the same. */
+    {"[{\"jobId\":1,\"jobTags\":[\"g\"],\"status\":\"RUNNING\"},{\"jobId\":2,\"numTasks\":\"x\"}]",
      PROGRESS_EFIELD},
 };
 
@@ -261,25 +264,25 @@ Test(progress, stages_errors_leave_state_unchanged)
     progress_destroy(&p);
 }
 
-/* ---- group filtering -------------------------------------------------------------------- */
+/* ---- tag filtering ---------------------------------------------------------------------- */
 
 struct group_case {
-    const char *group;
-    int file;   /* jobs-NN.json, fed at t = 0 */
-    int ids[4]; /* the jobs displayed by t = 1 and after finish, -1 terminated */
+    const char *group; /* the tag */
+    int file;          /* jobs-NN.json, fed at t = 0 */
+    int ids[4];        /* the jobs displayed by t = 1 and after finish, -1 terminated */
 };
 
 static const struct group_case group_cases[] = {
-    {"sparkernel-7", 1, {1, -1}},        /* job 1 running; job 0 (group 6), 2 (none) are not */
+    {"sparkernel-7", 1, {1, -1}},        /* job 1 running; job 0 (tag 6), 2 (none) are not */
     {"sparkernel-7", 13, {1, 3, 4, -1}}, /* finished jobs that ran long enough */
     {"sparkernel-6", 1, {0, -1}},        /* the earlier cell's job, 1.7 s long */
     {"sparkernel-9", 14, {5, -1}},
     {"sparkernel-8", 15, {-1}},
-    {"sparkernel", 15, {-1}}, /* a prefix of a group is not the group */
-    {"desc", 15, {-1}},       /* a description is not a group */
+    {"sparkernel", 15, {-1}}, /* a prefix of a tag is not the tag */
+    {"desc", 15, {-1}},       /* a description is not a tag */
 };
 
-Test(progress, keeps_only_the_cells_job_group)
+Test(progress, keeps_only_the_cells_tagged_jobs)
 {
     for (size_t c = 0; c < sizeof group_cases / sizeof group_cases[0]; c++) {
         const struct group_case *gc = &group_cases[c];
@@ -309,6 +312,25 @@ Test(progress, keeps_only_the_cells_job_group)
         release(out, n);
         progress_destroy(&p);
     }
+}
+
+/* A job group the notebook set is its own: the cell's jobs are those carrying the kernel's tag,
+ * whatever their group (a group that happens to read like the tag is not followed). */
+Test(progress, a_notebooks_own_job_group_does_not_hide_its_cells_jobs)
+{
+    struct progress *p = tracker("sparkernel-3");
+    const char *jobs =
+        "[{\"jobId\":2,\"jobGroup\":\"etl\",\"jobTags\":[\"spark-session-1\","
+        "\"sparkernel-3\"],\"status\":\"RUNNING\"},"
+        "{\"jobId\":1,\"jobGroup\":\"sparkernel-3\",\"jobTags\":[],"
+        "\"status\":\"RUNNING\"},"
+        "{\"jobId\":0,\"jobGroup\":\"etl\",\"jobTags\":null,\"status\":\"RUNNING\"}]";
+    cr_assert_eq(feed(p, jobs, 0), PROGRESS_OK);
+    struct progress_out out[MAX_OUT];
+    cr_assert_eq(drain(p, 0.3, out), 1);
+    cr_expect_eq(out[0].job_id, 2);
+    release(out, 1);
+    progress_destroy(&p);
 }
 
 /* ---- replay of the recorded application ------------------------------------------------- */
@@ -733,7 +755,7 @@ Test(progress, stages_of_other_status_are_not_active)
 Test(progress, text_plain_line)
 {
     struct progress *p = tracker("g");
-    const char *job = "[{\"jobId\":3,\"jobGroup\":\"g\",\"name\":\"collect at <cell>:1\","
+    const char *job = "[{\"jobId\":3,\"jobTags\":[\"g\"],\"name\":\"collect at <cell>:1\","
                       "\"status\":\"RUNNING\",\"numTasks\":200,\"numCompletedTasks\":37,"
                       "\"stageIds\":[4,5,6],\"numCompletedStages\":1}]";
     cr_assert_eq(feed(p, job, 100), PROGRESS_OK);
@@ -819,7 +841,7 @@ Test(progress, failure_counts)
     release(out, 1);
     /* Killed and skipped tasks are shown as Spark's UI shows them. */
     cr_assert_eq(feed(p,
-                      "[{\"jobId\":4,\"jobGroup\":\"" GROUP "\",\"status\":\"FAILED\","
+                      "[{\"jobId\":4,\"jobTags\":[\"" GROUP "\"],\"status\":\"FAILED\","
                       "\"numTasks\":8,\"numCompletedTasks\":5,\"numFailedTasks\":1,"
                       "\"numKilledTasks\":2,\"numSkippedTasks\":0}]",
                       1),
@@ -840,7 +862,7 @@ static const char *const optional_fields[] = {
     "submissionTime",
     "completionTime",
     "stageIds",
-    "jobTags",
+    "jobGroup", /* the notebook's own, if any: the cell's jobs are known by their tag */
     "numTasks",
     "numActiveTasks",
     "numCompletedTasks",
@@ -897,12 +919,12 @@ Test(progress, missing_optional_fields)
         release(out, n);
         progress_destroy(&p);
     }
-    /* Only the id and the group: no status, so not known to run, never shown. */
+    /* Only the id and the tag: no status, so not known to run, never shown. */
     struct progress *p = tracker("g");
-    cr_expect_eq(feed(p, "[{\"jobId\":1,\"jobGroup\":\"g\"}]", 0), PROGRESS_OK);
+    cr_expect_eq(feed(p, "[{\"jobId\":1,\"jobTags\":[\"g\"]}]", 0), PROGRESS_OK);
     cr_expect_eq(drain_count(p, 5), 0);
     /* Once it reports RUNNING with nothing else, it shows with zero counts. */
-    cr_expect_eq(feed(p, "[{\"jobId\":1,\"jobGroup\":\"g\",\"status\":\"RUNNING\"}]", 6),
+    cr_expect_eq(feed(p, "[{\"jobId\":1,\"jobTags\":[\"g\"],\"status\":\"RUNNING\"}]", 6),
                  PROGRESS_OK);
     struct progress_out out[MAX_OUT];
     cr_assert_eq(drain(p, 6.2, out), 1);
@@ -911,7 +933,7 @@ Test(progress, missing_optional_fields)
     release(out, 1);
     /* Fields Spark may add later are ignored; an unknown status is UNKNOWN. */
     cr_expect_eq(feed(p,
-                      "[{\"jobId\":1,\"jobGroup\":\"g\",\"status\":\"PAUSED\",\"newField\":{"
+                      "[{\"jobId\":1,\"jobTags\":[\"g\"],\"status\":\"PAUSED\",\"newField\":{"
                       "\"a\":[1]}}]",
                       7),
                  PROGRESS_OK);
@@ -953,7 +975,7 @@ Test(progress, elapsed_from_spark_times)
         struct progress *p = tracker("g");
         cr_assert_eq(feed(p, RUNNING(""), 10), PROGRESS_OK);
         cr_assert_eq(drain_count(p, 10.5), 1);
-        json_t *doc = json_pack("[{s:i, s:s, s:s, s:s, s:s}]", "jobId", 1, "jobGroup", "g",
+        json_t *doc = json_pack("[{s:i, s:[s], s:s, s:s, s:s}]", "jobId", 1, "jobTags", "g",
                                 "status", "SUCCEEDED", "submissionTime", ec->submitted,
                                 "completionTime", ec->completed);
         char *s = json_dumps(doc, 0);
@@ -980,7 +1002,7 @@ Test(progress, long_descriptions_are_cut_on_a_character)
     for (int i = 0; i < 600; i++)
         memcpy(desc + 1 + 2 * i, "\xc3\xa9", 2);
     desc[1201] = '\0';
-    json_t *doc = json_pack("[{s:i, s:s, s:s, s:s}]", "jobId", 1, "jobGroup", "g", "status",
+    json_t *doc = json_pack("[{s:i, s:[s], s:s, s:s}]", "jobId", 1, "jobTags", "g", "status",
                             "RUNNING", "description", desc);
     char *s = json_dumps(doc, 0);
     json_decref(doc);
@@ -997,11 +1019,11 @@ Test(progress, long_descriptions_are_cut_on_a_character)
 
 Test(progress, job_count_is_bounded)
 {
-    /* More jobs than PROGRESS_MAX_JOBS in one group: the first ones are tracked. */
+    /* More jobs than PROGRESS_MAX_JOBS with one tag: the first ones are tracked. */
     int n = PROGRESS_MAX_JOBS + 10;
     json_t *doc = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(doc, json_pack("{s:i, s:s, s:s}", "jobId", n - i, "jobGroup", "g",
+        json_array_append_new(doc, json_pack("{s:i, s:[s], s:s}", "jobId", n - i, "jobTags", "g",
                                              "status", "RUNNING"));
     char *s = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
@@ -1027,7 +1049,7 @@ Test(progress, stage_ids_per_job_are_bounded)
     json_t *ids = json_array();
     for (int i = 0; i < 70000; i++)
         json_array_append_new(ids, json_integer(i));
-    json_t *doc = json_pack("[{s:i, s:s, s:s, s:o}]", "jobId", 1, "jobGroup", "g", "status",
+    json_t *doc = json_pack("[{s:i, s:[s], s:s, s:o}]", "jobId", 1, "jobTags", "g", "status",
                             "RUNNING", "stageIds", ids);
     char *s = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from .cell import Cell
+from .cell import OUR_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
 from .jvm import Heard, Jvm
@@ -181,6 +181,8 @@ class Hooks:
         call = gateway.JavaMember.__call__
         set_desc, set_group = SparkContext.setJobDescription, SparkContext.setJobGroup
         set_prop, get_prop = SparkContext.setLocalProperty, SparkContext.getLocalProperty
+        set_interrupt = SparkContext.setInterruptOnCancel
+        get_tags, clear_tags = SparkContext.getJobTags, SparkContext.clearJobTags
 
         def noted(sc: Any, value: Any) -> None:
             if cell.user_call() and not cell.joining and not cell.fixed_title:  # %%sql's
@@ -188,6 +190,11 @@ class Hooks:
                 cell.described = (id(jsc), str(value)) \
                     if value is not None and jsc is not None else None
                 cell.title = None
+
+        def interrupt_noted(sc: Any) -> None:
+            """The notebook set interruptOnCancel itself: its value is the one kept."""
+            if not cell.joining and cell.interrupt_set == id(getattr(sc, "_jsc", None)):
+                cell.interrupt_set = None
 
         def set_job_description(sc: Any, value: Any) -> None:
             set_desc(sc, value)
@@ -197,23 +204,46 @@ class Hooks:
                           interruptOnCancel: bool = False) -> None:  # keyword calls
             set_group(sc, groupId, description, interruptOnCancel)
             noted(sc, description)
+            interrupt_noted(sc)
+
+        def set_interrupt_on_cancel(sc: Any, interruptOnCancel: bool) -> None:
+            set_interrupt(sc, interruptOnCancel)
+            interrupt_noted(sc)
 
         def set_local_property(sc: Any, key: Any, value: Any) -> None:
             set_prop(sc, key, value)
             if key == "spark.job.description":
                 noted(sc, value)
+            elif key == "spark.job.interruptOnCancel":
+                interrupt_noted(sc)
 
         def get_local_property(sc: Any, key: Any) -> Any:
-            """What the notebook set, as on PySpark: the kernel's own job group and
-            titles are not the notebook's."""
+            """What the notebook set, as on PySpark: the kernel's own tag, titles and
+            interruptOnCancel are not the notebook's."""
             value = get_prop(sc, key)
             if value is not None and cell.user_call():
-                if key == "spark.job.description" and \
-                        not cell.own_description(getattr(sc, "_jsc", None)):
+                jsc = getattr(sc, "_jsc", None)
+                if key == "spark.job.description" and not cell.own_description(jsc):
                     return None
-                if key == "spark.jobGroup.id" and value == cell.group:
+                if key == "spark.job.interruptOnCancel" and cell.interrupt_set == id(jsc):
                     return None
+                if key == "spark.job.tags":
+                    return ",".join(t for t in value.split(",") if not OUR_TAG.match(t)) \
+                        or None
             return value
+
+        def get_job_tags(sc: Any) -> Any:
+            tags = get_tags(sc)
+            return {t for t in tags if not OUR_TAG.match(t)} if cell.user_call() else tags
+
+        def clear_job_tags(sc: Any) -> None:
+            """The notebook's tags go; the cell's stays (its progress and interrupt)."""
+            clear_tags(sc)
+            if cell.user_call() and cell.tag is not None:
+                try:
+                    sc._jsc.addJobTag(cell.tag)
+                except Exception:
+                    pass
 
         def member_call(member: Any, *args: Any) -> Any:
             if not cell.running or threading.current_thread() is not threading.main_thread():
@@ -241,6 +271,9 @@ class Hooks:
         SparkContext.setJobGroup = set_job_group  # type: ignore[method-assign]
         SparkContext.setLocalProperty = set_local_property  # type: ignore[method-assign]
         SparkContext.getLocalProperty = get_local_property  # type: ignore[method-assign]
+        SparkContext.setInterruptOnCancel = set_interrupt_on_cancel  # type: ignore
+        SparkContext.getJobTags = get_job_tags  # type: ignore[method-assign]
+        SparkContext.clearJobTags = clear_job_tags  # type: ignore[method-assign]
 
     def install_java_errors(self) -> None:
         """Java errors a cell does not catch go through _java_error (IPython's custom

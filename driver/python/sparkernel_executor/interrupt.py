@@ -4,8 +4,8 @@ The JVM never sees ^C. The executor has its own session and the kernel signals i
 alone; pyspark starts the JVM with SIGINT ignored (launch_gateway's preexec_fn;
 /proc/<jvm>/status SigIgn shows it); and the context is built off the main thread, so
 pyspark installs no SIGINT handler of its own (it does only on the main thread). The
-executor's handler calls `Interrupt.interrupt`: the cell's job group is cancelled, and the
-KeyboardInterrupt is raised as the JVM call the cell waits in returns (its docstring says
+executor's handler calls `Interrupt.interrupt`: the jobs of the cell's tag are cancelled, and
+the KeyboardInterrupt is raised as the JVM call the cell waits in returns (its docstring says
 why)."""
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Interrupt:
     def interrupt(self, frame: Any) -> bool:
         """Called by the executor's SIGINT handler (main thread) with the interrupted
         frame; True when the KeyboardInterrupt is to be raised later rather than now.
-        Cancels the cell's job group from a helper thread (the main thread's py4j
+        Cancels the jobs of the cell's tag from a helper thread (the main thread's py4j
         connection is busy with the running call). A KeyboardInterrupt raised inside py4j's
         send_command makes py4j tear down its connections, which races with the JVM (we saw
         Py4JNetworkError instead of the interrupt, and py4j errors on stderr): when the
@@ -64,10 +64,10 @@ class Interrupt:
         if self.deferred is not None:
             self.deferred = None
             return False
-        sc, group = self._context(), self._cell.group
-        if sc is None or group is None:
+        sc, tag = self._context(), self._cell.tag
+        if sc is None or tag is None:
             return False
-        helper = threading.Thread(target=sc.cancelJobGroup, args=(group,),
+        helper = threading.Thread(target=sc.cancelJobsWithTag, args=(tag,),
                                   name="spark-cancel", daemon=True)
         helper.start()
         helper.join(5)

@@ -148,7 +148,7 @@ class Session:
             self._gen += 1
             gen = self._gen
             self.state, self.problem = state, problem
-            self.current, self.cell.group = None, None
+            self.current, self.cell.tag = None, None
             self._since = time.monotonic()
             self._give_way, self._decided = "", False
         for name in NAMES:
@@ -458,7 +458,7 @@ class Session:
                    "(SparkSession.builder.getOrCreate()) or run %spark restart.")
         with self.lock:
             self.current, self.state, self.problem = None, "stopped", problem
-            self.cell.group = None
+            self.cell.tag = None
         self.withdraw(session)
 
     def _cluster_dropped(self, session: Any) -> None:

@@ -47,8 +47,9 @@ class Spark:
         _instance = self
         self._shell = shell
         self._cell = Cell()
-        # The job list's two JVM objects: the context's status tracker, java.util.Arrays.
-        self._tracker = PerContext(lambda sc: (sc._jsc.statusTracker(),
+        # The job list's two JVM objects: the context's status tracker (Scala's: the Java
+        # one cannot list a tag's jobs), java.util.Arrays.
+        self._tracker = PerContext(lambda sc: (sc._jsc.sc().statusTracker(),
                                                sc._jvm.java.util.Arrays))
         self._jvm = Jvm()
         self._session = Session(channel, shell, self._cell, self._jvm,
@@ -78,13 +79,13 @@ class Spark:
         atexit.register(self._session.shutdown)
 
     def before_cell(self, msg: dict) -> bool:
-        """Waits for the session if the cell uses it and sets the cell's job group. False
+        """Waits for the session if the cell uses it and tags the cell's jobs. False
         when the cell must not run: its one error has been shown."""
         code = str(msg.get("code", ""))
         session, cell = self._session, self._cell
         self._interrupt.deferred = None
         # In the cell from here on: IPython's pre_run_cell comes later (and never for a
-        # silent cell), and the job group below is set only in a cell.
+        # silent cell), and the job tag below is set only in a cell.
         cell.running = True
         cell.count = int(msg.get("execution_count", 0) or 0)
         cell.code = code
@@ -135,8 +136,8 @@ class Spark:
             if not session.claimed:  # the first session used: the JVM's, as if launched for it
                 first_launch_of(session.current)
             session.claimed = True
-        cell.group = None
-        cell.join_group(session.active_context())
+        cell.tag = None
+        cell.join_tag(session.active_context())
         return True
 
     def end_cell(self) -> None:
@@ -158,12 +159,12 @@ class Spark:
         """Tells the kernel the cell's Spark jobs (a cell_jobs event, ahead of the reply):
         its last look at them then asks the driver only for those it has not seen end,
         rather than for every job of the application. Only after a cell long enough for a
-        job to have been displayed (0.2 s) that called the JVM after its job group was set
+        job to have been displayed (0.2 s) that called the JVM after its job tag was set
         (a job needs a call): a quick cell or one of plain Python costs no JVM call. Jobs
-        of the group started only by other threads are not listed: the kernel then asks
+        of the tag started only by other threads are not listed: the kernel then asks
         for every job, as without this report."""
         cell = self._cell
-        if not cell.running or not cell.group or not cell.jvm_used \
+        if not cell.running or not cell.tag or not cell.jvm_used \
                 or time.monotonic() - cell.started < 0.2:
             return
         sc = self._session.active_context()
@@ -173,9 +174,9 @@ class Spark:
             # Two JVM calls whatever the number of jobs (iterating the int[] py4j hands
             # back would be one call per job), the tracker and the class kept per context.
             tracker, arrays = self._tracker.get(sc)
-            text = arrays.toString(tracker.getJobIdsForGroup(cell.group))
+            text = arrays.toString(tracker.getJobIdsForTag(cell.tag))
             ids = sorted(int(i) for i in text.strip("[]").split(",") if i.strip())
         except Exception:
             self._tracker.forget()
             return  # the context is stopping: the kernel asks for every job instead
-        self._session.send({"type": "cell_jobs", "group": cell.group, "ids": ids})
+        self._session.send({"type": "cell_jobs", "tag": cell.tag, "ids": ids})

@@ -1,7 +1,7 @@
 """Sessions a notebook builds itself (issue 15): until a cell uses the predefined `spark`
 or `sc`, the kernel's warm session gives way to a request that names something it does not
 have, or becomes the user's when the request names nothing new; a session a cell built is
-adopted (the predefined names, the cell's job group, the kernel's progress and cleanup)."""
+adopted (the predefined names, the cell's job tag, the kernel's progress and cleanup)."""
 from __future__ import annotations
 
 import ast
@@ -376,7 +376,7 @@ class UserSessions:
 
     def adopt(self, sc: Any, session: Any) -> None:
         """A session a cell built (or got back) is the one the kernel follows: the
-        predefined names point to it, its jobs join the cell's group, and the kernel
+        predefined names point to it, its jobs carry the cell's tag, and the kernel
         learns its application (progress, the WAITING report, cleanup)."""
         if sc is None or getattr(sc, "_jsc", None) is None:
             return
@@ -394,7 +394,7 @@ class UserSessions:
                 life.stopped_by = 0
             life.publish("spark", session)
         life.publish("sc", sc)
-        self._cell.join_group(sc)
+        self._cell.join_tag(sc)
         try:
             app = sc.applicationId
         except Exception:

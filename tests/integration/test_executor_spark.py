@@ -265,6 +265,28 @@ def test_job_tag_per_cell(started):
     assert jobs and {j["description"] for j in jobs} == {"count at cell [42] line 2: df.count()"}
 
 
+def test_the_notebooks_py4j_log_shows_only_its_own_calls(started):
+    """py4j logs every JVM call at DEBUG: a notebook that turns it on sees its own calls,
+    as on ipykernel, not the kernel's (a cell's job tag and title, the session check, the
+    cell's job list), over a cell's start and end."""
+    ex = started["ex"]
+    code = ("import io, logging\n_log = io.StringIO()\n_h = logging.StreamHandler(_log)\n"
+            "_h.setFormatter(logging.Formatter('%(message)s'))\n"
+            "logging.getLogger('py4j').addHandler(_h)\n"
+            "logging.getLogger('py4j').setLevel(logging.DEBUG)\n"
+            "import time\ntime.sleep(0.3)\nspark.range(4).count()")
+    assert ex.execute(code, 90).result == "4"
+    assert ex.execute("import time\ntime.sleep(0.3)\nspark.range(5).count()", 91).result == "5"
+    assert ex.execute("logging.getLogger('py4j').setLevel(logging.WARNING)\n"
+                      "logging.getLogger('py4j').removeHandler(_h)", 92).content["status"] == "ok"
+    logged = ex.execute("print(_log.getvalue())", 93).of("stream")
+    text = "".join(s["text"] for s in logged)
+    assert "\ncount\n" in text and "\nrange\n" in text, text[:2000]  # the notebook's calls
+    for kernels in ("addJobTag", "removeJobTag", "setLocalProperty", "getLocalProperty",
+                    "getJobIdsForTag", "isStopped", "statusTracker"):
+        assert "\n" + kernels + "\n" not in text, (kernels, text[:3000])
+
+
 def test_cell_jobs_listed_only_after_a_jvm_call(started):
     """The report that spares the kernel's last look most of the driver's job list: sent
     after a cell of 0.2 s or more that called the JVM (where its jobs come from), and not

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from .quiet import own_thread
+
 
 class BackgroundJob:
     def __init__(self, name: str, build: Callable[[], Any]) -> None:
@@ -15,7 +17,8 @@ class BackgroundJob:
         self._value: Any = None
         self._error: BaseException | None = None
         # "warm-": the threads' name before this class had its own (thread dumps, debugger).
-        self._thread = threading.Thread(target=self._run, name=f"warm-{name}", daemon=True)
+        self._thread = own_thread(threading.Thread(target=self._run, name=f"warm-{name}",
+                                                   daemon=True))
 
     def start(self) -> "BackgroundJob":
         self._thread.start()

@@ -6,6 +6,8 @@ import re
 import threading
 from typing import Any
 
+from .quiet import kernel_calls
+
 # The kernel's job tags: one per cell, `sparkernel-<execution count>`.
 OUR_TAG = re.compile(r"sparkernel-\d+\Z")
 
@@ -55,22 +57,26 @@ class Cell:
         tag = f"sparkernel-{self.count}"
         self.joining = True
         try:
-            # The tags of this thread's jobs, comma-separated: one call for all of them.
-            for old in (jsc.getLocalProperty("spark.job.tags") or "").split(","):
-                if OUR_TAG.match(old) and old != tag:
-                    jsc.removeJobTag(old)  # an earlier cell's
-            jsc.addJobTag(tag)
-            key = "spark.job.interruptOnCancel"
-            if self.interrupt_set != id(jsc) and jsc.getLocalProperty(key) is None:
-                jsc.setLocalProperty(key, "true")
-                self.interrupt_set = id(jsc)
-            if not self.own_description(jsc):
-                jsc.setLocalProperty("spark.job.description", first_line(self.code))
+            with kernel_calls():
+                self._tag(jsc, tag)
             self.tag, self.title, self.jvm_used = tag, None, False
         except Exception:
             self.tag = None
         finally:
             self.joining = False
+
+    def _tag(self, jsc: Any, tag: str) -> None:
+        # The tags of this thread's jobs, comma-separated: one call for all of them.
+        for old in (jsc.getLocalProperty("spark.job.tags") or "").split(","):
+            if OUR_TAG.match(old) and old != tag:
+                jsc.removeJobTag(old)  # an earlier cell's
+        jsc.addJobTag(tag)
+        key = "spark.job.interruptOnCancel"
+        if self.interrupt_set != id(jsc) and jsc.getLocalProperty(key) is None:
+            jsc.setLocalProperty(key, "true")
+            self.interrupt_set = id(jsc)
+        if not self.own_description(jsc):
+            jsc.setLocalProperty("spark.job.description", first_line(self.code))
 
     def own_description(self, jsc: Any) -> bool:
         """Whether the notebook set its own job description in context `jsc`."""

@@ -13,6 +13,7 @@ from .cell import OUR_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
 from .jvm import Heard, Jvm
+from .quiet import kernel_calls
 from .session import Session, master_answers
 from .user_sessions import UserSessions, conf_pairs
 
@@ -241,7 +242,8 @@ class Hooks:
             clear_tags(sc)
             if cell.user_call() and cell.tag is not None:
                 try:
-                    sc._jsc.addJobTag(cell.tag)
+                    with kernel_calls():
+                        sc._jsc.addJobTag(cell.tag)
                 except Exception:
                     pass
 
@@ -258,7 +260,8 @@ class Hooks:
                 if title is not None and (id(jsc), title) != cell.title:
                     owner._titling = True
                     try:
-                        jsc.setLocalProperty("spark.job.description", title)
+                        with kernel_calls():
+                            jsc.setLocalProperty("spark.job.description", title)
                         cell.title = (id(jsc), title)
                     except Exception:
                         pass

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable
 
 from .cell import Cell
+from .quiet import own_thread
 
 
 def _in_py4j_call(frame: Any) -> bool:
@@ -67,8 +68,8 @@ class Interrupt:
         sc, tag = self._context(), self._cell.tag
         if sc is None or tag is None:
             return False
-        helper = threading.Thread(target=sc.cancelJobsWithTag, args=(tag,),
-                                  name="spark-cancel", daemon=True)
+        helper = own_thread(threading.Thread(target=sc.cancelJobsWithTag, args=(tag,),
+                                             name="spark-cancel", daemon=True))
         helper.start()
         helper.join(5)
         if not _in_py4j_call(frame):

@@ -14,6 +14,7 @@ from . import __version__
 from .aioloop import CellLoop
 from .debugger import Debugger, available as debugger_available, untraced
 from .frames import Channel
+from .quiet import install as keep_kernel_calls_out_of_logs, own_thread
 from .spark import Spark, cancel_cell_jobs, stop_spark
 from .streams import Flusher, flush_all, frame_stream, interrupt_later, main_thread_sending
 
@@ -329,12 +330,13 @@ def main() -> None:
     flusher = untraced(Flusher(sys.stdout, sys.stderr))  # output goes on at a breakpoint
     flusher.start()
     _defer_terminal_frontend()
+    keep_kernel_calls_out_of_logs()
     executor = Executor(channel)
     ctl_fd = int(os.environ.pop("SPARKERNEL_CTL_FD", "-1"))
     if ctl_fd >= 0:
         os.set_inheritable(ctl_fd, False)
-        threading.Thread(target=_control, args=(Channel(ctl_fd, -1), executor),
-                         name="control", daemon=True).start()
+        own_thread(threading.Thread(target=_control, args=(Channel(ctl_fd, -1), executor),
+                                    name="control", daemon=True)).start()
     channel.send({"type": "ready", "language_info": language_info(), "pid": os.getpid(),
                   "executor_version": __version__, "debugger": debugger_available()})
     while True:

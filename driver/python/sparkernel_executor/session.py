@@ -15,6 +15,7 @@ from .cell import Cell
 from .errors import SparkUnavailable, java_message
 from .frames import Channel
 from .jvm import Jvm, PerContext
+from .quiet import kernel_calls, own_thread
 
 NAMES = ("spark", "sc")
 _NEVER = ("No Spark session has been started in this kernel. Start one with "
@@ -238,8 +239,8 @@ class Session:
         if not self.cell.waiting and gen == self._gen:
             # Its own thread: a start job must never wait for executors (a %spark stop
             # queued behind it would too); stopping the session cancels it.
-            threading.Thread(target=self._warm_up, args=(session,), name="spark-warm-up",
-                             daemon=True).start()
+            own_thread(threading.Thread(target=self._warm_up, args=(session,),
+                                        name="spark-warm-up", daemon=True)).start()
 
     def _warm_up(self, session: Any) -> None:
         """One small job once the session is announced, when no cell waits for it: the
@@ -325,7 +326,7 @@ class Session:
         for stop in ([session.stop] if session is not None else []) + \
                 ([active.stop] if active is not None and (
                     session is None or active is not session.sparkContext) else []):
-            stopper = threading.Thread(target=stop, daemon=True)
+            stopper = own_thread(threading.Thread(target=stop, daemon=True))
             stopper.start()
             stopper.join(30)
         SparkSession._instantiatedSession = None
@@ -475,7 +476,9 @@ class Session:
         why = None
         try:
             # One JVM call a cell: the JVM's SparkContext is kept per context.
-            if self._jvm_context.get(session.sparkContext).isStopped():
+            with kernel_calls():
+                stopped = self._jvm_context.get(session.sparkContext).isStopped()
+            if stopped:
                 why = "The cluster stopped this notebook's Spark application"
         except Exception:
             self._jvm_context.forget()

@@ -16,6 +16,7 @@ from .frames import Channel
 from .hooks import Hooks
 from .interrupt import DropPy4jInterrupt, Interrupt
 from .jvm import Jvm, PerContext
+from .quiet import kernel_calls
 from .session import Pending, Session
 from .share import Share
 from .sql import Sql
@@ -173,8 +174,9 @@ class Spark:
         try:
             # Two JVM calls whatever the number of jobs (iterating the int[] py4j hands
             # back would be one call per job), the tracker and the class kept per context.
-            tracker, arrays = self._tracker.get(sc)
-            text = arrays.toString(tracker.getJobIdsForTag(cell.tag))
+            with kernel_calls():
+                tracker, arrays = self._tracker.get(sc)
+                text = arrays.toString(tracker.getJobIdsForTag(cell.tag))
             ids = sorted(int(i) for i in text.strip("[]").split(",") if i.strip())
         except Exception:
             self._tracker.forget()

@@ -11,6 +11,7 @@ from typing import Any
 
 from .cell import Cell
 from .jvm import Jvm
+from .quiet import kernel_calls
 from .session import NAMES, Session
 
 _SQL_MAGIC = re.compile(r"^\s*%%?sql\b", re.M)
@@ -395,6 +396,12 @@ class UserSessions:
             life.publish("spark", session)
         life.publish("sc", sc)
         self._cell.join_tag(sc)
+        with kernel_calls():
+            self._tell_kernel(sc)
+
+    def _tell_kernel(self, sc: Any) -> None:
+        """Tells the kernel the application of a session a cell built (once)."""
+        life = self._session
         try:
             app = sc.applicationId
         except Exception:

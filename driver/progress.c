@@ -249,20 +249,32 @@ struct job_in {
     struct job_counts n;
 };
 
+/* obj's array field key: *out is the array, or NULL when absent or null. */
+static int get_array(json_t *obj, const char *key, json_t **out, char *detail, size_t dlen,
+                     size_t i)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return PROGRESS_OK;
+    if (!json_is_array(v)) {
+        snprintf(detail, dlen, "entry %zu: \"%s\" is not an array", i, key);
+        return PROGRESS_EFIELD;
+    }
+    *out = v;
+    return PROGRESS_OK;
+}
+
 /* Whether the job's "jobTags" hold tag: an array of strings, absent or null for none. */
 static int get_tagged(json_t *obj, const char *tag, int *tagged, char *detail, size_t dlen,
                       size_t i)
 {
-    json_t *tags = json_object_get(obj, "jobTags");
-    *tagged = 0;
-    if (tags == NULL || json_is_null(tags))
-        return PROGRESS_OK;
-    if (!json_is_array(tags)) {
-        snprintf(detail, dlen, "entry %zu: \"jobTags\" is not an array", i);
-        return PROGRESS_EFIELD;
-    }
+    json_t *tags, *v;
     size_t k;
-    json_t *v;
+    int rc = get_array(obj, "jobTags", &tags, detail, dlen, i);
+    *tagged = 0;
+    if (rc != PROGRESS_OK)
+        return rc;
     json_array_foreach(tags, k, v)
     {
         if (!json_is_string(v)) {
@@ -304,24 +316,18 @@ static int parse_job(json_t *obj, size_t i, const char *tag, struct job_in *in, 
         if (dst == &in->n.completed_indices)
             in->n.has_completed_indices = present;
     }
-    json_t *ids = json_object_get(obj, "stageIds");
-    if (ids != NULL && !json_is_null(ids)) {
-        if (!json_is_array(ids)) {
-            snprintf(detail, dlen, "entry %zu: \"stageIds\" is not an array", i);
+    json_t *ids, *v;
+    size_t k;
+    if ((rc = get_array(obj, "stageIds", &ids, detail, dlen, i)))
+        return rc;
+    json_array_foreach(ids, k, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT_MAX) {
+            snprintf(detail, dlen, "entry %zu: \"stageIds\" holds a non-id", i);
             return PROGRESS_EFIELD;
         }
-        size_t k;
-        json_t *v;
-        json_array_foreach(ids, k, v)
-        {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > INT_MAX) {
-                snprintf(detail, dlen, "entry %zu: \"stageIds\" holds a non-id", i);
-                return PROGRESS_EFIELD;
-            }
-        }
-        in->stage_ids = ids;
     }
+    in->stage_ids = ids;
     return PROGRESS_OK;
 }
 

@@ -77,6 +77,10 @@ def wait_cluster_empty(c: LocalCluster, timeout: float = 30) -> None:
              timeout)
 
 
+# make test-all: the elastic share's test below has a second notebook get cores from the
+# first (a busy one, the harder case) and checks the status these three show; the turns of
+# three notebooks are in test_busy_notebooks_take_turns.
+@pytest.mark.long
 def test_three_kernels_share_a_two_core_worker(cluster, sessions_dir):
     """Started one after another, each running a job in its first cell: all three finish,
     and none waits for the idle timeout (300 s here) while another kernel is idle."""
@@ -299,12 +303,19 @@ def test_executor_death_mid_job_leaves_no_cell_state(cluster, sessions_dir):
     wait_cluster_empty(cluster)
 
 
-# Many short tasks (0.25 s each): about 120 s on one core, 60 s on two; once the file
-# {done} exists, the tasks left run without sleeping (the test has seen what it waits for,
-# and the rest of the job would only cost minutes of CI).
+# Many short tasks (1 s each): about 120 s on one core, 60 s on two; once the file {done}
+# exists, the tasks left end at once (the test has seen what it waits for, and the rest of
+# the job would only cost minutes of CI). 120 tasks of 1 s rather than 480 of 0.25 s: the
+# same work, and each task costs PySpark some 0.2 s of a core besides its own, which the
+# rest of the job paid for 400 tasks (76 s of CI) after the test had seen what it waits for.
+LONG_TASKS = 120
 LONG_JOB = ("import os, time\n_done = {done!r}\n"
-            "spark.sparkContext.parallelize(range(480), 480)"
-            ".map(lambda x: (os.path.exists(_done) or time.sleep(0.25), x)[1]).sum()")
+            "def _task(x):\n"
+            "    end = time.monotonic() + 1.0\n"
+            "    while time.monotonic() < end and not os.path.exists(_done):\n"
+            "        time.sleep(0.05)\n"
+            "    return x\n"
+            f"spark.sparkContext.parallelize(range({LONG_TASKS}), {LONG_TASKS}).map(_task).sum()")
 KILLED_OR_FAILED = (
     "import json, urllib.request\n"
     "_port = spark.sparkContext.uiWebUrl.rsplit(':', 1)[1]\n"
@@ -326,6 +337,10 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         reply, out = first.execute(JOB, timeout=240)
         assert reply["content"]["status"] == "ok", out
         ident = app_id(first)
+        # The cap it took: every core of the worker (the elastic share), from the master.
+        _, out = first.execute("spark.conf.get('spark.dynamicAllocation.maxExecutors')",
+                               timeout=60)
+        assert result(out) == "'2'", out
         done = tmp_path / "second-done"
         msg_id = first.kc.execute(LONG_JOB.format(done=str(done)))
         wait_for("the lone session to hold both cores",
@@ -347,12 +362,23 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         # run, a container stack and this suite) the whole job took longer than 240 s.
         reply, out = first.collect(msg_id, timeout=600)
         assert reply["content"]["status"] == "ok", out
-        assert result(out) == str(sum(range(480)))
+        assert result(out) == str(sum(range(LONG_TASKS)))
         # The second's cell (its session start included) ended while the long job ran.
         assert second_done < reply["header"]["date"], (second_done, reply["header"]["date"])
         assert took < 90, took
         _, out = first.execute(KILLED_OR_FAILED, timeout=60)
         assert result(out) == "0", out
+        # Who holds what, as the second notebook's %spark status shows it, and the rule.
+        ids = [ident, app_id(second)]
+        _, out = second.execute("%spark status", timeout=60)
+        status = outputs_of(out, "display_data")[0]["content"]["data"]
+        text = status["text/plain"]
+        assert all(i in text for i in ids), (ids, text)
+        assert "this notebook" in text and "sparkernel: alone.ipynb" in text, text
+        assert "held by" in status["text/html"]
+        line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
+        assert "derived" in line, line
+        assert "Share: elastic" in text, text
     finally:
         for k in [first] + ([second] if second else []):
             k.shutdown()

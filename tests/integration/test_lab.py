@@ -204,6 +204,10 @@ def run_script(lab: Lab, script: pathlib.Path, **env: str) -> subprocess.Complet
     return run
 
 
+# make test-all: the same notebook runs in make test through nbclient (test_notebooks.py),
+# and JupyterLab with a Spark session, its live progress displays and widgets in the test
+# below; this run of the whole example in the browser costs CI 100 s.
+@pytest.mark.long
 def test_spark_example_in_jupyterlab(tmp_path):
     src = pathlib.Path(os.environ.get("SPARKERNEL_LAB_NOTEBOOKS", ROOT / "notebooks"))
     if not (src / NOTEBOOK).exists():

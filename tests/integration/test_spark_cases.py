@@ -169,7 +169,7 @@ def test_job_runs_on_the_cluster_with_cores_granted(cluster):
     try:
         app_id, _ = session_ids(k)
         code = ("import time\n"
-                "sc.parallelize(range(60), 4).map(lambda x: (time.sleep(0.5), x)[1]).sum()")
+                "sc.parallelize(range(24), 4).map(lambda x: (time.sleep(0.5), x)[1]).sum()")
         msg_id = k.kc.execute(code)
         seen = wait_for(lambda: (a := app_of(cluster, app_id)) and a["state"] == "RUNNING"
                         and a["cores"] > 0 and a, 120,
@@ -179,7 +179,7 @@ def test_job_runs_on_the_cluster_with_cores_granted(cluster):
         quiet(out)
         assert reply["content"]["status"] == "ok", all_text(out)
         assert outputs_of(out, "execute_result")[0]["content"]["data"]["text/plain"] == \
-            str(sum(range(60)))
+            str(sum(range(24)))
     finally:
         k.shutdown()
 
@@ -401,6 +401,10 @@ def test_sql_and_every_magic(cluster):
 # ---- 6. a notebook whose cells build and stop their own sessions
 
 
+# make test-all: the corpus of test_wild_notebooks.py runs this pattern (sessions a cell
+# builds at the master, at local[*], stopped) with builders as users write them, and
+# compares every output with ipykernel + PySpark's.
+@pytest.mark.long
 def test_notebook_cells_with_their_own_sessions(cluster):
     import nbformat
     from nbclient import NotebookClient

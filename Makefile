@@ -55,7 +55,7 @@ PROBE_BIN  := $(BUILD)/bin/master_probe
 # tests/integration/test_core_seam.py.
 CORE_BIN   := $(BUILD)/bin/core_kernel
 
-.PHONY: all check-seam check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
+.PHONY: all check-seam check-libs deps deps-run main-job kernelspec test test-stages test-all integration-core integration-spark core-ci integration-core-plain setup-tests test-compat-all asan-build asan-unit asan-core asan-spark unit integration test-compat asan charts run lab bench bench-kernel bench-spark bench-sharing bench-notebooks bench-wild bench-elastic soak fuzz install \
         clean format \
         format-check cluster-start cluster-stop
 
@@ -145,9 +145,15 @@ integration-spark: all $(PROBE_BIN)
 # C (ASAN_CORE, below), then on the plain build only the core tests ASan cannot or need not
 # run (ipykernel parity, set-up, install, the valgrind soak). Running ASAN_CORE on the plain
 # build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
-CORE_PLAIN = $(filter-out $(ASAN_CORE),$(CORE_TESTS))
+# The set-up tests (test_setup.py: make run's and make test's installs into fresh places, a
+# minute mostly spent waiting on pip and npm, with no timing check) run in make test beside
+# the chart checks and the fuzzers instead (setup-tests): a fuzzer's budget is wall time.
+SETUP_TESTS := test_setup.py
+CORE_PLAIN = $(filter-out $(ASAN_CORE) $(SETUP_TESTS),$(CORE_TESTS))
 integration-core-plain: all $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_PLAIN:%=tests/integration/%)
+setup-tests:
+	$(PYTHON) -m pytest -q $(SETUP_TESTS:%=tests/integration/%)
 core-ci: asan-core integration-core-plain
 
 # The driver suite against PySpark 3.5 (the original cluster's images), in its own venv:
@@ -163,8 +169,10 @@ COMPAT_VENV  ?= .venv-compat
 # the JVM's (`make test-compat-all` runs that longer list).
 WILD         := tests/integration/test_wild_notebooks.py
 # (launch_settings, the relaunch of a JVM with a notebook's launch settings, passed on 3.5
-# when it came and runs in `make test-compat-all`: out of make test's stage for its time.)
-COMPAT_WILD  := four_cells old_style_contexts helpers_out_of_sight builder_settings
+# when it came and runs in `make test-compat-all`: out of make test's stage for its time;
+# so does helpers_out_of_sight, whose sessions start through the same builders as
+# old_style_contexts' and builder_settings'.)
+COMPAT_WILD  := four_cells old_style_contexts builder_settings
 COMPAT_TESTS := tests/integration/test_executor_spark.py \
                 $(foreach n,$(COMPAT_WILD),'$(WILD)::test_same_as_plain_pyspark[$(n)]') \
                 $(WILD)::test_session_interrupted_while_it_starts \
@@ -208,7 +216,7 @@ STAGE := bash tests/support/stage.sh $(BUILD)/stages.txt
 # Each fuzzer's time in make test: a regression check of the parsers beside the chart tests
 # (which on a fresh machine build helm, 100 s of two cores); `make fuzz` runs each for
 # FUZZ_SECONDS (60), and longer campaigns set it (make fuzz FUZZ_SECONDS=600).
-CI_FUZZ_SECONDS ?= 30
+CI_FUZZ_SECONDS ?= 15
 PAR   := $(MAKE) --no-print-directory -j2 --output-sync=target
 test-stages:
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/stages.txt
@@ -216,7 +224,8 @@ test-stages:
 	    $(DRIVER_TEST_BIN) asan-build \
 	    $(FUZZ_RUN:%=$(BUILD)/fuzz/fuzz_%)
 	@$(STAGE) "unit, plain | ASan" $(PAR) unit asan-unit
-	@$(STAGE) "charts | fuzz" $(PAR) charts fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+	@$(STAGE) "charts | fuzz | set-up" $(MAKE) --no-print-directory -j3 --output-sync=target \
+	    charts fuzz setup-tests FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 	@$(STAGE) "integration, Spark" $(MAKE) --no-print-directory integration-spark
 	@$(STAGE) "ASan Spark driver" $(MAKE) --no-print-directory asan-spark
 	@$(STAGE) "PySpark 3.5" $(MAKE) --no-print-directory test-compat

@@ -294,14 +294,22 @@ static void on_master_poll(void *ctx, int status, long code, const char *body, s
     master_status_destroy(&ms);
 }
 
+/* The Spark job tag the executor puts on the running cell's jobs (the Python side builds
+ * the same name: sparkernel_executor/cell.py, Cell.join_tag). */
+#define CELL_TAG_LEN 32
+static void cell_tag(const struct spark *s, char tag[CELL_TAG_LEN])
+{
+    snprintf(tag, CELL_TAG_LEN, "sparkernel-%d", s->cell_count);
+}
+
 /* Follows the running cell's jobs, once there is a session to ask. */
 void cell_follow(struct spark *s)
 {
     if (!s->cell_active || s->progress != NULL || s->state != S_READY || !s->app_id[0] ||
         !s->ui_url[0])
         return;
-    char tag[64];
-    snprintf(tag, sizeof tag, "sparkernel-%d", s->cell_count);
+    char tag[CELL_TAG_LEN];
+    cell_tag(s, tag);
     s->progress = progress_new(tag, s->ui_url, s->app_id);
     s->next_jobs_poll = spark_now() + 0.25;
     s->next_master_poll = spark_now() + 1.0;
@@ -323,8 +331,8 @@ void cell_on_jobs(struct kernel *k, json_t *ev)
 {
     struct spark *s = spark_of(k);
     json_t *ids = json_object_get(ev, "ids");
-    char tag[32];
-    snprintf(tag, sizeof tag, "sparkernel-%d", s->cell_count);
+    char tag[CELL_TAG_LEN];
+    cell_tag(s, tag);
     const char *of = json_string_value(json_object_get(ev, "tag"));
     if (!s->cell_active || !json_is_array(ids) || of == NULL || strcmp(of, tag) != 0)
         return; /* another cell's, or not understood: the last look asks for every job */

@@ -143,7 +143,7 @@ integration-spark: all $(PROBE_BIN)
 	    $(CORE_TESTS:%=--ignore=tests/integration/%) $(ASAN_SPARK:%=--ignore=tests/integration/%)
 # The kernel-core stage of make test: the sanitized kernel under the core tests that reach
 # C (ASAN_CORE, below), then on the plain build only the core tests ASan cannot or need not
-# run (ipykernel parity, set-up, install, the valgrind soak). Running ASAN_CORE on the plain
+# run (ipykernel parity, install, the valgrind soak). Running ASAN_CORE on the plain
 # build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
 # The set-up tests (test_setup.py: make run's and make test's installs into fresh places, a
 # minute mostly spent waiting on pip and npm, with no timing check) run in make test beside

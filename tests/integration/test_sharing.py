@@ -77,6 +77,30 @@ def wait_cluster_empty(c: LocalCluster, timeout: float = 30) -> None:
              timeout)
 
 
+def assert_whole_worker_cap(k: Kernel) -> None:
+    """The cap kernel k's session took: every core of the worker (the elastic share),
+    derived from the master."""
+    _, out = k.execute("spark.conf.get('spark.dynamicAllocation.maxExecutors')", timeout=60)
+    assert result(out) == "'2'", out
+
+
+def shared_status(k: Kernel, ids: list[str], others: tuple[str, ...]) -> str:
+    """Kernel k's %spark status: every application of ids, this notebook's marked and the
+    other notebooks named, who holds what, and the rule in force (the derived cap, the
+    elastic share). Returns its text."""
+    _, out = k.execute("%spark status", timeout=60)
+    status = outputs_of(out, "display_data")[0]["content"]["data"]
+    text = status["text/plain"]
+    assert all(i in text for i in ids), (ids, text)
+    assert "this notebook" in text, text
+    assert all(f"sparkernel: {n}" in text for n in others), text
+    assert "held by" in status["text/html"]
+    line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
+    assert "derived" in line, line
+    assert "Share: elastic" in text, text
+    return text
+
+
 # Two kernels in make test (an idle session gives its executors back to the next one after
 # yield.after, the path no other test of make test takes); three, a third of the time
 # more, in make test-all: the turns of three notebooks are in test_busy_notebooks_take_turns.
@@ -111,23 +135,8 @@ def test_kernels_share_a_two_core_worker(cluster, sessions_dir, names):
         active = apps(cluster)
         assert all(i in active for i in ids), (ids, list(active))
 
-        _, out = kernels[0].execute("%spark status", timeout=60)
-        status = outputs_of(out, "display_data")[0]["content"]["data"]
-        text = status["text/plain"]
-        for i in ids:
-            assert i in text, text
-        assert "this notebook" in text
-        assert all(f"sparkernel: {n}" in text for n in names[1:]), text
-        assert "idle" in text
-        assert "held by" in status["text/html"]
-        # The cap each took: every core of the worker (the elastic share), derived from
-        # the master; the status says which rule is in force.
-        _, out = kernels[0].execute(
-            "spark.conf.get('spark.dynamicAllocation.maxExecutors')", timeout=60)
-        assert result(out) == "'2'", out
-        line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
-        assert "derived" in line, line
-        assert "Share: elastic" in text, text
+        assert "idle" in shared_status(kernels[0], ids, names[1:])
+        assert_whole_worker_cap(kernels[0])
     finally:
         for k in kernels:
             k.shutdown()
@@ -340,10 +349,7 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         reply, out = first.execute(JOB, timeout=240)
         assert reply["content"]["status"] == "ok", out
         ident = app_id(first)
-        # The cap it took: every core of the worker (the elastic share), from the master.
-        _, out = first.execute("spark.conf.get('spark.dynamicAllocation.maxExecutors')",
-                               timeout=60)
-        assert result(out) == "'2'", out
+        assert_whole_worker_cap(first)
         done = tmp_path / "second-done"
         msg_id = first.kc.execute(LONG_JOB.format(done=str(done)))
         wait_for("the lone session to hold both cores",
@@ -372,16 +378,7 @@ def test_elastic_share_grows_alone_and_gives_back_at_task_boundaries(cluster, se
         _, out = first.execute(KILLED_OR_FAILED, timeout=60)
         assert result(out) == "0", out
         # Who holds what, as the second notebook's %spark status shows it, and the rule.
-        ids = [ident, app_id(second)]
-        _, out = second.execute("%spark status", timeout=60)
-        status = outputs_of(out, "display_data")[0]["content"]["data"]
-        text = status["text/plain"]
-        assert all(i in text for i in ids), (ids, text)
-        assert "this notebook" in text and "sparkernel: alone.ipynb" in text, text
-        assert "held by" in status["text/html"]
-        line = next(l for l in text.splitlines() if "spark.dynamicAllocation.maxExecutors" in l)
-        assert "derived" in line, line
-        assert "Share: elastic" in text, text
+        shared_status(second, [ident, app_id(second)], ("alone.ipynb",))
     finally:
         for k in [first] + ([second] if second else []):
             k.shutdown()

@@ -127,12 +127,17 @@ integration: all $(PROBE_BIN) $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q tests/integration
 
 # The same suite in parts for make test: the kernel-core tests start no JVM and no cluster
-# (protocol, replies, hostile clients, the valgrind soak, set-up); the Spark tests run each
+# (protocol, replies, hostile clients, the valgrind soak); the Spark tests run each
 # file once: the ones that drive the Spark driver's C (ASAN_SPARK, below) on the sanitized
 # build only, the others on the plain build.
 CORE_TESTS := test_protocol.py test_hostile.py test_security.py test_jupyter_kernel_test.py \
-              test_core_seam.py test_frames.py test_status_escaping.py test_debugger.py test_ipykernel_parity.py test_setup.py \
+              test_core_seam.py test_frames.py test_status_escaping.py test_debugger.py test_ipykernel_parity.py \
               test_install.py test_soak.py
+# The set-up tests (test_setup.py: make run's and make test's installs into fresh places, a
+# minute mostly spent waiting on pip and npm, with no timing check) are a stage part of their
+# own (setup-tests), not a kernel-core one: make test runs them beside the chart checks and
+# the fuzzers, whose budget is wall time, and so make test-all runs them once.
+SETUP_TESTS := test_setup.py
 integration-core: all $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_TESTS:%=tests/integration/%)
 # LONG selects the tests marked `long` (tests/integration/conftest.py: slow variants of what
@@ -140,16 +145,13 @@ integration-core: all $(CORE_BIN)
 LONG ?= -m "not long"
 integration-spark: all $(PROBE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(LONG) tests/integration \
-	    $(CORE_TESTS:%=--ignore=tests/integration/%) $(ASAN_SPARK:%=--ignore=tests/integration/%)
+	    $(CORE_TESTS:%=--ignore=tests/integration/%) $(SETUP_TESTS:%=--ignore=tests/integration/%) \
+	    $(ASAN_SPARK:%=--ignore=tests/integration/%)
 # The kernel-core stage of make test: the sanitized kernel under the core tests that reach
 # C (ASAN_CORE, below), then on the plain build only the core tests ASan cannot or need not
 # run (ipykernel parity, install, the valgrind soak). Running ASAN_CORE on the plain
 # build too found nothing the sanitized run missed and cost 5 minutes: make test-all does.
-# The set-up tests (test_setup.py: make run's and make test's installs into fresh places, a
-# minute mostly spent waiting on pip and npm, with no timing check) run in make test beside
-# the chart checks and the fuzzers instead (setup-tests): a fuzzer's budget is wall time.
-SETUP_TESTS := test_setup.py
-CORE_PLAIN = $(filter-out $(ASAN_CORE) $(SETUP_TESTS),$(CORE_TESTS))
+CORE_PLAIN = $(filter-out $(ASAN_CORE),$(CORE_TESTS))
 integration-core-plain: all $(CORE_BIN)
 	JUPYTER_PATH=$(CURDIR)/$(BUILD)/share/jupyter $(PYTHON) -m pytest -q $(CORE_PLAIN:%=tests/integration/%)
 setup-tests:

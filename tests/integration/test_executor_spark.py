@@ -287,6 +287,33 @@ def test_the_notebooks_py4j_log_shows_only_its_own_calls(started):
         assert "\n" + kernels + "\n" not in text, (kernels, text[:3000])
 
 
+def test_no_py4j_connection_closes_from_forked_children(started):
+    """py4j logs "Closing down clientserver connection" at INFO when a connection is
+    collected. A forked child (`!cmd`, os.fork) drops the other threads' connections, the
+    kernel's among them, and logs each close before it execs or exits; ipykernel's stream
+    buffers that write in the child and never sends it, so a notebook with py4j at INFO
+    sees nothing there. A user's own thread that ends still has its close logged, as on
+    ipykernel."""
+    ex = started["ex"]
+    code = ("import logging, os, sys, threading\n_h3 = logging.StreamHandler(sys.stderr)\n"
+            "logging.getLogger('py4j').addHandler(_h3)\n"
+            "logging.getLogger('py4j').setLevel(logging.INFO)\n"
+            "get_ipython().system('true')\n"
+            "pid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+            "print('forked')")
+    start = len(ex.fd2)
+    forked = ex.execute(code, 94)
+    own = ex.execute("t = threading.Thread(target=lambda: spark.range(2).count())\n"
+                     "t.start()\nt.join()\ndel t\nimport gc\ngc.collect()\n"
+                     "logging.getLogger('py4j').setLevel(logging.WARNING)\n"
+                     "logging.getLogger('py4j').removeHandler(_h3)", 95)
+    shown = "".join(e["text"] for e in forked.of("stream")) + ex.fd2[start:].decode(
+        errors="replace")
+    assert forked.stdout == "forked\n" and "Closing down" not in shown, shown
+    own_text = "".join(e["text"] for e in own.of("stream") if e["name"] == "stderr")
+    assert "Closing down clientserver connection" in own_text, own.events
+
+
 def test_cell_jobs_listed_only_after_a_jvm_call(started):
     """The report that spares the kernel's last look most of the driver's job list: sent
     after a cell of 0.2 s or more that called the JVM (where its jobs come from), and not

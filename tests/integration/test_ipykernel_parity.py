@@ -189,13 +189,18 @@ def test_interrupt(pair):
 
 def test_notebook_detection(pair):
     """What libraries check to tell a notebook from a terminal (rich, pandas, tqdm.auto,
-    plotly): the same answers as in ipykernel."""
+    plotly, click): the same answers as in ipykernel."""
     assert_same_execute(pair, "ip = get_ipython()\n"
                               "(type(ip).__name__, 'zmq' in str(type(ip)).lower(),\n"
                               " 'IPKernelApp' in ip.config, hasattr(ip, 'kernel'),\n"
                               " type(ip.kernel).__name__)")
     assert_same_execute(pair, "import warnings\nwarnings.simplefilter('ignore')\n"
                               "from tqdm.auto import tqdm\ntqdm.__module__")
+    # The streams' class, by which click keeps a cell's colours (its module's name).
+    assert_same_execute(pair, "import sys\n[(type(s).__module__, type(s).__name__, s.isatty())"
+                              " for s in (sys.stdout, sys.stderr)]")
+    assert_same_execute(pair, "import click\nclick.secho('ok', fg='green')\n"
+                              "click.echo(click.style('warn', fg='red'), err=True)")
     # The command line a notebook's argparse sees: ipykernel's ends in `-f <connection
     # file>`, which parse_known_args() leaves over and a bare parse_args() refuses.
     assert_same_execute(pair, "import os, sys\n(len(sys.argv), sys.argv[0], sys.argv[1], "

@@ -74,10 +74,25 @@ class FrameRaw(io.RawIOBase):
         return n
 
 
+class OutStream(io.TextIOWrapper):
+    """The class of the shell's sys.stdout and sys.stderr: a TextIOWrapper (every method
+    C's), named and placed as ipykernel's stream class. Libraries tell a cell's output from
+    a pipe by that class, as they tell a notebook from a terminal by the shell's name (see
+    shell.ZMQInteractiveShell): click keeps ANSI colours for a stream whose class comes from
+    a module under `ipykernel.` and strips them from any other stream that is not a tty
+    (click._compat._is_jupyter_kernel_output), so `click.secho` was colourless here and
+    coloured on ipykernel. It is not ipykernel's class: `isinstance(sys.stdout,
+    ipykernel.iostream.OutStream)` stays False, so code that goes on to use that class's
+    own attributes (its session, its thread) does not take this stream for one."""
+
+
+OutStream.__module__ = "ipykernel.iostream"
+
+
 def frame_stream(channel: Channel, name: str, fd: int) -> io.TextIOWrapper:
     raw = FrameRaw(channel, name, fd)
-    return io.TextIOWrapper(io.BufferedWriter(raw, BUFFER_SIZE), encoding="utf-8",
-                            errors="replace", line_buffering=False, write_through=False)
+    return OutStream(io.BufferedWriter(raw, BUFFER_SIZE), encoding="utf-8",
+                     errors="replace", line_buffering=False, write_through=False)
 
 
 class Flusher(threading.Thread):

@@ -181,6 +181,7 @@ COMPAT_TESTS := tests/integration/test_executor_spark.py \
                 --deselect 'tests/integration/test_executor_spark.py::test_taken_port_falls_back_to_the_next_candidate' \
                 $(foreach n,$(COMPAT_WILD),'$(WILD)::test_same_as_plain_pyspark[$(n)]') \
                 $(WILD)::test_session_interrupted_while_it_starts \
+                $(WILD)::test_job_of_a_session_the_notebook_built_interrupted \
                 tests/integration/test_sharing.py::test_elastic_share_grows_alone_and_gives_back_at_task_boundaries
 COMPAT_ALL   := tests/integration/test_spark_driver.py tests/integration/test_spark_cases.py \
                 tests/integration/test_executor_spark.py tests/integration/test_cds.py $(WILD)

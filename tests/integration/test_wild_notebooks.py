@@ -592,3 +592,51 @@ def test_session_interrupted_while_it_starts(cluster, setup):
     while [a for a in cluster.json().get("activeapps", [])] and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not cluster.json().get("activeapps"), cluster.json()["activeapps"]
+
+
+def test_job_of_a_session_the_notebook_built_interrupted(cluster, setup):
+    """A cell's running job, in a session the notebook's own builder made, interrupted:
+    the cell ends with KeyboardInterrupt alone and the job is cancelled, so the next
+    cell's job gets the executors at once. The context the builder started on the main
+    thread installed PySpark's SIGINT handler over the kernel's; its cancelAllJobs, called
+    from inside the JVM call the cell waited in, failed (a reentrant py4j read): the cell
+    showed a Py4JError with py4j's tracebacks and the job ran on. (Plain PySpark under
+    ipykernel ends the cell with KeyboardInterrupt but leaves the job running.)"""
+    from kernels import Kernel
+
+    token = secrets.token_hex(8)
+    env = dict(setup["envs"]["sparkernel"], **{MARKER: token})
+    k = Kernel("sparkernel", env=env)
+    try:
+        reply, _ = k.execute("from pyspark.sql import SparkSession\n"
+                             f"spark = {builder('interrupted-job', setup['values']['master'])}\n"
+                             "print(spark.range(3).count())", timeout=180)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        msg_id = k.kc.execute("spark.range(0, 10**11, 1, 4).selectExpr('sum(sqrt(id))')"
+                              ".collect()")
+        tracker = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the job runs: the master's app has its cores
+            apps = [a for a in cluster.json().get("activeapps", [])
+                    if a["name"] == "interrupted-job"]
+            if apps and apps[0].get("cores", 0) > 0:
+                tracker = apps[0]
+                break
+            time.sleep(0.5)
+        assert tracker, cluster.json()
+        time.sleep(2)
+        k.km.interrupt_kernel()
+        reply, out = k.collect(msg_id, timeout=120)
+        assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+        shown = [m["content"] for m in out if m["msg_type"] in ("stream", "error")]
+        assert not [c for c in shown if "Py4J" in str(c) or "reentrant" in str(c)], shown
+        reply, out = k.execute("print(spark.sparkContext.statusTracker().getActiveJobsIds(),"
+                               " spark.range(5).count())\nspark.stop()", timeout=120)
+        text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+        assert reply["content"]["status"] == "ok" and text.endswith("[] 5\n"), (reply, text)
+    finally:
+        k.shutdown()
+    deadline = time.monotonic() + 30
+    while (left := ours(token)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, [p.cmdline()[:3] for p in left]

@@ -85,12 +85,24 @@ class Interrupt:
         """Runs a cell's SparkContext start so that an interrupt waits for the start to end
         (see interrupt), then stops the context and is raised: raised inside the start, it
         would leave the JVM's context running with no Python side, and every later
-        SparkContext of the process refused."""
+        SparkContext of the process refused.
+
+        A context started on the main thread installs PySpark's own SIGINT handler
+        (cancelAllJobs, then KeyboardInterrupt) over the executor's. Called from inside the
+        JVM call a cell waits in, its cancelAllJobs is a second command on the main
+        thread's busy py4j connection: it fails (a reentrant read), the cell shows a
+        Py4JError with py4j's tracebacks, and the job runs on, holding the executors for
+        the next cell. The executor's handler is put back at once; ipykernel too replaces
+        PySpark's with its own, at the end of the cell that built the context."""
+        main = threading.current_thread() is threading.main_thread()
+        handler = signal.getsignal(signal.SIGINT) if main else None
         self._starting += 1
         try:
             start()
         finally:
             self._starting -= 1
+            if main and signal.getsignal(signal.SIGINT) is not handler:
+                signal.signal(signal.SIGINT, handler)
         if self._start_interrupted and not self._starting:
             self._start_interrupted = False
             try:

@@ -154,6 +154,10 @@ class Executor:
         self.stdin.allowed = bool(msg.get("allow_stdin", False))
         shell.execution_count = int(msg.get("execution_count", 1))
         result = None
+        # Each cell runs with the executor's SIGINT handler, as each of ipykernel's runs with
+        # its own: a handler a cell installed (the user's, or PySpark's from a context built
+        # where the kernel does not see it) lasts until that cell's end.
+        signal.signal(signal.SIGINT, _on_sigint)
         try:
             _executing = True
             if self.spark.before_cell(msg):  # False: no session for it, its error shown
@@ -164,6 +168,7 @@ class Executor:
             shell.showtraceback()  # landed between the cell and us: still this cell's
         finally:
             _executing = False
+            signal.signal(signal.SIGINT, _on_sigint)
             self.spark.end_cell()
         if result is not None and result.success:
             content: dict = {"status": "ok",

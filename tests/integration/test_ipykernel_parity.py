@@ -196,6 +196,10 @@ def test_notebook_detection(pair):
                               " type(ip.kernel).__name__)")
     assert_same_execute(pair, "import warnings\nwarnings.simplefilter('ignore')\n"
                               "from tqdm.auto import tqdm\ntqdm.__module__")
+    # pandas: its interactive-session check and a DataFrame's rich result (HTML and text).
+    assert_same_execute(pair, "import pandas as pd\n"
+                              "print(pd.io.formats.console.in_interactive_session())\n"
+                              "pd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})")
     # The streams' class, by which click keeps a cell's colours (its module's name).
     assert_same_execute(pair, "import sys\n[(type(s).__module__, type(s).__name__, s.isatty())"
                               " for s in (sys.stdout, sys.stderr)]")

@@ -385,6 +385,13 @@ def ours(token: str) -> list[psutil.Process]:
     return [p for p in found if p.pid not in trainers]
 
 
+def assert_none_left(token: str, deadline: float) -> None:
+    """The run's kernels, executors and JVMs are all gone by the deadline."""
+    while (left := ours(token)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, [p.cmdline()[:3] for p in left]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     with LocalCluster(workers=1, cores=2, memory="1g", timeout=240) as c:
@@ -457,9 +464,7 @@ def run(cluster, setup, name: str, kernel: str) -> tuple[list, list, list[str]]:
         os.environ.update(saved)
     # Nothing left running: the kernel's processes and JVMs, and the applications.
     deadline = time.monotonic() + 30
-    while (left := ours(token)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, [p.cmdline()[:3] for p in left]
+    assert_none_left(token, deadline)
     while True:
         state = cluster.json()
         active = [a for a in state.get("activeapps", []) if a["id"] not in before]
@@ -579,10 +584,7 @@ def test_session_interrupted_while_it_starts(cluster, setup):
                                 text.strip().splitlines()[-1] if text.strip() else "")
         finally:
             k.shutdown()
-        deadline = time.monotonic() + 30
-        while (left := ours(token)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not left, [p.cmdline()[:3] for p in left]
+        assert_none_left(token, time.monotonic() + 30)
     first, status, line = outcomes["sparkernel"]
     assert first in (("error", "KeyboardInterrupt"), ("ok", None)), outcomes
     assert (status, line) == ("ok", "3 interrupted-start"), outcomes
@@ -636,7 +638,4 @@ def test_job_of_a_session_the_notebook_built_interrupted(cluster, setup):
         assert reply["content"]["status"] == "ok" and text.endswith("[] 5\n"), (reply, text)
     finally:
         k.shutdown()
-    deadline = time.monotonic() + 30
-    while (left := ours(token)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, [p.cmdline()[:3] for p in left]
+    assert_none_left(token, time.monotonic() + 30)

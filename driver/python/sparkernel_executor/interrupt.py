@@ -101,7 +101,7 @@ class Interrupt:
             start()
         finally:
             self._starting -= 1
-            if main and signal.getsignal(signal.SIGINT) is not handler:
+            if main and handler is not None and signal.getsignal(signal.SIGINT) is not handler:
                 signal.signal(signal.SIGINT, handler)
         if self._start_interrupted and not self._starting:
             self._start_interrupted = False

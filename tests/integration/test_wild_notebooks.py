@@ -626,7 +626,7 @@ def test_job_of_a_session_the_notebook_built_interrupted(cluster, setup):
                 break
             time.sleep(0.5)
         assert tracker, cluster.json()
-        time.sleep(2)
+        time.sleep(4)  # the job planned and running (it would run for minutes)
         k.km.interrupt_kernel()
         reply, out = k.collect(msg_id, timeout=120)
         assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]

@@ -616,16 +616,11 @@ def test_job_of_a_session_the_notebook_built_interrupted(cluster, setup):
         assert reply["content"]["status"] == "ok", reply["content"]
         msg_id = k.kc.execute("spark.range(0, 10**11, 1, 4).selectExpr('sum(sqrt(id))')"
                               ".collect()")
-        tracker = None
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # the job runs: the master's app has its cores
-            apps = [a for a in cluster.json().get("activeapps", [])
-                    if a["name"] == "interrupted-job"]
-            if apps and apps[0].get("cores", 0) > 0:
-                tracker = apps[0]
-                break
+        while not [a for a in cluster.json().get("activeapps", [])  # executors granted
+                   if a["name"] == "interrupted-job" and a.get("cores", 0) > 0]:
+            assert time.monotonic() < deadline, cluster.json()
             time.sleep(0.5)
-        assert tracker, cluster.json()
         time.sleep(4)  # the job planned and running (it would run for minutes)
         k.km.interrupt_kernel()
         reply, out = k.collect(msg_id, timeout=120)

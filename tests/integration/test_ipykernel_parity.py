@@ -297,6 +297,24 @@ def test_pdb_breakpoint_and_debug_through_stdin(pair):
     assert ours[1] == ["ipdb> ", "ipdb> "]
 
 
+def test_input_and_getpass_as_ipykernel(pair):
+    """Without stdin (nbconvert, papermill) input() and getpass() raise ipykernel's own
+    error, which a notebook may print or match; with it, getpass's prompt defaults to ''."""
+    for code in ("input('name? ')", "import getpass\ngetpass.getpass()"):
+        # (ipykernel's traceback ends in its own frame; the kernel's are never shown)
+        ours, peer = pair.both(lambda k: [
+            (c.get("status"), c.get("ename"), c.get("evalue"))
+            for c in [k.execute(code, allow_stdin=False)[0]["content"]]])
+        assert ours == peer, code
+        assert ours[0][2].endswith("was called, but this frontend does not support input "
+                                   "requests."), ours
+    assert_same_execute(pair, "try:\n    input()\nexcept Exception as e:\n"
+                              "    print(type(e).__name__, e)", allow_stdin=False)
+    code = "import getpass\nprint(len(getpass.getpass()), input('again? '))"
+    ours, peer = pair.both(lambda k: run_with_stdin(k, code, ["s3cret", "yes"]))
+    assert ours == peer == ("ok", ["", "again? "], [("stream", "6 yes\n")])
+
+
 def test_asyncio_loop_between_cells(pair):
     """An event loop runs, as ipykernel's does: asyncio.run and run_until_complete refuse
     in a cell, top-level await works, and a task started in one cell keeps running

@@ -185,10 +185,10 @@ class Stdin:
     allowed = False
 
     def ask(self, prompt: str, password: bool) -> str:
-        if not self.allowed:
+        if not self.allowed:  # ipykernel's words: a notebook may print or match them
             raise StdinNotImplementedError(
-                "input() was called, but this frontend does not support input requests "
-                "(allow_stdin is false). Pass the value as a variable or papermill parameter.")
+                f"{'getpass' if password else 'raw_input'} was called, but this frontend "
+                f"does not support input requests.")
         _send({"type": "input_request", "prompt": str(prompt), "password": password})
         assert _channel is not None
         while True:
@@ -203,7 +203,12 @@ class Stdin:
     def input(self, prompt: str = "") -> str:
         return self.ask(prompt, False)
 
-    def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+    def getpass(self, prompt: str = "", stream: Any = None) -> str:
+        if stream is not None and self.allowed:  # as ipykernel (its prompt default too)
+            import warnings
+
+            warnings.warn("The `stream` parameter of `getpass.getpass` will have no effect "
+                          "when using ipykernel", UserWarning, stacklevel=2)
         return self.ask(prompt, True)
 
 

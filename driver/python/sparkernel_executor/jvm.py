@@ -124,6 +124,13 @@ logger.task.appenderRef.file.ref = file
 logger.taskrun.name = org.apache.spark.executor.Executor
 logger.taskrun.additivity = false
 logger.taskrun.appenderRef.file.ref = file
+# The context cleaner's background removal of a broadcast, RDD or shuffle no job needs any
+# more ("Error cleaning broadcast 64 ... Block broadcast_64_piece0 does not exist", seen
+# after a CrossValidator fit): housekeeping that never changes a result, at whatever
+# moment the JVM's garbage collector chose, so never a cell's output.
+logger.cleaner.name = org.apache.spark.ContextCleaner
+logger.cleaner.additivity = false
+logger.cleaner.appenderRef.file.ref = file
 """
 
 

@@ -226,8 +226,9 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
     """A Spark ERROR reaches the cell (fd 2: a full disk under spark.local.dir says so only
     there), except what is not the cell's to see: the RPC layer's message to a context
     already stopped, a failed task and the job it aborts, which the cell's exception
-    states, and the context cleaner's background removals (seen after a CrossValidator
-    fit, never on ipykernel's cell). All logged through the JVM's own log4j."""
+    states, the context cleaner's background removals (seen after a CrossValidator fit,
+    never on ipykernel's cell), and a context that failed to start (its exception says
+    why). All logged through the JVM's own log4j."""
     ex = started["ex"]
     quiet = {"network.server.TransportRequestHandler": "Could not find CoarseGrainedScheduler.",
              "scheduler.TaskSetManager": "Task 1 in stage 4.0 failed 4 times; aborting job",
@@ -236,6 +237,9 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
     code = "lm = spark._jvm.org.apache.logging.log4j.LogManager\n"
     for i, (name, text) in enumerate(quiet.items()):
         code += f"lm.getLogger('org.apache.spark.{name}').error('probe-{i}: {text}')\n"
+    code += ("sc_log = lm.getLogger('org.apache.spark.SparkContext')\n"
+             "sc_log.error('Error initializing SparkContext.')\n"
+             "sc_log.error('context-probe: Failed to add a jar')\n")
     code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('disk-probe')\n"
     cell = ex.execute(code + "import time; time.sleep(0.5)", 5)
     assert cell.content["status"] == "ok", cell.content
@@ -244,8 +248,11 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
         time.sleep(0.1)
     shown = ex.fd2.decode(errors="replace")
     assert "ERROR DiskBlockManager: disk-probe" in shown, shown
-    assert "probe-" not in shown, shown
+    assert "probe-" not in shown.replace("context-probe", ""), shown
+    assert "ERROR SparkContext: context-probe" in shown, shown
+    assert "Error initializing" not in shown, shown
     log = started["log"].read_text()
+    assert "ERROR SparkContext: Error initializing SparkContext." in log, log[-2000:]
     for i, name in enumerate(quiet):
         assert f"ERROR {name.rsplit('.', 1)[-1]}: probe-{i}" in log, log[-2000:]
 

@@ -92,6 +92,12 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.filter.threshold.type = ThresholdFilter
 appender.console.filter.threshold.level = error
+# A context that fails to start logs why, then throws it: the cell shows the exception
+# (a bad master URL, a port in use), so the log's copy stays in the file.
+appender.console.filter.init.type = RegexFilter
+appender.console.filter.init.regex = Error initializing SparkContext[.].*
+appender.console.filter.init.onMatch = DENY
+appender.console.filter.init.onMismatch = NEUTRAL
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %p %c{{1}}: %m%n%ex
 # The gateway's interpreter mode prints "Setting default log level" unless its

@@ -239,7 +239,8 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
         code += f"lm.getLogger('org.apache.spark.{name}').error('probe-{i}: {text}')\n"
     code += ("sc_log = lm.getLogger('org.apache.spark.SparkContext')\n"
              "sc_log.error('Error initializing SparkContext.')\n"
-             "sc_log.error('context-probe: Failed to add a jar')\n")
+             "sc_log.error('context-probe: Failed to add a jar')\n"
+             "sc_log.warn('warn-probe')\n")
     code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('disk-probe')\n"
     cell = ex.execute(code + "import time; time.sleep(0.5)", 5)
     assert cell.content["status"] == "ok", cell.content
@@ -250,7 +251,7 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
     assert "ERROR DiskBlockManager: disk-probe" in shown, shown
     assert "probe-" not in shown.replace("context-probe", ""), shown
     assert "ERROR SparkContext: context-probe" in shown, shown
-    assert "Error initializing" not in shown, shown
+    assert "Error initializing" not in shown and "warn-probe" not in shown, shown
     log = started["log"].read_text()
     assert "ERROR SparkContext: Error initializing SparkContext." in log, log[-2000:]
     for i, name in enumerate(quiet):

@@ -81,6 +81,7 @@ def _log4j_properties(log_file: str, level: str = "warn") -> str:
 rootLogger.level = {level}
 rootLogger.appenderRef.file.ref = file
 rootLogger.appenderRef.console.ref = console
+rootLogger.appenderRef.console.level = error
 appender.file.type = File
 appender.file.name = file
 appender.file.fileName = {path}
@@ -90,8 +91,6 @@ appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss.SSS}} %p %c{{1}}: %m%n%ex
 appender.console.type = Console
 appender.console.name = console
 appender.console.target = SYSTEM_ERR
-appender.console.filter.threshold.type = ThresholdFilter
-appender.console.filter.threshold.level = error
 # A context that fails to start logs why, then throws it: the cell shows the exception
 # (a bad master URL, a port in use), so the log's copy stays in the file.
 appender.console.filter.init.type = RegexFilter

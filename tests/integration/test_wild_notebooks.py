@@ -304,6 +304,27 @@ CORPUS = {
         "print(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() > 1400 * 2 ** 20,\n"
         "      spark.conf.get('spark.sql.session.timeZone'))\nspark.stop()",
     ],
+    # pandas with Arrow: a builder that turns Arrow on, pandas round trips, a pandas UDF,
+    # grouped and iterator pandas functions (Python workers with pyarrow on the cluster's
+    # executors), pandas-on-Spark with ANSI mode off as its error asks.
+    "pandas_and_arrow": [
+        "import pandas as pd\nfrom pyspark.sql import SparkSession\n"
+        "from pyspark.sql.functions import pandas_udf\n"
+        "spark = (SparkSession.builder.appName('arrow').master({master!r})\n"
+        "         .config('spark.sql.execution.arrow.pyspark.enabled', 'true').getOrCreate())\n"
+        "pdf = pd.DataFrame({{'k': ['a', 'b', 'a', 'c'], 'v': [1.0, 2.0, 3.0, 4.0]}})\n"
+        "sdf = spark.createDataFrame(pdf)\nprint(sdf.toPandas())",
+        "@pandas_udf('double')\ndef plus_one(s: pd.Series) -> pd.Series:\n    return s + 1\n\n"
+        "sdf.select(plus_one('v').alias('p')).show()",
+        "def center(g: pd.DataFrame) -> pd.DataFrame:\n    return g.assign(v=g.v - g.v.mean())\n\n"
+        "sdf.groupBy('k').applyInPandas(center, schema='k string, v double')"
+        ".orderBy('k', 'v').show()",
+        "def doubled(batches):\n    for b in batches:\n        yield b.assign(v=b.v * 2)\n\n"
+        "sdf.mapInPandas(doubled, schema=sdf.schema).orderBy('v').show()",
+        "spark.conf.set('spark.sql.ansi.enabled', 'false')\nimport pyspark.pandas as ps\n"
+        "psdf = ps.DataFrame({{'a': [1, 2, 3], 'b': [4.0, 5.0, 6.0]}})\nprint(psdf.sum())\npsdf",
+        "spark.stop()",
+    ],
 }
 # The helpers' code: a module and a script, written next to the notebook's data.
 HELPERS = {

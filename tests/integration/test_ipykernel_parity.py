@@ -201,8 +201,8 @@ def test_notebook_detection(pair):
                               "print(pd.io.formats.console.in_interactive_session())\n"
                               "pd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})")
     # The streams' class, by which click keeps a cell's colours (its module's name).
-    assert_same_execute(pair, "import sys\n[(type(s).__module__, type(s).__name__, s.isatty())"
-                              " for s in (sys.stdout, sys.stderr)]")
+    assert_same_execute(pair, "import sys\n[(type(s).__module__, type(s).__name__, s.isatty(),"
+                              " s.encoding) for s in (sys.stdout, sys.stderr)]")
     assert_same_execute(pair, "import click\nclick.secho('ok', fg='green')\n"
                               "click.echo(click.style('warn', fg='red'), err=True)")
     # The command line a notebook's argparse sees: ipykernel's ends in `-f <connection
@@ -213,6 +213,17 @@ def test_notebook_detection(pair):
     assert_same_execute(pair, "import argparse\np = argparse.ArgumentParser()\n"
                               "p.add_argument('--rows', type=int, default=3)\n"
                               "args, rest = p.parse_known_args()\n(args.rows, rest[:1], p.prog)")
+
+
+def test_sys_path_and_imports_from_where_the_notebook_is(pair, tmp_path):
+    """sys.path as ipykernel's (IPython's '' after the standard library, neither the
+    kernel's start directory nor its own package: a notebook's module that bears a
+    standard library module's name does not hide it), and after os.chdir() the notebook
+    imports from its new directory."""
+    (tmp_path / "nb_helper_mod.py").write_text("X = 42\n")
+    assert_same_execute(pair, "import sys\nsys.path")
+    assert_same_execute(pair, f"import os\nos.chdir({str(tmp_path)!r})\n"
+                              "import nb_helper_mod\nnb_helper_mod.X")
 
 
 def test_connection_file_session_name_and_connect_info():

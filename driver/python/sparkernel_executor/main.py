@@ -317,8 +317,33 @@ def _argv_as_ipykernel() -> None:
         sys.argv[0] = spec.origin
 
 
+def _sys_path_as_ipykernel() -> None:
+    """sys.path as ipykernel's: not the directory the kernel started in, which `python -m`
+    put first, nor this package's directory, which the kernel put on PYTHONPATH (imported
+    by now), but '', the current directory whatever a cell chdirs to, before the first
+    site-packages, after the standard library (IPython's init_path). A notebook's own
+    `queue.py` or `code.py` then does not hide the standard library's, and after
+    `%cd ..` or os.chdir() the notebook imports from where it now is, as on ipykernel."""
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
+        del sys.path[0]
+    for i, entry in enumerate(sys.path):
+        if entry and os.path.abspath(entry) == ours:
+            del sys.path[i]
+            break
+    if "" in sys.path or sys.flags.safe_path:
+        return
+    for idx, entry in enumerate(sys.path):
+        if os.path.basename(entry) in ("site-packages", "dist-packages"):
+            break
+    else:
+        idx = 0
+    sys.path.insert(idx, "")
+
+
 def main() -> None:
     _argv_as_ipykernel()
+    _sys_path_as_ipykernel()
     cmd_fd = int(os.environ.pop("SPARKERNEL_CMD_FD", "3"))
     event_fd = int(os.environ.pop("SPARKERNEL_EVENT_FD", "4"))
     os.set_inheritable(cmd_fd, False)

@@ -91,7 +91,7 @@ OutStream.__module__ = "ipykernel.iostream"
 
 def frame_stream(channel: Channel, name: str, fd: int) -> io.TextIOWrapper:
     raw = FrameRaw(channel, name, fd)
-    return OutStream(io.BufferedWriter(raw, BUFFER_SIZE), encoding="utf-8",
+    return OutStream(io.BufferedWriter(raw, BUFFER_SIZE), encoding="UTF-8",  # as ipykernel names it
                      errors="replace", line_buffering=False, write_through=False)
 
 

@@ -32,7 +32,10 @@ def env_for(c: LocalCluster, cache: pathlib.Path, **extra: str) -> dict:
     env = c.driver_env()
     env.update({"SPARK_MASTER_URL": c.master_url, "SPARKERNEL_MASTER_UI_URL": c.ui_url,
            "SPARKERNEL_WARM": "true", "SPARKERNEL_BIND_ADDRESS": "127.0.0.1",
-           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_CACHE_DIR": str(cache)})
+           "SPARKERNEL_EXECUTOR_MEMORY": "512m", "SPARKERNEL_CACHE_DIR": str(cache),
+           # one executor to look at: the elastic share would add a second one for the
+           # cell's backlog on the 2-core worker (this file checks archives, not shares)
+           "SPARKERNEL_MAX_EXECUTORS": "1"})
     env.update(extra)
     return env
 

@@ -232,7 +232,12 @@ int executor_start(struct executor *ex)
         setenv("SPARKERNEL_CMD_FD", "3", 1);
         setenv("SPARKERNEL_EVENT_FD", "4", 1);
         setenv("SPARKERNEL_CTL_FD", "5", 1);
-        setenv("PYTHONIOENCODING", "utf-8", 1);
+        /* The executor's own streams in UTF-8 whatever the locale; a value of the user's
+         * stays, and ours leaves the cells' environment once the executor runs (main.py). */
+        if (getenv("PYTHONIOENCODING") == NULL) {
+            setenv("PYTHONIOENCODING", "utf-8", 1);
+            setenv("SPARKERNEL_OWN_IOENCODING", "1", 1);
+        }
         if (getenv("MPLBACKEND") == NULL)
             setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline", 1);
         if (ex->cfg.connection_file != NULL)

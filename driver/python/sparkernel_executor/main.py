@@ -323,8 +323,19 @@ def _sys_path_as_ipykernel() -> None:
     by now), but '', the current directory whatever a cell chdirs to, before the first
     site-packages, after the standard library (IPython's init_path). A notebook's own
     `queue.py` or `code.py` then does not hide the standard library's, and after
-    `%cd ..` or os.chdir() the notebook imports from where it now is, as on ipykernel."""
+    `%cd ..` or os.chdir() the notebook imports from where it now is, as on ipykernel.
+    The environment's PYTHONPATH and PYTHONIOENCODING as the user's, without the kernel's."""
     ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The environment too (what %env, os.environ and a cell's subprocesses see): the kernel
+    # put this package's directory first on PYTHONPATH, and maybe PYTHONIOENCODING.
+    rest = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if rest and rest[0] and os.path.abspath(rest[0]) == ours:
+        if rest[1:] and any(rest[1:]):
+            os.environ["PYTHONPATH"] = os.pathsep.join(rest[1:])
+        else:
+            os.environ.pop("PYTHONPATH", None)
+    if os.environ.pop("SPARKERNEL_OWN_IOENCODING", None):
+        os.environ.pop("PYTHONIOENCODING", None)
     if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
         del sys.path[0]
     for i, entry in enumerate(sys.path):

@@ -222,6 +222,8 @@ def test_sys_path_and_imports_from_where_the_notebook_is(pair, tmp_path):
     imports from its new directory."""
     (tmp_path / "nb_helper_mod.py").write_text("X = 42\n")
     assert_same_execute(pair, "import sys\nsys.path")
+    assert_same_execute(pair, "import os\n[os.environ.get(k) for k in "
+                              "('PYTHONPATH', 'PYTHONIOENCODING')]")
     assert_same_execute(pair, f"import os\nos.chdir({str(tmp_path)!r})\n"
                               "import nb_helper_mod\nnb_helper_mod.X")
 

@@ -228,6 +228,8 @@ int executor_start(struct executor *ex)
                                         "SPARKERNEL_SPARK_CONF", "SPARKERNEL_SPEC_SPARK_CONF"};
         for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
             unsetenv(secrets[i]);
+        /* The package first, so that `python -m sparkernel_executor` finds it; main.py
+         * takes it off again (sys.path and os.environ), leaving the user's entries. */
         setenv("PYTHONPATH", pythonpath, 1);
         setenv("SPARKERNEL_CMD_FD", "3", 1);
         setenv("SPARKERNEL_EVENT_FD", "4", 1);

@@ -317,25 +317,35 @@ def _argv_as_ipykernel() -> None:
         sys.argv[0] = spec.origin
 
 
-def _sys_path_as_ipykernel() -> None:
-    """sys.path as ipykernel's: not the directory the kernel started in, which `python -m`
-    put first, nor this package's directory, which the kernel put on PYTHONPATH (imported
-    by now), but '', the current directory whatever a cell chdirs to, before the first
-    site-packages, after the standard library (IPython's init_path). A notebook's own
-    `queue.py` or `code.py` then does not hide the standard library's, and after
-    `%cd ..` or os.chdir() the notebook imports from where it now is, as on ipykernel.
-    The environment's PYTHONPATH and PYTHONIOENCODING as the user's, without the kernel's."""
-    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # The environment too (what %env, os.environ and a cell's subprocesses see): the kernel
-    # put this package's directory first on PYTHONPATH, and maybe PYTHONIOENCODING.
+def _package_dir() -> str:
+    """The directory this package was imported from, which the kernel (executor.c) puts
+    first on PYTHONPATH so that `python -m sparkernel_executor` finds it."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _environment_as_ipykernel() -> None:
+    """PYTHONPATH and PYTHONIOENCODING as the user's, without the kernel's (what %env,
+    os.environ and a cell's subprocesses see). executor.c composes both: this package's
+    directory first on PYTHONPATH (the user's entries after it), and PYTHONIOENCODING only
+    when the user had none, marked by SPARKERNEL_OWN_IOENCODING. Both undone here."""
     rest = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if rest and rest[0] and os.path.abspath(rest[0]) == ours:
-        if rest[1:] and any(rest[1:]):
+    if rest[0] and os.path.abspath(rest[0]) == _package_dir():
+        if any(rest[1:]):
             os.environ["PYTHONPATH"] = os.pathsep.join(rest[1:])
         else:
             os.environ.pop("PYTHONPATH", None)
     if os.environ.pop("SPARKERNEL_OWN_IOENCODING", None):
         os.environ.pop("PYTHONIOENCODING", None)
+
+
+def _sys_path_as_ipykernel() -> None:
+    """sys.path as ipykernel's: not the directory the kernel started in, which `python -m`
+    put first, nor this package's directory (imported by now), but '', the current
+    directory whatever a cell chdirs to, before the first site-packages, after the
+    standard library (IPython's init_path). A notebook's own `queue.py` or `code.py` then
+    does not hide the standard library's, and after `%cd ..` or os.chdir() the notebook
+    imports from where it now is, as on ipykernel."""
+    ours = _package_dir()
     if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
         del sys.path[0]
     for i, entry in enumerate(sys.path):
@@ -354,6 +364,7 @@ def _sys_path_as_ipykernel() -> None:
 
 def main() -> None:
     _argv_as_ipykernel()
+    _environment_as_ipykernel()
     _sys_path_as_ipykernel()
     cmd_fd = int(os.environ.pop("SPARKERNEL_CMD_FD", "3"))
     event_fd = int(os.environ.pop("SPARKERNEL_EVENT_FD", "4"))

@@ -227,35 +227,42 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
     there), except what is not the cell's to see: the RPC layer's message to a context
     already stopped, a failed task and the job it aborts, which the cell's exception
     states, the context cleaner's background removals (seen after a CrossValidator fit,
-    never on ipykernel's cell), and a context that failed to start (its exception says
-    why). All logged through the JVM's own log4j."""
+    never on ipykernel's cell), a write's abort and a streaming query's end in error
+    (the cell's or the query's exception says them), and a context that failed to start
+    (its exception says why). All logged through the JVM's own log4j."""
     ex = started["ex"]
     quiet = {"network.server.TransportRequestHandler": "Could not find CoarseGrainedScheduler.",
              "scheduler.TaskSetManager": "Task 1 in stage 4.0 failed 4 times; aborting job",
              "executor.Executor": "Exception in task 0.0 in stage 4.0 (TID 8)",
-             "ContextCleaner": "Error cleaning broadcast 64"}
+             "ContextCleaner": "Error cleaning broadcast 64",
+             "sql.execution.datasources.FileFormatWriter": "Aborting job 6fbd0758.",
+             "sql.execution.datasources.v2.OverwriteByExpressionExec":
+                 "Data source write support NoopBatchWrite$@4f10d7eb is aborting.",
+             "internal.io.SparkHadoopWriter": "Aborting job job_20261207_0003.",
+             "sql.execution.streaming.MicroBatchExecution":
+                 "Query [id = f48d, runId = 4ddb] terminated with error"}
     code = "lm = spark._jvm.org.apache.logging.log4j.LogManager\n"
     for i, (name, text) in enumerate(quiet.items()):
-        code += f"lm.getLogger('org.apache.spark.{name}').error('probe-{i}: {text}')\n"
+        code += f"lm.getLogger('org.apache.spark.{name}').error('quiet-{i}: {text}')\n"
     code += ("sc_log = lm.getLogger('org.apache.spark.SparkContext')\n"
              "sc_log.error('Error initializing SparkContext.')\n"
-             "sc_log.error('context-probe: Failed to add a jar')\n"
-             "sc_log.warn('warn-probe')\n")
-    code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('disk-probe')\n"
+             "sc_log.error('shown-context: Failed to add a jar')\n"
+             "sc_log.warn('quiet-warn')\n")
+    code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('shown-disk')\n"
     cell = ex.execute(code + "import time; time.sleep(0.5)", 5)
     assert cell.content["status"] == "ok", cell.content
     deadline = time.monotonic() + 10
-    while b"disk-probe" not in ex.fd2 and time.monotonic() < deadline:
+    while b"shown-disk" not in ex.fd2 and time.monotonic() < deadline:
         time.sleep(0.1)
     shown = ex.fd2.decode(errors="replace")
-    assert "ERROR DiskBlockManager: disk-probe" in shown, shown
-    assert "probe-" not in shown.replace("context-probe", ""), shown
-    assert "ERROR SparkContext: context-probe" in shown, shown
-    assert "Error initializing" not in shown and "warn-probe" not in shown, shown
+    assert "ERROR DiskBlockManager: shown-disk" in shown, shown
+    assert "quiet-" not in shown, shown
+    assert "ERROR SparkContext: shown-context" in shown, shown
+    assert "Error initializing" not in shown, shown
     log = started["log"].read_text()
     assert "ERROR SparkContext: Error initializing SparkContext." in log, log[-2000:]
     for i, name in enumerate(quiet):
-        assert f"ERROR {name.rsplit('.', 1)[-1]}: probe-{i}" in log, log[-2000:]
+        assert f"ERROR {name.rsplit('.', 1)[-1]}: quiet-{i}" in log, log[-2000:]
 
 
 def test_spark_is_predefined_and_sigint_stays_ours(started):

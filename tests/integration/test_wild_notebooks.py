@@ -35,6 +35,11 @@ MASKS = [
     (re.compile(r"0x[0-9a-f]+"), "0x<addr>"),
     (re.compile(r"\d+\.\d+ s\b"), "<t> s"),
     (re.compile(r"/ipykernel_\d+/"), "/ipykernel_<pid>/"),  # a cell's file, in tracebacks
+    # py4j's id of the Java object a failing call was made on ("An error occurred while
+    # calling o95.saveAsTextFile"): the gateway numbers every object it hands to Python,
+    # and the warm JVM has handed out more (DESIGN.md, "Sessions a notebook builds")
+    (re.compile(r"(while calling )o\d+\."), r"\1o<id>."),
+    (re.compile(r"/wild-wh-[A-Za-z0-9_]+"), "/wild-wh-<run>"),  # each run's own warehouse
 ]
 # Lines only one side prints: sparkernel's one line when a cell's own session replaces
 # the unused warm one, and, in the first cell that uses the session a `%spark restart`
@@ -323,6 +328,33 @@ CORPUS = {
         "sdf.mapInPandas(doubled, schema=sdf.schema).orderBy('v').show()",
         "spark.conf.set('spark.sql.ansi.enabled', 'false')\nimport pyspark.pandas as ps\n"
         "psdf = ps.DataFrame({{'a': [1, 2, 3], 'b': [4.0, 5.0, 6.0]}})\nprint(psdf.sum())\npsdf",
+        "spark.stop()",
+    ],
+    # Writes that fail (a parquet file, DataSource V2's noop sink, an RDD's text files where
+    # they exist already) and
+    # streaming queries: a rate source into a memory table, stopped, and a foreachBatch
+    # that fails in the background, its error raised where the notebook awaits it. The
+    # JVM logs each abort before the exception: never a cell's output (ipykernel's cells
+    # show the exceptions alone).
+    "writes_and_streams": [
+        "from pyspark.sql import SparkSession\nfrom pyspark.sql.functions import udf\n"
+        "spark = " + builder("writes") + "\nbad = udf(lambda x: 1 // 0, 'int')\n"
+        "spark.range(3).select(bad('id').alias('x')).write.format('noop').mode('overwrite')"
+        ".save()",
+        # the failing UDF is the first cell's: the traceback names its file, whose name
+        # ipykernel derives from the cell's text (the same on both kernels)
+        "spark.range(3).select(bad('id').alias('x')).write.mode('overwrite')"
+        ".parquet('{warehouse}/bad')",
+        "rdd = spark.sparkContext.parallelize(range(4), 2)\n"
+        "rdd.saveAsTextFile('{warehouse}/text')\nrdd.saveAsTextFile('{warehouse}/text')",
+        "import time\nq = (spark.readStream.format('rate').option('rowsPerSecond', 10).load()\n"
+        "     .writeStream.format('memory').queryName('ticks').start())\n"
+        "while not spark.sql('select * from ticks').count():\n    time.sleep(0.2)\n"
+        "q.stop()\nprint(q.isActive)",
+        "def each(df, batch):\n    raise ValueError('bad batch')\n\n"
+        "q = spark.readStream.format('rate').load().writeStream.foreachBatch(each).start()\n"
+        "try:\n    q.awaitTermination()\nexcept Exception as e:\n"
+        "    print(type(e).__name__, 'bad batch' in str(e), q.isActive)",
         "spark.stop()",
     ],
 }

@@ -72,6 +72,38 @@ def _write_private(path: pathlib.Path, text: str = "") -> None:
         f.write(text)
 
 
+# Loggers whose lines go to the log file only, never a cell: what they say is no error of
+# the cell's (ipykernel + PySpark's cell shows nothing of it), or the cell's exception says
+# it already.
+_FILE_ONLY = (
+    # An executor's one-way message that reaches the driver after the context it was meant
+    # for has stopped ("Could not find CoarseGrainedScheduler"): the kernel's own warm
+    # session replaced by the one a notebook builds, with decommissioning executors still
+    # reporting. RPC plumbing (a cell that builds a session showed it).
+    ("rpc", "org.apache.spark.network.server.TransportRequestHandler"),
+    # A failed task ("Exception in task ...", in local mode) and the job it aborts ("Task 1
+    # in stage 4.0 failed 4 times; aborting job"): the exception the cell raises says both,
+    # with the task's own error; a task that failed and then succeeded on a retry is no
+    # error of the cell's (ipykernel's cell of a failing UDF shows the exception alone).
+    ("task", "org.apache.spark.scheduler.TaskSetManager"),
+    ("taskrun", "org.apache.spark.executor.Executor"),
+    # The context cleaner's background removal of a broadcast, RDD or shuffle no job needs
+    # any more ("Error cleaning broadcast 64 ... does not exist", seen after a
+    # CrossValidator fit): housekeeping at whatever moment the JVM's collector chose.
+    ("cleaner", "org.apache.spark.ContextCleaner"),
+    # A write that fails logs its abort ("Aborting job 6fbd...", with the job's whole
+    # error; DataSource V2's "Data source write support ... is aborting", also when a
+    # streaming query stops) and then throws what the cell raises.
+    ("filewrite", "org.apache.spark.sql.execution.datasources.FileFormatWriter"),
+    ("v2write", "org.apache.spark.sql.execution.datasources.v2"),
+    ("rddwrite", "org.apache.spark.internal.io.SparkHadoopWriter"),
+    # A streaming query that fails in the background logs "Query ... terminated with
+    # error" at whatever moment, into whichever cell runs; its error is the query's
+    # (awaitTermination() raises it, exception() returns it).
+    ("streaming", "org.apache.spark.sql.execution.streaming"),
+)
+
+
 def _log4j_properties(log_file: str, level: str = "warn") -> str:
     """Spark's INFO logging costs a short job more than its work (measured: 300 ms instead
     of 170 ms for spark.range(100).count()), so the file gets WARN unless asked."""
@@ -110,33 +142,10 @@ logger.jetty.level = warn
 # (seen in the four-cell notebook on PySpark 3.5). Not the user's error: never shown.
 logger.jersey.name = org.glassfish.jersey.server.ServerRuntime$Responder
 logger.jersey.level = off
-# An executor's one-way message that reaches the driver after the context it was meant for
-# has stopped ("Could not find CoarseGrainedScheduler"): the kernel's own warm session
-# replaced by the one a notebook builds, with decommissioning executors still reporting.
-# RPC plumbing, never the user's error: in the log file only (a cell that builds a session
-# showed it, where ipykernel + PySpark's cell shows nothing).
-logger.rpc.name = org.apache.spark.network.server.TransportRequestHandler
-logger.rpc.additivity = false
-logger.rpc.appenderRef.file.ref = file
-# A failed task ("Exception in task ...", in local mode) and the job it aborts ("Task 1 in
-# stage 4.0 failed 4 times; aborting job"): the exception the cell raises says both, with
-# the task's own error; a task that failed and then succeeded on a retry is no error of
-# the cell's. In the log file only (ipykernel + PySpark's cell of a failing UDF shows the
-# exception alone).
-logger.task.name = org.apache.spark.scheduler.TaskSetManager
-logger.task.additivity = false
-logger.task.appenderRef.file.ref = file
-logger.taskrun.name = org.apache.spark.executor.Executor
-logger.taskrun.additivity = false
-logger.taskrun.appenderRef.file.ref = file
-# The context cleaner's background removal of a broadcast, RDD or shuffle no job needs any
-# more ("Error cleaning broadcast 64 ... Block broadcast_64_piece0 does not exist", seen
-# after a CrossValidator fit): housekeeping that never changes a result, at whatever
-# moment the JVM's garbage collector chose, so never a cell's output.
-logger.cleaner.name = org.apache.spark.ContextCleaner
-logger.cleaner.additivity = false
-logger.cleaner.appenderRef.file.ref = file
-"""
+""" + "".join(f"""logger.{key}.name = {name}
+logger.{key}.additivity = false
+logger.{key}.appenderRef.file.ref = file
+""" for key, name in _FILE_ONLY)
 
 
 class Heard:

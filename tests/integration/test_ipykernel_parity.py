@@ -194,6 +194,10 @@ def test_notebook_detection(pair):
                               "(type(ip).__name__, 'zmq' in str(type(ip)).lower(),\n"
                               " 'IPKernelApp' in ip.config, hasattr(ip, 'kernel'),\n"
                               " type(ip.kernel).__name__)")
+    # The shell's settings a notebook or an extension may read (autoindent is off in a
+    # notebook: ipykernel's shell fixes it so).
+    assert_same_execute(pair, "ip = get_ipython()\n(ip.autoindent, ip.ast_node_interactivity,"
+                              " sorted(ip.display_formatter.active_types), __name__)")
     assert_same_execute(pair, "import warnings\nwarnings.simplefilter('ignore')\n"
                               "from tqdm.auto import tqdm\ntqdm.__module__")
     # pandas: its interactive-session check and a DataFrame's rich result (HTML and text).

@@ -15,6 +15,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import StdinNotImplementedError
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets import CBool
 from traitlets.config import Config
 
 from .frames import Channel
@@ -124,6 +125,9 @@ class ZMQInteractiveShell(InteractiveShell):
     except ImportError:  # without ipykernel: IPython's own
         pass
 
+    # As ipykernel's: a notebook's cell has no typing-time indentation (%autoindent and
+    # `get_ipython().autoindent` say so there).
+    autoindent = CBool(False)
     last_error: dict | None = None
     _parent: dict = {}
 

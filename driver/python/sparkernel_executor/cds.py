@@ -37,6 +37,7 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ import time
 # dump prints one line per class it skips. Errors still reach stderr.
 _QUIET = "-Xlog:disable -Xlog:all=error:stderr"
 _STALE_S = 600  # a trainer's leftovers older than this are removed
+_DUMP_S = 30  # an executor's dump at exit unchanged this long is not being written
 
 _TRAINER = """
 import os, sys
@@ -297,6 +299,34 @@ def promote(archive: pathlib.Path) -> bool:
     return archive.is_file()
 
 
+def _owner_gone(lock: pathlib.Path, archive: pathlib.Path) -> bool:
+    """Whether the session that took the dump lock is gone for good: the kernel process
+    that wrote it (host and pid in the lock) no longer runs on this host, and none of the
+    dumps its executors write at exit is still growing. Its sessions may never have
+    started executors with the dump option (a local session, a session stopped before its
+    executors came, a kernel killed), and the lock would otherwise keep every session of
+    the machine from dumping or mapping an archive until _STALE_S has passed. A lock from
+    another host, or from before locks named their owner, waits for _STALE_S as before."""
+    try:
+        host, pid = lock.read_text().split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+        return False  # its kernel still runs
+    except ProcessLookupError:
+        pass
+    except (OSError, ValueError):
+        return False
+    now = time.time()
+    for p in archive.parent.glob(archive.name + ".tmp-*"):
+        try:
+            if p != lock and not _finished(p) and now - p.stat().st_mtime < _DUMP_S:
+                return False  # an executor of its still writes
+        except OSError:
+            continue
+    return True
+
+
 def executor_plan(directory: str | os.PathLike | None, spark_home: str,
                   conf: dict[str, str]) -> tuple[dict[str, str], pathlib.Path | None]:
     """spark.executor.* properties to add to conf: map the executors' archive, or dump one
@@ -322,7 +352,11 @@ def executor_plan(directory: str | os.PathLike | None, spark_home: str,
             for old in archive.parent.glob(archive.name + ".tmp-*"):
                 if now - old.stat().st_mtime > _STALE_S:
                     old.unlink(missing_ok=True)
-            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            if _owner_gone(lock, archive):
+                lock.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")
             ours = f"-XX:ArchiveClassesAtExit={archive}.tmp-{{{{APP_ID}}}}-{{{{EXECUTOR_ID}}}}"
         else:
             ours = f"-XX:SharedArchiveFile={archive} -Xshare:auto"

@@ -75,10 +75,12 @@ def test_another_hosts_or_an_unnamed_lock_waits_until_stale(where, text):
     assert "-XX:ArchiveClassesAtExit=" in plan(where)
 
 
-def test_a_finished_dump_is_mapped_whoever_holds_the_lock(where):
+def test_the_largest_finished_dump_is_mapped_whoever_holds_the_lock(where):
     _, _, archive, lock = where
     lock.write_text(f"{socket.gethostname()} {os.getppid()}\n")
-    done = archive.parent / (archive.name + ".tmp-app-1-0")
-    done.write_bytes(bytes.fromhex("a8ab0bf0") + b"\0" * 64)
+    for executor, size in ((10, 64), (2, 256), (0, 128)):  # the largest has most classes
+        done = archive.parent / (archive.name + f".tmp-app-1-{executor}")
+        done.write_bytes(bytes.fromhex("a8ab0bf0") + b"\0" * size)
     assert f"-XX:SharedArchiveFile={archive}" in plan(where)
-    assert archive.is_file() and not lock.exists()
+    assert archive.stat().st_size == 260 and not lock.exists()
+    assert not list(archive.parent.glob(archive.name + ".tmp-*"))

@@ -282,11 +282,20 @@ def _prune(archive: pathlib.Path) -> None:
             p.unlink(missing_ok=True)
 
 
+def _size(path: pathlib.Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 def promote(archive: pathlib.Path) -> bool:
-    """Moves a finished executor dump into place (rename: a JVM that maps the old file
-    keeps it), removes the others and the lock. Returns whether the archive exists."""
+    """Moves the largest finished executor dump into place (rename: a JVM that maps the
+    old file keeps it), removes the others and the lock. Returns whether the archive exists."""
     dumps = sorted(archive.parent.glob(archive.name + ".tmp-*"))
     done = [p for p in dumps if not p.name.endswith(".tmp-lock") and _finished(p)]
+    # The largest: the executor that loaded the most classes (ran the most kinds of task).
+    done.sort(key=_size, reverse=True)
     if done:
         try:
             done[0].replace(archive)

@@ -3,6 +3,7 @@ sessions with (handed to user_sessions.py), job titles from the cell's line, and
 errors a cell does not catch."""
 from __future__ import annotations
 
+import functools
 import select
 import sys
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 from .cell import OUR_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
-from .jvm import Heard, Jvm
+from .jvm import Heard, Jvm, console_follows
 from .quiet import kernel_calls
 from .session import Session, master_answers
 from .user_sessions import UserSessions, conf_pairs
@@ -160,11 +161,28 @@ class Hooks:
             return session
 
         self._install_titles()
+        self._install_log_level()
         SparkContext.__init__ = context_init  # type: ignore[method-assign]
         SparkContext.getOrCreate = classmethod(context_get)  # type: ignore[assignment]
         SparkContext.stop = context_stop  # type: ignore[method-assign]
         SparkSession.Builder.getOrCreate = session_get  # type: ignore[method-assign]
         self._session.follows_built = True
+
+    def _install_log_level(self) -> None:
+        """`sc.setLogLevel(level)` shows what the notebook asked for: Spark sets the root
+        logger's level, and the console (the cell) follows it, where the kernel's quiet
+        default shows errors only. ipykernel + PySpark's cell shows the JVM's lines at the
+        level set (its JVM writes to the kernel's captured stderr)."""
+        from pyspark import SparkContext
+
+        set_level = SparkContext.setLogLevel
+
+        def set_log_level(sc: Any, logLevel: str) -> None:  # PySpark's parameter name
+            set_level(sc, logLevel)
+            console_follows(sc._jvm, logLevel)
+
+        functools.update_wrapper(set_log_level, set_level)
+        SparkContext.setLogLevel = set_log_level  # type: ignore[method-assign]
 
     def _install_titles(self) -> None:
         """Job titles that speak of the user's code: before a JVM call from a cell's line

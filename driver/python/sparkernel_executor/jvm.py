@@ -148,6 +148,25 @@ logger.{key}.appenderRef.file.ref = file
 """ for key, name in _FILE_ONLY)
 
 
+def console_follows(jvm: Any, level: str) -> None:
+    """The console appender's threshold (what reaches a cell) set to a level the notebook
+    asked for with setLogLevel, in place of the quiet default (errors only). Its filter
+    stays, and so do the loggers that go to the file only, at every level."""
+    try:
+        core = jvm.org.apache.logging.log4j
+        ctx = core.LogManager.getContext(False)
+        config = ctx.getConfiguration()
+        console = config.getAppender("console")
+        if console is None:  # a log4j configuration of the user's own
+            return
+        root = config.getRootLogger()
+        root.removeAppender("console")
+        root.addAppender(console, core.Level.toLevel(str(level), core.Level.ERROR), None)
+        ctx.updateLoggers()
+    except Exception:
+        pass  # another logging backend: Spark's own setLogLevel has done its part
+
+
 class Heard:
     """What the JVM's stderr said that the cells' errors explain (hooks.Hooks._java_error):
     when the standalone client last gave up on its masters (time.monotonic(), 0 never)."""

@@ -223,15 +223,18 @@ def test_log4j_stays_out_of_cells(started):
 
 
 def test_set_log_level_shows_what_the_notebook_asked_for(started):
-    """The quiet default shows a cell the JVM's errors only; `sc.setLogLevel('WARN')` (or
-    INFO) is the notebook asking for more, and the cell then shows those lines, as
-    ipykernel + PySpark's does; ERROR makes it quiet again."""
+    """The quiet default shows a cell the JVM's errors only. `sc.setLogLevel('INFO')` (or
+    DEBUG) is the notebook asking to see the JVM's log, and the cell then shows it, as
+    ipykernel + PySpark's does; WARN, which notebooks set to quiet an application's INFO
+    (it is PySpark's own default), and ERROR keep the cell quiet."""
     ex = started["ex"]
     say = ("spark._jvm.org.apache.logging.log4j.LogManager"
            ".getLogger('org.apache.spark.LevelProbe').{}('{}')\n")
-    code = (say.format("warn", "quiet-by-default") + "spark.sparkContext.setLogLevel('WARN')\n"
-            + say.format("warn", "asked-for") + say.format("info", "below-warn")
-            + "spark.sparkContext.setLogLevel('ERROR')\n" + say.format("warn", "quiet-again")
+    level = "spark.sparkContext.setLogLevel('{}')\n".format
+    code = (say.format("warn", "quiet-by-default") + level("WARN")
+            + say.format("warn", "quiet-at-warn") + level("INFO")
+            + say.format("info", "asked-for") + say.format("debug", "below-info")
+            + level("ERROR") + say.format("warn", "quiet-again")
             + say.format("error", "level-probe-done") + "import time; time.sleep(0.5)")
     try:
         cell = ex.execute(code, 5)
@@ -240,14 +243,12 @@ def test_set_log_level_shows_what_the_notebook_asked_for(started):
         while b"level-probe-done" not in ex.fd2 and time.monotonic() < deadline:
             time.sleep(0.1)
         shown = ex.fd2.decode(errors="replace")
-        assert "WARN LevelProbe: asked-for" in shown, shown
-        for hidden in ("quiet-by-default", "below-warn", "quiet-again"):
+        assert "INFO LevelProbe: asked-for" in shown, shown
+        for hidden in ("quiet-by-default", "quiet-at-warn", "below-info", "quiet-again"):
             assert hidden not in shown, shown
     finally:
         # the module's later tests: the log file at its default level, the cell quiet
-        ex.execute("spark.sparkContext.setLogLevel('WARN')\n"
-                   "from sparkernel_executor.jvm import console_follows\n"
-                   "console_follows(spark._jvm, 'ERROR')", 5)
+        ex.execute(level("WARN"), 5)
 
 
 def test_errors_the_cell_already_raises_stay_in_the_log(started):

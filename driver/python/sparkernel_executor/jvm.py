@@ -148,10 +148,18 @@ logger.{key}.appenderRef.file.ref = file
 """ for key, name in _FILE_ONLY)
 
 
+# Levels a notebook sets to see more of the JVM's log than Spark's own default (WARN).
+_VERBOSE = ("INFO", "DEBUG", "TRACE", "ALL")
+
+
 def console_follows(jvm: Any, level: str) -> None:
-    """The console appender's threshold (what reaches a cell) set to a level the notebook
-    asked for with setLogLevel, in place of the quiet default (errors only). Its filter
-    stays, and so do the loggers that go to the file only, at every level."""
+    """What reaches a cell after the notebook's setLogLevel(level): a level more verbose
+    than WARN (INFO, DEBUG, TRACE, ALL) is the notebook asking to see the JVM's log, and
+    the console appender's threshold takes it; WARN (Spark's own default, which notebooks
+    set to quiet an application's INFO), ERROR and the rest keep the kernel's quiet
+    default, errors only. The console's filter stays, and so do the loggers that go to
+    the file only, at every level."""
+    wanted = str(level).upper()
     try:
         core = jvm.org.apache.logging.log4j
         ctx = core.LogManager.getContext(False)
@@ -159,9 +167,10 @@ def console_follows(jvm: Any, level: str) -> None:
         console = config.getAppender("console")
         if console is None:  # a log4j configuration of the user's own
             return
+        threshold = core.Level.toLevel(wanted if wanted in _VERBOSE else "ERROR")
         root = config.getRootLogger()
         root.removeAppender("console")
-        root.addAppender(console, core.Level.toLevel(str(level), core.Level.ERROR), None)
+        root.addAppender(console, threshold, None)
         ctx.updateLoggers()
     except Exception:
         pass  # another logging backend: Spark's own setLogLevel has done its part

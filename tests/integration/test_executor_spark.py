@@ -222,6 +222,17 @@ def test_log4j_stays_out_of_cells(started):
     assert f" INFO SparkContext: Running Spark version {pyspark.__version__}" in log
 
 
+def jvm_lines_shown(ex, code: str, last: str) -> str:
+    """Runs a cell whose JVM logs `last` at the end; what reached the cell's stderr (the
+    JVM's lines come through the executor's fd 2, after the reply maybe)."""
+    cell = ex.execute(code, 5)
+    assert cell.content["status"] == "ok", cell.content
+    deadline = time.monotonic() + 10
+    while last.encode() not in ex.fd2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ex.fd2.decode(errors="replace")
+
+
 def test_set_log_level_shows_what_the_notebook_asked_for(started):
     """The quiet default shows a cell the JVM's errors only. `sc.setLogLevel('INFO')` (or
     DEBUG) is the notebook asking to see the JVM's log, and the cell then shows it, as
@@ -237,12 +248,7 @@ def test_set_log_level_shows_what_the_notebook_asked_for(started):
             + level("ERROR") + say.format("warn", "quiet-again")
             + say.format("error", "level-probe-done") + "import time; time.sleep(0.5)")
     try:
-        cell = ex.execute(code, 5)
-        assert cell.content["status"] == "ok", cell.content
-        deadline = time.monotonic() + 10
-        while b"level-probe-done" not in ex.fd2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        shown = ex.fd2.decode(errors="replace")
+        shown = jvm_lines_shown(ex, code, "level-probe-done")
         assert "INFO LevelProbe: asked-for" in shown, shown
         for hidden in ("quiet-by-default", "quiet-at-warn", "below-info", "quiet-again"):
             assert hidden not in shown, shown
@@ -278,12 +284,7 @@ def test_errors_the_cell_already_raises_stay_in_the_log(started):
              "sc_log.error('shown-context: Failed to add a jar')\n"
              "sc_log.warn('quiet-warn')\n")
     code += "lm.getLogger('org.apache.spark.storage.DiskBlockManager').error('shown-disk')\n"
-    cell = ex.execute(code + "import time; time.sleep(0.5)", 5)
-    assert cell.content["status"] == "ok", cell.content
-    deadline = time.monotonic() + 10
-    while b"shown-disk" not in ex.fd2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shown = ex.fd2.decode(errors="replace")
+    shown = jvm_lines_shown(ex, code + "import time; time.sleep(0.5)", "shown-disk")
     assert "ERROR DiskBlockManager: shown-disk" in shown, shown
     assert "quiet-" not in shown, shown
     assert "ERROR SparkContext: shown-context" in shown, shown

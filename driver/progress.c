@@ -265,12 +265,14 @@ static int get_array(json_t *obj, const char *key, json_t **out, char *detail, s
     return PROGRESS_OK;
 }
 
-/* Whether the job's "jobTags" hold tag: an array of strings, absent or null for none. */
+/* Whether the job's "jobTags" hold tag and not PROGRESS_QUIET_TAG: an array of strings,
+ * absent or null for none. */
 static int get_tagged(json_t *obj, const char *tag, int *tagged, char *detail, size_t dlen,
                       size_t i)
 {
     json_t *tags, *v;
     size_t k;
+    int quiet = 0;
     int rc = get_array(obj, "jobTags", &tags, detail, dlen, i);
     *tagged = 0;
     if (rc != PROGRESS_OK)
@@ -283,7 +285,11 @@ static int get_tagged(json_t *obj, const char *tag, int *tagged, char *detail, s
         }
         if (strcmp(json_string_value(v), tag) == 0)
             *tagged = 1;
+        else if (strcmp(json_string_value(v), PROGRESS_QUIET_TAG) == 0)
+            quiet = 1;
     }
+    if (quiet)
+        *tagged = 0;
     return PROGRESS_OK;
 }
 

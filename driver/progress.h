@@ -26,6 +26,10 @@
 #define PROGRESS_MAX_JOBS     4096 /* jobs tracked per cell; later ones are ignored (logged) */
 #define PROGRESS_MAX_STAGES   4096 /* active stages kept from one /stages answer */
 #define PROGRESS_MAX_APP_ID   200  /* longest app_id accepted by progress_new() */
+/* A job that also carries this tag is never displayed: the cell started it while its output
+ * was captured (%%capture, IPython's capture_output), which plain PySpark's cell shows nothing
+ * of. The executor adds and removes it (hooks.py); an interrupt still cancels the job. */
+#define PROGRESS_QUIET_TAG "sparkernel-quiet"
 /* A sane cap for the HTTP side: a driver keeps spark.ui.retainedJobs (1000) jobs, about
  * 1 KB each in /jobs; /stages?status=active carries a stack trace per stage. */
 #define PROGRESS_MAX_BODY (16u << 20)

@@ -119,7 +119,7 @@ def test_unreachable_master_refused_within_5_seconds():
         k.shutdown()
 
 
-def test_live_progress_one_display_per_job_final_state_kept(cluster):
+def test_live_progress_one_display_per_job_final_state_kept_none_under_capture(cluster):
     k = Kernel(env=spark_env(cluster))
     try:
         k.execute("spark.range(10).count()", timeout=180)  # session warm
@@ -150,6 +150,21 @@ def test_live_progress_one_display_per_job_final_state_kept(cluster):
                     if u["content"]["transient"]["display_id"] == did]
             final = (last[-1] if last else m)["content"]["data"]["text/plain"]
             assert "SUCCEEDED" in final, final
+        # Output captured (%%capture, capture_output): its jobs show no progress either, as
+        # plain PySpark's cell shows nothing; a job after the capture in the same cell
+        # does; the kernel's tags stay out of the notebook's sight.
+        slow = ("spark.sparkContext.parallelize(range(40), 8)"
+                ".map(lambda x: (time.sleep(0.1), x)[1]).sum()")
+        reply, out = k.execute(f"%%capture cap\nimport time\n{slow}\n"
+                               "print(spark.sparkContext.getJobTags())")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert not outputs_of(out, "display_data") + outputs_of(out, "update_display_data")
+        reply, out = k.execute("cap.stdout")
+        assert "set()" in all_text(out), all_text(out)
+        reply, out = k.execute("from IPython.utils.capture import capture_output\n"
+                               f"with capture_output():\n    {slow}\n{slow}")
+        shown = [m for m in outputs_of(out, "display_data") if m["content"].get("transient")]
+        assert len(shown) == 1, shown
     finally:
         k.shutdown()
 

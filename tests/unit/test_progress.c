@@ -333,6 +333,24 @@ Test(progress, a_notebooks_own_job_group_does_not_hide_its_cells_jobs)
     progress_destroy(&p);
 }
 
+/* A job the cell started while its output was captured (%%capture) carries the quiet tag as
+ * well as the cell's: never displayed; the cell's other jobs are. */
+Test(progress, a_job_started_under_capture_is_not_displayed)
+{
+    struct progress *p = tracker("sparkernel-3");
+    const char *jobs = "[{\"jobId\":2,\"jobTags\":[\"sparkernel-3\",\"" PROGRESS_QUIET_TAG "\"],"
+                       "\"status\":\"RUNNING\"},"
+                       "{\"jobId\":1,\"jobTags\":[\"" PROGRESS_QUIET_TAG "\",\"sparkernel-3\"],"
+                       "\"status\":\"RUNNING\"},"
+                       "{\"jobId\":0,\"jobTags\":[\"sparkernel-3\"],\"status\":\"RUNNING\"}]";
+    cr_assert_eq(feed(p, jobs, 0), PROGRESS_OK);
+    struct progress_out out[MAX_OUT];
+    cr_assert_eq(drain(p, 0.3, out), 1);
+    cr_expect_eq(out[0].job_id, 0);
+    release(out, 1);
+    progress_destroy(&p);
+}
+
 /* ---- replay of the recorded application ------------------------------------------------- */
 
 static const double recorded_at[] = {0.000,  4.536,  6.395,  8.473,  10.918, 13.183, 13.512, 14.740,

@@ -8,8 +8,11 @@ from typing import Any
 
 from .quiet import kernel_calls
 
-# The kernel's job tags: one per cell, `sparkernel-<execution count>`.
-OUR_TAG = re.compile(r"sparkernel-\d+\Z")
+# The kernel's job tags: one per cell, `sparkernel-<execution count>`, and the one a job
+# started while the cell's output is captured also carries (no progress display for it:
+# driver/progress.h, PROGRESS_QUIET_TAG).
+QUIET_TAG = "sparkernel-quiet"
+OUR_TAG = re.compile(r"sparkernel-(\d+|quiet)\Z")
 
 
 def first_line(text: str, limit: int = 80) -> str:
@@ -31,6 +34,7 @@ class Cell:
         self.title: tuple[int, str] | None = None  # the context's last title
         self.fixed_title = False  # %%sql titles its jobs itself
         self.jvm_used = False  # a JVM call from this thread since the job tag was set
+        self.quiet = False  # this thread's jobs carry QUIET_TAG (output being captured)
         # The job description the notebook set (setJobDescription, setJobGroup's, or the
         # local property), with its context's id: it stays the jobs' description, cell
         # after cell, as on PySpark; the kernel's titles give way to it.
@@ -59,7 +63,7 @@ class Cell:
         try:
             with kernel_calls():
                 self._tag(jsc, tag)
-            self.tag, self.title, self.jvm_used = tag, None, False
+            self.tag, self.title, self.jvm_used, self.quiet = tag, None, False, False
         except Exception:
             self.tag = None
         finally:

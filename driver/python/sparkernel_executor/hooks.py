@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from .cell import OUR_TAG, Cell
+from .cell import OUR_TAG, QUIET_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
 from .jvm import Heard, Jvm, console_follows
@@ -184,6 +184,30 @@ class Hooks:
         functools.update_wrapper(set_log_level, set_level)
         SparkContext.setLogLevel = set_log_level  # type: ignore[method-assign]
 
+    def _follow_capture(self) -> None:
+        """A job a cell starts while its output is captured (%%capture, IPython's
+        capture_output, which swaps the shell's display publisher) carries QUIET_TAG as
+        well as the cell's tag: the kernel displays no progress for it, as plain
+        PySpark's cell shows nothing, and an interrupt still cancels it. The tag goes on
+        and off at the cell's first JVM call after the capture starts or ends."""
+        from IPython.core.displaypub import CapturingDisplayPublisher
+        from pyspark import SparkContext
+
+        cell = self._cell
+        quiet = isinstance(getattr(self._shell, "display_pub", None), CapturingDisplayPublisher)
+        jsc = getattr(SparkContext._active_spark_context, "_jsc", None)
+        if quiet == cell.quiet or cell.tag is None or jsc is None:
+            return
+        self._titling = True
+        try:
+            with kernel_calls():
+                (jsc.addJobTag if quiet else jsc.removeJobTag)(QUIET_TAG)
+            cell.quiet = quiet
+        except Exception:
+            pass
+        finally:
+            self._titling = False
+
     def _install_titles(self) -> None:
         """Job titles that speak of the user's code: before a JVM call from a cell's line
         (main thread), the active context's job description becomes that line, e.g.
@@ -258,6 +282,7 @@ class Hooks:
         def clear_job_tags(sc: Any) -> None:
             """The notebook's tags go; the cell's stays (its progress and interrupt)."""
             clear_tags(sc)
+            cell.quiet = False  # gone with the notebook's: added again while capturing
             if cell.user_call() and cell.tag is not None:
                 try:
                     with kernel_calls():
@@ -269,6 +294,8 @@ class Hooks:
             if not cell.running or threading.current_thread() is not threading.main_thread():
                 return call(member, *args)
             cell.jvm_used = True  # a job may start: the cell's jobs are worth listing
+            if not owner._titling:
+                owner._follow_capture()
             if owner._titling or cell.fixed_title:
                 return call(member, *args)
             sc = SparkContext._active_spark_context

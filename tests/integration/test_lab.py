@@ -129,6 +129,19 @@ class Lab:
             self.proc.wait(timeout=30)
         self._log.close()
         gone, alive = psutil.wait_procs(list(self.seen.values()), timeout=30)
+        # The class-data archive's trainer, which a first session leaves running on purpose
+        # at the lowest priority until its JVM has written the archive (README, "Fast
+        # session start"): on a slow machine that outlasts the wait above. Its JVM, the
+        # only one here that dumps an archive, may outlive the trainer's Python.
+        trainers: set[int] = set()
+        for p in alive:
+            try:
+                line = " ".join(p.cmdline())
+                if "cds-trainer" in line or "-XX:ArchiveClassesAtExit=" in line:
+                    trainers |= {p.pid} | {c.pid for c in p.children(recursive=True)}
+            except psutil.Error:
+                pass
+        alive = [p for p in alive if p.pid not in trainers]
         for p in alive:
             try:
                 p.kill()

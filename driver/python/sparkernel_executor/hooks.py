@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from IPython.core.displaypub import CapturingDisplayPublisher
+
 from .cell import OUR_TAG, QUIET_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
@@ -190,13 +192,14 @@ class Hooks:
         well as the cell's tag: the kernel displays no progress for it, as plain
         PySpark's cell shows nothing, and an interrupt still cancels it. The tag goes on
         and off at the cell's first JVM call after the capture starts or ends."""
-        from IPython.core.displaypub import CapturingDisplayPublisher
-        from pyspark import SparkContext
-
         cell = self._cell
         quiet = isinstance(getattr(self._shell, "display_pub", None), CapturingDisplayPublisher)
+        if quiet == cell.quiet or cell.tag is None:
+            return  # every JVM call of a cell passes here: nothing more unless it changed
+        from pyspark import SparkContext
+
         jsc = getattr(SparkContext._active_spark_context, "_jsc", None)
-        if quiet == cell.quiet or cell.tag is None or jsc is None:
+        if jsc is None:
             return
         self._titling = True
         try:

@@ -10,8 +10,6 @@ import threading
 import time
 from typing import Any
 
-from IPython.core.displaypub import CapturingDisplayPublisher
-
 from .cell import OUR_TAG, QUIET_TAG, Cell
 from .errors import SparkDiskFull, SparkMasterUnreachable, java_message
 from .interrupt import Interrupt
@@ -192,6 +190,10 @@ class Hooks:
         well as the cell's tag: the kernel displays no progress for it, as plain
         PySpark's cell shows nothing, and an interrupt still cancels it. The tag goes on
         and off at the cell's first JVM call after the capture starts or ends."""
+        # Imported here: at the executor's start, importing IPython's package would load
+        # its terminal front end, which main.py defers. Loaded by now, so a dict lookup.
+        from IPython.core.displaypub import CapturingDisplayPublisher
+
         cell = self._cell
         quiet = isinstance(getattr(self._shell, "display_pub", None), CapturingDisplayPublisher)
         if quiet == cell.quiet or cell.tag is None:

@@ -314,41 +314,40 @@ Test(progress, keeps_only_the_cells_tagged_jobs)
     }
 }
 
+/* The cell's tag is "sparkernel-3": of the jobs in answer, only job_id is displayed. */
+static void expect_only_job(const char *answer, int job_id)
+{
+    struct progress *p = tracker("sparkernel-3");
+    cr_assert_eq(feed(p, answer, 0), PROGRESS_OK);
+    struct progress_out out[MAX_OUT];
+    cr_assert_eq(drain(p, 0.3, out), 1);
+    cr_expect_eq(out[0].job_id, job_id);
+    release(out, 1);
+    progress_destroy(&p);
+}
+
 /* A job group the notebook set is its own: the cell's jobs are those carrying the kernel's tag,
  * whatever their group (a group that happens to read like the tag is not followed). */
 Test(progress, a_notebooks_own_job_group_does_not_hide_its_cells_jobs)
 {
-    struct progress *p = tracker("sparkernel-3");
-    const char *jobs =
-        "[{\"jobId\":2,\"jobGroup\":\"etl\",\"jobTags\":[\"spark-session-1\","
-        "\"sparkernel-3\"],\"status\":\"RUNNING\"},"
-        "{\"jobId\":1,\"jobGroup\":\"sparkernel-3\",\"jobTags\":[],"
-        "\"status\":\"RUNNING\"},"
-        "{\"jobId\":0,\"jobGroup\":\"etl\",\"jobTags\":null,\"status\":\"RUNNING\"}]";
-    cr_assert_eq(feed(p, jobs, 0), PROGRESS_OK);
-    struct progress_out out[MAX_OUT];
-    cr_assert_eq(drain(p, 0.3, out), 1);
-    cr_expect_eq(out[0].job_id, 2);
-    release(out, 1);
-    progress_destroy(&p);
+    expect_only_job("[{\"jobId\":2,\"jobGroup\":\"etl\",\"jobTags\":[\"spark-session-1\","
+                    "\"sparkernel-3\"],\"status\":\"RUNNING\"},"
+                    "{\"jobId\":1,\"jobGroup\":\"sparkernel-3\",\"jobTags\":[],"
+                    "\"status\":\"RUNNING\"},"
+                    "{\"jobId\":0,\"jobGroup\":\"etl\",\"jobTags\":null,\"status\":\"RUNNING\"}]",
+                    2);
 }
 
 /* A job the cell started while its output was captured (%%capture) carries the quiet tag as
  * well as the cell's: never displayed; the cell's other jobs are. */
 Test(progress, a_job_started_under_capture_is_not_displayed)
 {
-    struct progress *p = tracker("sparkernel-3");
-    const char *jobs = "[{\"jobId\":2,\"jobTags\":[\"sparkernel-3\",\"" PROGRESS_QUIET_TAG "\"],"
-                       "\"status\":\"RUNNING\"},"
-                       "{\"jobId\":1,\"jobTags\":[\"" PROGRESS_QUIET_TAG "\",\"sparkernel-3\"],"
-                       "\"status\":\"RUNNING\"},"
-                       "{\"jobId\":0,\"jobTags\":[\"sparkernel-3\"],\"status\":\"RUNNING\"}]";
-    cr_assert_eq(feed(p, jobs, 0), PROGRESS_OK);
-    struct progress_out out[MAX_OUT];
-    cr_assert_eq(drain(p, 0.3, out), 1);
-    cr_expect_eq(out[0].job_id, 0);
-    release(out, 1);
-    progress_destroy(&p);
+    expect_only_job("[{\"jobId\":2,\"jobTags\":[\"sparkernel-3\",\"" PROGRESS_QUIET_TAG "\"],"
+                    "\"status\":\"RUNNING\"},"
+                    "{\"jobId\":1,\"jobTags\":[\"" PROGRESS_QUIET_TAG "\",\"sparkernel-3\"],"
+                    "\"status\":\"RUNNING\"},"
+                    "{\"jobId\":0,\"jobTags\":[\"sparkernel-3\"],\"status\":\"RUNNING\"}]",
+                    0);
 }
 
 /* ---- replay of the recorded application ------------------------------------------------- */
